@@ -1,0 +1,228 @@
+"""Build the co-offending and victimization layers from validated records.
+
+IDs are mapped to dense integers once: persons and incidents are numbered
+in ascending string order of their IDs, so ``src < dst`` between indices
+means ``person_a < person_b`` between IDs, as edges.csv requires. The
+incidence (incident, person, role flags) inside the window is handed to the
+Cython kernels in :mod:`fdnet._core` as CSR arrays; every layer is one
+sorted edge list plus its symmetric CSR adjacency.
+
+>>> import pandas as pd
+>>> inc = pd.DataFrame({"incident_id": ["I1", "I2"], "day": [19000, 19010],
+...                     "gun": [False, True]})
+>>> inv = pd.DataFrame({"incident_id": ["I1", "I1", "I2", "I2"],
+...                     "person_id": ["A", "B", "B", "C"],
+...                     "role": ["suspect", "arrestee", "offender", "victim"]})
+>>> net = build_network(inc, inv, as_of_day=19010, window_days=365, half_life_days=365)
+>>> print(net.layers["co_offending"].edges_frame(net)[["person_a", "person_b", "incidents", "incident_ids"]].to_string(index=False))
+person_a person_b  incidents incident_ids
+       A        B          1           I1
+>>> net.layers["victimization"].edges_frame(net)[["person_a", "person_b"]].values.tolist()
+[['B', 'C']]
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from .. import _core
+from ..records.schema import OFFENDING_ROLES
+
+FLAG_OFFENDING = _core.FLAG_OFFENDING
+FLAG_VICTIM = _core.FLAG_VICTIM
+LAYERS = {"co_offending": _core.MODE_CO_OFFENDING, "victimization": _core.MODE_VICTIMIZATION}
+EPOCH = np.datetime64("1970-01-01", "D")
+
+
+def sorted_codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Dense codes in ascending order of the values: (codes int32, sorted uniques).
+
+    Hash-based factorisation, then a sort of the (fewer) uniques only.
+
+    >>> c, u = sorted_codes(np.array(["b", "a", "b", "c"], dtype=object))
+    >>> c.tolist(), u.tolist()
+    ([1, 0, 1, 2], ['a', 'b', 'c'])
+    """
+    codes, uniques = pd.factorize(np.asarray(values, dtype=object), sort=False)
+    uniques = np.asarray(uniques, dtype=object)
+    order = np.argsort(uniques, kind="stable")
+    rank = np.empty(len(order), dtype=np.int32)
+    rank[order] = np.arange(len(order), dtype=np.int32)
+    return rank[codes].astype(np.int32), uniques[order]
+
+
+@dataclass
+class Incidence:
+    """(incident, person, flags) triples, unique and sorted by (incident, person)."""
+
+    inc: np.ndarray      # int32 incident index
+    person: np.ndarray   # int32 person index
+    flags: np.ndarray    # uint8 OR of role flags
+    n_incidents: int
+    n_persons: int
+
+    @classmethod
+    def from_codes(cls, inc: np.ndarray, person: np.ndarray, flags: np.ndarray,
+                   n_incidents: int, n_persons: int) -> "Incidence":
+        key = inc.astype(np.int64) * max(n_persons, 1) + person.astype(np.int64)
+        order = np.argsort(key, kind="stable")
+        key = key[order]
+        f = flags[order]
+        starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]]) if len(key) else np.zeros(0, np.int64)
+        f = np.bitwise_or.reduceat(f, starts) if len(key) else f
+        key = key[starts]
+        return cls((key // max(n_persons, 1)).astype(np.int32), (key % max(n_persons, 1)).astype(np.int32),
+                   f.astype(np.uint8), n_incidents, n_persons)
+
+    def by_incident(self):
+        ip, ix, fl = _core.incidence_csr(self.inc, self.person, self.flags, self.n_incidents)
+        return ip, ix, fl
+
+    def by_person(self):
+        order = np.lexsort((self.inc, self.person))
+        return _core.incidence_csr(np.ascontiguousarray(self.person[order]),
+                                   np.ascontiguousarray(self.inc[order]),
+                                   np.ascontiguousarray(self.flags[order]), self.n_persons)
+
+
+def project_incidence(inc: np.ndarray, person: np.ndarray, flags: np.ndarray,
+                      n_incidents: int, n_persons: int, day: np.ndarray, weight: np.ndarray,
+                      mode: int = _core.MODE_CO_OFFENDING):
+    """Project integer-coded incidence rows onto person pairs (see :func:`fdnet._core.project`).
+
+    This is the whole projection as the benchmark times it: dedupe and sort
+    the incidence, build both CSR views, run the kernel.
+    """
+    I = Incidence.from_codes(inc, person, flags, n_incidents, n_persons)
+    i_ip, i_p, i_f = I.by_incident()
+    p_ip, p_i, p_f = I.by_person()
+    return _core.project(n_persons, p_ip, p_i, p_f, i_ip, i_p, i_f,
+                         np.ascontiguousarray(day, dtype=np.int32),
+                         np.ascontiguousarray(weight, dtype=np.float64), mode)
+
+
+@dataclass
+class Layer:
+    """One network layer: a sorted undirected edge list and its CSR adjacency."""
+
+    name: str
+    src: np.ndarray
+    dst: np.ndarray
+    n_incidents: np.ndarray
+    first_day: np.ndarray
+    last_day: np.ndarray
+    decayed: np.ndarray
+    ev_indptr: np.ndarray
+    ev_incident: np.ndarray
+    indptr: np.ndarray = field(repr=False, default=None)
+    indices: np.ndarray = field(repr=False, default=None)
+    data: np.ndarray = field(repr=False, default=None)
+
+    @property
+    def n_edges(self) -> int:
+        return len(self.src)
+
+    def degree(self) -> np.ndarray:
+        return np.diff(self.indptr).astype(np.int32)
+
+    def neighbors(self, i: int) -> np.ndarray:
+        return self.indices[self.indptr[i]:self.indptr[i + 1]]
+
+    def edge_index(self, a: int, b: int) -> int:
+        """Position of edge {a, b} in the edge list, or -1."""
+        a, b = min(a, b), max(a, b)
+        lo = np.searchsorted(self.src, a, side="left")
+        hi = np.searchsorted(self.src, a, side="right")
+        k = lo + np.searchsorted(self.dst[lo:hi], b)
+        return int(k) if k < hi and self.dst[k] == b else -1
+
+    def evidence(self, e: int) -> np.ndarray:
+        return self.ev_incident[self.ev_indptr[e]:self.ev_indptr[e + 1]]
+
+    def edges_frame(self, net: "Network") -> pd.DataFrame:
+        """The layer as edges.csv rows (CONTRACT.md section 3)."""
+        ids = net.incident_ids[self.ev_incident]
+        # ';'-join each edge's evidence IDs: split the flat array at ev_indptr
+        joined = [";".join(x) for x in np.split(ids, self.ev_indptr[1:-1])] if self.n_edges else []
+        return pd.DataFrame({
+            "person_a": net.person_ids[self.src],
+            "person_b": net.person_ids[self.dst],
+            "layer": self.name,
+            "weight": self.n_incidents,
+            "incidents": self.n_incidents,
+            "decayed_weight": np.round(self.decayed, 6),
+            "first_date": (EPOCH + self.first_day.astype("timedelta64[D]")).astype(str),
+            "last_date": (EPOCH + self.last_day.astype("timedelta64[D]")).astype(str),
+            "incident_ids": joined,
+        })
+
+
+@dataclass
+class Network:
+    """Everything the analytics need, as arrays over dense indices."""
+
+    person_ids: np.ndarray        # sorted person IDs (object)
+    incident_ids: np.ndarray      # sorted incident IDs in the window (object)
+    inc_day: np.ndarray           # int32 day of each incident
+    inc_gun: np.ndarray           # bool
+    inc_violent: np.ndarray       # bool
+    incidence: Incidence
+    layers: dict[str, Layer]
+    as_of_day: int
+    window_start_day: int
+
+    @property
+    def n_persons(self) -> int:
+        return len(self.person_ids)
+
+    def person_index(self, pid: str) -> int:
+        k = int(np.searchsorted(self.person_ids, pid))
+        return k if k < len(self.person_ids) and self.person_ids[k] == pid else -1
+
+    def shooting_incidents(self) -> np.ndarray:
+        """Boolean per incident: gun=true and at least one victim."""
+        has_victim = np.zeros(len(self.incident_ids), bool)
+        has_victim[self.incidence.inc[(self.incidence.flags & FLAG_VICTIM) != 0]] = True
+        return self.inc_gun & has_victim
+
+    def shooting_victims(self) -> np.ndarray:
+        """Sorted person indices who were victims of a shooting in the window."""
+        sh = self.shooting_incidents()
+        I = self.incidence
+        m = ((I.flags & FLAG_VICTIM) != 0) & sh[I.inc]
+        return np.unique(I.person[m]).astype(np.int32)
+
+
+def build_network(incidents: pd.DataFrame, involvements: pd.DataFrame, *, as_of_day: int,
+                  window_days: int, half_life_days: float) -> Network:
+    """Build the layers from incidents inside ``[as_of - window_days, as_of]``."""
+    start = as_of_day - window_days
+    inw = incidents[(incidents["day"] >= start) & (incidents["day"] <= as_of_day)]
+    inc_codes_all, inc_ids = sorted_codes(inw["incident_id"].to_numpy())
+    order = np.argsort(inc_codes_all, kind="stable")
+    inw = inw.iloc[order]
+    inc_day = inw["day"].to_numpy(dtype=np.int32)
+    inv = involvements[involvements["incident_id"].isin(inc_ids)]
+    inc_code = pd.Index(inc_ids).get_indexer(inv["incident_id"].to_numpy()).astype(np.int32)
+    p_code, person_ids = sorted_codes(inv["person_id"].to_numpy())
+    role = inv["role"].to_numpy()
+    flags = (np.isin(role, OFFENDING_ROLES) * FLAG_OFFENDING
+             + (role == "victim") * FLAG_VICTIM).astype(np.uint8)
+    I = Incidence.from_codes(inc_code, p_code, flags, len(inc_ids), len(person_ids))
+    i_ip, i_p, i_f = I.by_incident()
+    p_ip, p_i, p_f = I.by_person()
+    weight = np.power(0.5, (as_of_day - inc_day.astype(np.float64)) / float(half_life_days))
+    layers = {}
+    for name, mode in LAYERS.items():
+        out = _core.project(len(person_ids), p_ip, p_i, p_f, i_ip, i_p, i_f, inc_day, weight, mode)
+        layer = Layer(name, *out)
+        layer.indptr, layer.indices, layer.data = _core.edges_to_csr(
+            len(person_ids), layer.src, layer.dst, layer.n_incidents.astype(np.float64))
+        layers[name] = layer
+    return Network(
+        person_ids=person_ids, incident_ids=inc_ids, inc_day=inc_day,
+        inc_gun=(inw["gun"].to_numpy(dtype=bool) if "gun" in inw else np.zeros(len(inw), bool)), inc_violent=(inw["violent"].to_numpy(dtype=bool) if "violent" in inw else np.zeros(len(inw), bool)),
+        incidence=I, layers=layers, as_of_day=as_of_day, window_start_day=start,
+    )

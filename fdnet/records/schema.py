@@ -1,0 +1,141 @@
+"""The input tables as data: columns, types, roles and the violent set.
+
+Everything the validator checks is declared here, so the documentation
+(docs/data-format.md) and the code read from one place.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# --- roles ---------------------------------------------------------------
+OFFENDING_ROLES = ("offender", "suspect", "arrestee")
+ROLES = OFFENDING_ROLES + ("victim", "witness", "other")
+
+# --- values --------------------------------------------------------------
+TRUE_WORDS = frozenset({"true", "1", "yes", "t", "y"})
+FALSE_WORDS = frozenset({"false", "0", "no", "f", "n"})
+SUPERVISION = ("none", "probation", "parole", "pretrial")
+RELATIONS = ("conflict", "alliance")
+
+# --- the documented violent set ----------------------------------------------
+# Used only where the incidents table has no `violent` column. NIBRS Group A
+# crimes against persons that involve force or its threat (FBI NIBRS User
+# Manual, 2023): homicide, kidnapping, sex offences by force, robbery and
+# assault offences, plus weapon-law violations are *not* violent.
+VIOLENT_NIBRS = frozenset({
+    "09A", "09B", "100", "11A", "11B", "11C", "11D", "120", "13A", "13B", "13C",
+    "64A", "64B",
+})
+# Offense names, compared case-insensitively after trimming.
+VIOLENT_OFFENSES = frozenset({
+    "murder", "homicide", "manslaughter", "non-negligent manslaughter",
+    "negligent manslaughter", "kidnapping", "abduction", "kidnapping/abduction",
+    "rape", "sodomy", "sexual assault", "sexual assault with an object", "fondling",
+    "robbery", "armed robbery", "aggravated assault", "simple assault", "assault",
+    "intimidation", "shooting", "non-fatal shooting", "fatal shooting",
+    "human trafficking", "carjacking", "domestic violence",
+})
+
+
+@dataclass(frozen=True)
+class Col:
+    """One column of an input table.
+
+    kind: ``id`` (non-empty string), ``date``, ``bool``, ``float``, ``int``,
+    ``enum`` (one of ``choices``), ``text`` (free, may be empty).
+    """
+
+    name: str
+    kind: str = "text"
+    required: bool = False
+    choices: tuple[str, ...] = ()
+    lo: float | None = None
+    hi: float | None = None
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    name: str
+    columns: tuple[Col, ...]
+    key: tuple[str, ...] = ()          # unique key (later duplicates rejected)
+    optional_file: bool = False
+    date_column: str | None = None     # records dated after as_of are ignored
+    aliases: dict = field(default_factory=dict)
+
+    @property
+    def required(self) -> list[str]:
+        return [c.name for c in self.columns if c.required]
+
+    def col(self, name: str) -> Col | None:
+        for c in self.columns:
+            if c.name == name:
+                return c
+        return None
+
+
+INCIDENTS = TableSpec(
+    "incidents",
+    (
+        Col("incident_id", "id", required=True),
+        Col("date", "date", required=True),
+        Col("offense"), Col("nibrs_code"),
+        Col("gun", "bool"), Col("fatal", "bool"), Col("violent", "bool"),
+        Col("district"),
+        Col("lat", "float", lo=-90, hi=90), Col("lon", "float", lo=-180, hi=180),
+    ),
+    key=("incident_id",),
+    date_column="date",
+)
+
+INVOLVEMENTS = TableSpec(
+    "involvements",
+    (
+        Col("incident_id", "id", required=True),
+        Col("person_id", "id", required=True),
+        Col("role", "enum", required=True, choices=ROLES),
+    ),
+    key=("incident_id", "person_id", "role"),
+)
+
+PERSONS = TableSpec(
+    "persons",
+    (
+        Col("person_id", "id", required=True),
+        Col("birth_date", "date"), Col("birth_year", "int", lo=1900, hi=2100),
+        Col("sex"), Col("race"), Col("ethnicity"), Col("district"),
+        Col("supervision", "enum", choices=SUPERVISION),
+        Col("supervision_end", "date"),
+        Col("deceased", "bool"), Col("incarcerated", "bool"),
+    ),
+    key=("person_id",),
+    optional_file=True,
+)
+
+GROUPS = TableSpec(
+    "groups",
+    (
+        Col("person_id", "id", required=True),
+        Col("group", "id", required=True),
+        Col("source"), Col("date", "date"),
+    ),
+    key=("person_id", "group"),
+    optional_file=True,
+    date_column="date",
+)
+
+GROUP_RELATIONS = TableSpec(
+    "group_relations",
+    (
+        Col("group_a", "id", required=True),
+        Col("group_b", "id", required=True),
+        Col("relation", "enum", required=True, choices=RELATIONS),
+        Col("date", "date"), Col("source"),
+    ),
+    key=("group_a", "group_b", "relation"),
+    optional_file=True,
+    date_column="date",
+)
+
+TABLES: dict[str, TableSpec] = {
+    t.name: t for t in (INCIDENTS, INVOLVEMENTS, PERSONS, GROUPS, GROUP_RELATIONS)
+}
