@@ -21,7 +21,7 @@ no library computes those in one pass (see benchmarks/bench_projection.py).
 """
 import numpy as np
 cimport numpy as cnp
-from libc.stdlib cimport malloc, free, qsort
+from libc.stdlib cimport malloc, realloc, free, qsort
 from libc.string cimport memset
 
 cnp.import_array()
@@ -33,6 +33,20 @@ MODE_CO_OFFENDING = 0
 MODE_VICTIMIZATION = 1
 
 
+cdef extern from *:
+    """
+    #define FDNET_PREFETCH(p) __builtin_prefetch((const void*)(p))
+    """
+    void FDNET_PREFETCH(const void* p) noexcept nogil
+
+
+cdef struct IncMeta:
+    cnp.int64_t start
+    cnp.int64_t stop
+    int day
+    double weight
+
+
 cdef inline bint _pair_ok(int mode, unsigned char fa, unsigned char fb) noexcept nogil:
     if mode == 0:
         return (fa & 1) and (fb & 1)
@@ -42,6 +56,12 @@ cdef inline bint _pair_ok(int mode, unsigned char fa, unsigned char fb) noexcept
 cdef int _cmp_int32(const void* a, const void* b) noexcept nogil:
     cdef int x = (<int*>a)[0]
     cdef int y = (<int*>b)[0]
+    return (x > y) - (x < y)
+
+
+cdef int _cmp_u64(const void* a, const void* b) noexcept nogil:
+    cdef unsigned long long x = (<unsigned long long*>a)[0]
+    cdef unsigned long long y = (<unsigned long long*>b)[0]
     return (x > y) - (x < y)
 
 
@@ -75,18 +95,24 @@ def project(Py_ssize_t n_persons,
             const cnp.int32_t[::1] inc_day, const cnp.float64_t[::1] inc_weight, int mode):
     """Project a person-incident incidence onto person pairs.
 
-    ``p_*`` is the incidence as CSR from persons to incidents and ``i_*`` the
-    same incidence from incidents to persons, persons ascending inside each
-    incident. ``mode`` 0 joins two people who both hold an offending role in
-    an incident (co-offending); mode 1 joins an offending role to a victim of
-    the same incident (victimization). Pairs are unordered: each edge is
-    reported once with ``src < dst``, edges sorted by (src, dst).
+    ``p_*`` is the incidence as CSR from persons to incidents (incidents
+    ascending) and ``i_*`` the same incidence from incidents to persons
+    (persons ascending). ``mode`` 0 joins two people who both hold an
+    offending role in an incident (co-offending); mode 1 joins an offending
+    role to a victim of the same incident (victimization). Pairs are
+    unordered: each edge is reported once with ``src < dst``, edges sorted
+    by (src, dst).
 
     Returns ``(src, dst, n_incidents, first_day, last_day, decayed,
     ev_indptr, ev_incident)``: for edge ``e`` its distinct incidents are
     ``ev_incident[ev_indptr[e]:ev_indptr[e+1]]`` in ascending incident index,
     ``decayed`` sums ``inc_weight`` over them, and first/last are the
     smallest and largest ``inc_day``.
+
+    For each person ``a`` the kernel gathers its partners ``b > a`` as
+    64-bit keys ``(b, incident)`` in a small buffer, sorts it (insertion
+    sort for the usual short rows) and reduces runs of equal ``b``: memory
+    is touched sequentially, with no scatter array over all persons.
 
     >>> import numpy as np
     >>> # incident 0: persons 0,1,2 offenders; incident 1: persons 1,2 offenders
@@ -100,20 +126,28 @@ def project(Py_ssize_t n_persons,
     >>> out[6].tolist(), out[7].tolist()
     ([0, 1, 2, 4], [0, 0, 0, 1])
     """
-    cdef Py_ssize_t a, b, k, j, e, t, n_touch, total = 0, n_edges = 0, n_ev = 0
-    cdef int inc
+    cdef Py_ssize_t n_inc = i_indptr.shape[0] - 1
+    cdef Py_ssize_t a, k, j, r, t, u, nb, nr, cap, rcap, total = 0, n_edges = 0, n_ev = 0, n_off, n_vic
+    cdef int b, fd, ld, rank
     cdef unsigned char fa
-    # Pass 1: count qualifying pair-instances, an exact upper bound for
-    # both the number of edges and the number of evidence entries.
+    cdef unsigned int pf
+    cdef unsigned long long x
+    cdef double dsum
+    # Pass 1, sequential over incidents: an upper bound on qualifying
+    # pair-instances, hence on edges and on evidence entries.
     with nogil:
-        for a in range(n_persons):
-            for k in range(p_indptr[a], p_indptr[a + 1]):
-                inc = p_inc[k]
-                fa = p_flag[k]
-                for j in range(i_indptr[inc], i_indptr[inc + 1]):
-                    b = i_person[j]
-                    if b > a and _pair_ok(mode, fa, i_flag[j]):
-                        total += 1
+        for r in range(n_inc):
+            n_off = 0
+            n_vic = 0
+            for j in range(i_indptr[r], i_indptr[r + 1]):
+                if i_flag[j] & 1:
+                    n_off += 1
+                if i_flag[j] & 2:
+                    n_vic += 1
+            if mode == 0:
+                total += n_off * (n_off - 1) // 2
+            else:
+                total += n_off * n_vic
 
     src_a = np.empty(total, dtype=np.int32)
     dst_a = np.empty(total, dtype=np.int32)
@@ -128,83 +162,130 @@ def project(Py_ssize_t n_persons,
     cdef cnp.int64_t[::1] evp = evp_a
     cdef cnp.int32_t[::1] evi = evi_a
 
-    # scatter state, indexed by the partner person b
-    cdef int* mark = <int*>malloc(max(n_persons, 1) * sizeof(int))
-    cdef int* s_cnt = <int*>malloc(max(n_persons, 1) * sizeof(int))
-    cdef int* s_first = <int*>malloc(max(n_persons, 1) * sizeof(int))
-    cdef int* s_last = <int*>malloc(max(n_persons, 1) * sizeof(int))
-    cdef double* s_dec = <double*>malloc(max(n_persons, 1) * sizeof(double))
-    cdef Py_ssize_t* s_head = <Py_ssize_t*>malloc(max(n_persons, 1) * sizeof(Py_ssize_t))
-    cdef int* touched = <int*>malloc(max(n_persons, 1) * sizeof(int))
-    cdef Py_ssize_t* ln_next = <Py_ssize_t*>malloc(max(total, 1) * sizeof(Py_ssize_t))
-    cdef int* ln_inc = <int*>malloc(max(total, 1) * sizeof(int))
-    if (mark == NULL or s_cnt == NULL or s_first == NULL or s_last == NULL or s_dec == NULL
-            or s_head == NULL or touched == NULL or ln_next == NULL or ln_inc == NULL):
-        free(mark); free(s_cnt); free(s_first); free(s_last); free(s_dec)
-        free(s_head); free(touched); free(ln_next); free(ln_inc)
-        raise MemoryError()
-    cdef Py_ssize_t ln = 0, pos, node
-    cdef int day
+    # Packed copies for the random-access phase: one cache line brings an
+    # incident's bounds, day and weight; person and flags share a word.
+    cdef IncMeta* meta = <IncMeta*>malloc((n_inc + 1) * sizeof(IncMeta))
+    cdef unsigned int* ipf = <unsigned int*>malloc((i_person.shape[0] + 1) * sizeof(unsigned int))
+    cap = 1024
+    rcap = 256
+    cdef unsigned long long* buf = <unsigned long long*>malloc(cap * sizeof(unsigned long long))
+    cdef int* row_inc = <int*>malloc(rcap * sizeof(int))
+    cdef int* row_day = <int*>malloc(rcap * sizeof(int))
+    cdef double* row_w = <double*>malloc(rcap * sizeof(double))
+    cdef void* grown
+    cdef bint oom = (meta == NULL or ipf == NULL or buf == NULL or row_inc == NULL
+                     or row_day == NULL or row_w == NULL)
+    cdef IncMeta* mi
+    cdef Py_ssize_t n_p_inc = p_inc.shape[0]
     try:
         with nogil:
+            if not oom:
+                for r in range(n_inc):
+                    meta[r].start = i_indptr[r]
+                    meta[r].stop = i_indptr[r + 1]
+                    meta[r].day = inc_day[r]
+                    meta[r].weight = inc_weight[r]
+                for j in range(i_person.shape[0]):
+                    ipf[j] = (<unsigned int>i_person[j] << 2) | (i_flag[j] & 3)
             for a in range(n_persons):
-                mark[a] = -1
-            for a in range(n_persons):
-                n_touch = 0
-                ln = 0
+                if oom:
+                    break
+                nb = 0
+                nr = p_indptr[a + 1] - p_indptr[a]
+                if nr > rcap:
+                    while rcap < nr:
+                        rcap *= 2
+                    grown = realloc(row_inc, rcap * sizeof(int))
+                    if grown == NULL:
+                        oom = True
+                        break
+                    row_inc = <int*>grown
+                    grown = realloc(row_day, rcap * sizeof(int))
+                    if grown == NULL:
+                        oom = True
+                        break
+                    row_day = <int*>grown
+                    grown = realloc(row_w, rcap * sizeof(double))
+                    if grown == NULL:
+                        oom = True
+                        break
+                    row_w = <double*>grown
                 for k in range(p_indptr[a], p_indptr[a + 1]):
-                    inc = p_inc[k]
+                    # The loop is bound by memory latency (one random incident
+                    # per step): prefetch the incidents a few steps ahead.
+                    if k + 16 < n_p_inc:
+                        FDNET_PREFETCH(&meta[p_inc[k + 16]])
+                    if k + 8 < n_p_inc:
+                        FDNET_PREFETCH(&ipf[meta[p_inc[k + 8]].start])
+                    rank = <int>(k - p_indptr[a])
+                    mi = &meta[p_inc[k]]
+                    row_inc[rank] = p_inc[k]
+                    row_day[rank] = mi.day
+                    row_w[rank] = mi.weight
                     fa = p_flag[k]
-                    day = inc_day[inc]
-                    for j in range(i_indptr[inc], i_indptr[inc + 1]):
-                        b = i_person[j]
-                        if b <= a or not _pair_ok(mode, fa, i_flag[j]):
+                    for j in range(mi.start, mi.stop):
+                        pf = ipf[j]
+                        b = <int>(pf >> 2)
+                        if b <= a or not _pair_ok(mode, fa, <unsigned char>(pf & 3)):
                             continue
-                        if mark[b] != a:
-                            mark[b] = <int>a
-                            touched[n_touch] = <int>b
-                            n_touch += 1
-                            s_cnt[b] = 0
-                            s_first[b] = day
-                            s_last[b] = day
-                            s_dec[b] = 0.0
-                            s_head[b] = -1
-                        s_cnt[b] += 1
-                        if day < s_first[b]:
-                            s_first[b] = day
-                        if day > s_last[b]:
-                            s_last[b] = day
-                        s_dec[b] += inc_weight[inc]
-                        # evidence list, newest first; incidents arrive ascending
-                        ln_inc[ln] = inc
-                        ln_next[ln] = s_head[b]
-                        s_head[b] = ln
-                        ln += 1
-                if n_touch > 1:
-                    qsort(touched, n_touch, sizeof(int), _cmp_int32)
-                for t in range(n_touch):
-                    b = touched[t]
+                        if nb == cap:
+                            grown = realloc(buf, 2 * cap * sizeof(unsigned long long))
+                            if grown == NULL:
+                                oom = True
+                                break
+                            buf = <unsigned long long*>grown
+                            cap *= 2
+                        buf[nb] = ((<unsigned long long>b) << 32) | <unsigned int>rank
+                        nb += 1
+                    if oom:
+                        break
+                if oom or nb == 0:
+                    continue
+                if nb <= 24:
+                    for t in range(1, nb):
+                        x = buf[t]
+                        u = t - 1
+                        while u >= 0 and buf[u] > x:
+                            buf[u + 1] = buf[u]
+                            u -= 1
+                        buf[u + 1] = x
+                else:
+                    qsort(buf, nb, sizeof(unsigned long long), _cmp_u64)
+                t = 0
+                while t < nb:
+                    b = <int>(buf[t] >> 32)
                     src[n_edges] = <int>a
-                    dst[n_edges] = <int>b
-                    cnt[n_edges] = s_cnt[b]
-                    first[n_edges] = s_first[b]
-                    last[n_edges] = s_last[b]
-                    dec[n_edges] = s_dec[b]
-                    pos = n_ev + s_cnt[b]
-                    evp[n_edges + 1] = pos
-                    node = s_head[b]
-                    while node != -1:
-                        pos -= 1
-                        evi[pos] = ln_inc[node]
-                        node = ln_next[node]
-                    n_ev += s_cnt[b]
+                    dst[n_edges] = b
+                    fd = 2147483647
+                    ld = -2147483647
+                    dsum = 0.0
+                    u = t
+                    while u < nb and <int>(buf[u] >> 32) == b:
+                        rank = <int><unsigned int>buf[u]
+                        evi[n_ev] = row_inc[rank]
+                        n_ev += 1
+                        if row_day[rank] < fd:
+                            fd = row_day[rank]
+                        if row_day[rank] > ld:
+                            ld = row_day[rank]
+                        dsum += row_w[rank]
+                        u += 1
+                    cnt[n_edges] = <int>(u - t)
+                    first[n_edges] = fd
+                    last[n_edges] = ld
+                    dec[n_edges] = dsum
                     n_edges += 1
+                    evp[n_edges] = n_ev
+                    t = u
     finally:
-        free(mark); free(s_cnt); free(s_first); free(s_last); free(s_dec)
-        free(s_head); free(touched); free(ln_next); free(ln_inc)
-    return (src_a[:n_edges].copy(), dst_a[:n_edges].copy(), cnt_a[:n_edges].copy(),
-            first_a[:n_edges].copy(), last_a[:n_edges].copy(), dec_a[:n_edges].copy(),
-            evp_a[:n_edges + 1].copy(), evi_a[:n_ev].copy())
+        free(buf); free(meta); free(ipf); free(row_inc); free(row_day); free(row_w)
+    if oom:
+        raise MemoryError()
+    out = (src_a, dst_a, cnt_a, first_a, last_a, dec_a)
+    if n_edges < total // 2:
+        # trim: the bound was loose (many repeated pairs)
+        return tuple(v[:n_edges].copy() for v in out) + (evp_a[:n_edges + 1].copy(), evi_a[:n_ev].copy())
+    return tuple(v[:n_edges] for v in out) + (evp_a[:n_edges + 1], evi_a[:n_ev])
 
 
 def edges_to_csr(Py_ssize_t n, const cnp.int32_t[::1] src, const cnp.int32_t[::1] dst,
@@ -343,3 +424,100 @@ def bfs_distances(const cnp.int64_t[::1] indptr, const cnp.int32_t[::1] indices,
     finally:
         free(queue)
     return dist_a
+
+
+def build_incidence(const cnp.int32_t[::1] inc, const cnp.int32_t[::1] person,
+                    const cnp.uint8_t[::1] flags, Py_ssize_t n_inc, Py_ssize_t n_persons):
+    """Both CSR views of an incidence from unsorted (incident, person, flags) rows.
+
+    Counting sort by incident, then each incident's persons sorted and
+    deduplicated (flags OR-ed); then a stable counting sort by person, so
+    each person's incidents come out ascending. O(rows) work, no global
+    comparison sort.
+
+    Returns ``(i_indptr, i_person, i_flag, p_indptr, p_inc, p_flag)``.
+
+    >>> import numpy as np
+    >>> out = build_incidence(np.array([1, 0, 1, 1], np.int32), np.array([2, 0, 0, 2], np.int32),
+    ...                       np.array([1, 2, 1, 2], np.uint8), 2, 3)
+    >>> [a.tolist() for a in out]
+    [[0, 1, 3], [0, 0, 2], [2, 1, 3], [0, 2, 2, 3], [0, 1, 1], [2, 1, 3]]
+    """
+    cdef Py_ssize_t m = inc.shape[0], k, j, r, lo, hi, w, q
+    cdef int x
+    cdef unsigned char fx
+    i_ptr_a = np.zeros(n_inc + 1, dtype=np.int64)
+    cdef cnp.int64_t[::1] i_ptr = i_ptr_a
+    tmp_p_a = np.empty(m, dtype=np.int32)
+    tmp_f_a = np.empty(m, dtype=np.uint8)
+    cdef cnp.int32_t[::1] tmp_p = tmp_p_a
+    cdef cnp.uint8_t[::1] tmp_f = tmp_f_a
+    cdef cnp.int64_t* fill = <cnp.int64_t*>malloc((max(n_inc, n_persons) + 1) * sizeof(cnp.int64_t))
+    if fill == NULL:
+        raise MemoryError()
+    p_ptr_a = np.zeros(n_persons + 1, dtype=np.int64)
+    cdef cnp.int64_t[::1] p_ptr = p_ptr_a
+    cdef Py_ssize_t n_out = 0
+    try:
+        with nogil:
+            for k in range(m):
+                i_ptr[inc[k] + 1] += 1
+            for r in range(n_inc):
+                i_ptr[r + 1] += i_ptr[r]
+                fill[r] = i_ptr[r]
+            for k in range(m):
+                q = fill[inc[k]]
+                tmp_p[q] = person[k]
+                tmp_f[q] = flags[k]
+                fill[inc[k]] += 1
+            # sort each incident's persons (insertion sort: incidents are small),
+            # dedupe in place, compacting into the front of the arrays
+            w = 0
+            for r in range(n_inc):
+                lo = i_ptr[r]
+                hi = i_ptr[r + 1]
+                for k in range(lo + 1, hi):
+                    x = tmp_p[k]
+                    fx = tmp_f[k]
+                    j = k - 1
+                    while j >= lo and tmp_p[j] > x:
+                        tmp_p[j + 1] = tmp_p[j]
+                        tmp_f[j + 1] = tmp_f[j]
+                        j -= 1
+                    tmp_p[j + 1] = x
+                    tmp_f[j + 1] = fx
+                i_ptr[r] = w
+                k = lo
+                while k < hi:
+                    tmp_p[w] = tmp_p[k]
+                    tmp_f[w] = tmp_f[k]
+                    k += 1
+                    while k < hi and tmp_p[k] == tmp_p[w]:
+                        tmp_f[w] = tmp_f[w] | tmp_f[k]
+                        k += 1
+                    w += 1
+            i_ptr[n_inc] = w
+            n_out = w
+            for k in range(n_out):
+                p_ptr[tmp_p[k] + 1] += 1
+            for r in range(n_persons):
+                p_ptr[r + 1] += p_ptr[r]
+                fill[r] = p_ptr[r]
+    except:
+        free(fill)
+        raise
+    p_inc_a = np.empty(n_out, dtype=np.int32)
+    p_flag_a = np.empty(n_out, dtype=np.uint8)
+    cdef cnp.int32_t[::1] p_inc = p_inc_a
+    cdef cnp.uint8_t[::1] p_flag = p_flag_a
+    try:
+        with nogil:
+            for r in range(n_inc):
+                for k in range(i_ptr[r], i_ptr[r + 1]):
+                    q = fill[tmp_p[k]]
+                    p_inc[q] = <int>r
+                    p_flag[q] = tmp_f[k]
+                    fill[tmp_p[k]] += 1
+    finally:
+        free(fill)
+    return (i_ptr_a, tmp_p_a[:n_out].copy(), tmp_f_a[:n_out].copy(), p_ptr_a, p_inc_a, p_flag_a)

@@ -55,36 +55,44 @@ def sorted_codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 @dataclass
 class Incidence:
-    """(incident, person, flags) triples, unique and sorted by (incident, person)."""
+    """The person-incident incidence, unique per (incident, person), flags OR-ed.
 
-    inc: np.ndarray      # int32 incident index
-    person: np.ndarray   # int32 person index
-    flags: np.ndarray    # uint8 OR of role flags
-    n_incidents: int
-    n_persons: int
+    Held as CSR both ways (see :func:`fdnet._core.build_incidence`); ``inc``,
+    ``person`` and ``flags`` are the same entries as triples sorted by
+    (incident, person).
+    """
+
+    i_indptr: np.ndarray
+    i_person: np.ndarray
+    i_flag: np.ndarray
+    p_indptr: np.ndarray
+    p_inc: np.ndarray
+    p_flag: np.ndarray
 
     @classmethod
     def from_codes(cls, inc: np.ndarray, person: np.ndarray, flags: np.ndarray,
                    n_incidents: int, n_persons: int) -> "Incidence":
-        key = inc.astype(np.int64) * max(n_persons, 1) + person.astype(np.int64)
-        order = np.argsort(key, kind="stable")
-        key = key[order]
-        f = flags[order]
-        starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]]) if len(key) else np.zeros(0, np.int64)
-        f = np.bitwise_or.reduceat(f, starts) if len(key) else f
-        key = key[starts]
-        return cls((key // max(n_persons, 1)).astype(np.int32), (key % max(n_persons, 1)).astype(np.int32),
-                   f.astype(np.uint8), n_incidents, n_persons)
+        return cls(*_core.build_incidence(
+            np.ascontiguousarray(inc, np.int32), np.ascontiguousarray(person, np.int32),
+            np.ascontiguousarray(flags, np.uint8), n_incidents, n_persons))
 
-    def by_incident(self):
-        ip, ix, fl = _core.incidence_csr(self.inc, self.person, self.flags, self.n_incidents)
-        return ip, ix, fl
+    @property
+    def inc(self) -> np.ndarray:
+        return np.repeat(np.arange(len(self.i_indptr) - 1, dtype=np.int32), np.diff(self.i_indptr))
 
-    def by_person(self):
-        order = np.lexsort((self.inc, self.person))
-        return _core.incidence_csr(np.ascontiguousarray(self.person[order]),
-                                   np.ascontiguousarray(self.inc[order]),
-                                   np.ascontiguousarray(self.flags[order]), self.n_persons)
+    @property
+    def person(self) -> np.ndarray:
+        return self.i_person
+
+    @property
+    def flags(self) -> np.ndarray:
+        return self.i_flag
+
+    def project(self, inc_day: np.ndarray, weight: np.ndarray, mode: int):
+        return _core.project(len(self.p_indptr) - 1, self.p_indptr, self.p_inc, self.p_flag,
+                             self.i_indptr, self.i_person, self.i_flag,
+                             np.ascontiguousarray(inc_day, dtype=np.int32),
+                             np.ascontiguousarray(weight, dtype=np.float64), mode)
 
 
 def project_incidence(inc: np.ndarray, person: np.ndarray, flags: np.ndarray,
@@ -95,12 +103,7 @@ def project_incidence(inc: np.ndarray, person: np.ndarray, flags: np.ndarray,
     This is the whole projection as the benchmark times it: dedupe and sort
     the incidence, build both CSR views, run the kernel.
     """
-    I = Incidence.from_codes(inc, person, flags, n_incidents, n_persons)
-    i_ip, i_p, i_f = I.by_incident()
-    p_ip, p_i, p_f = I.by_person()
-    return _core.project(n_persons, p_ip, p_i, p_f, i_ip, i_p, i_f,
-                         np.ascontiguousarray(day, dtype=np.int32),
-                         np.ascontiguousarray(weight, dtype=np.float64), mode)
+    return Incidence.from_codes(inc, person, flags, n_incidents, n_persons).project(day, weight, mode)
 
 
 @dataclass
@@ -211,13 +214,10 @@ def build_network(incidents: pd.DataFrame, involvements: pd.DataFrame, *, as_of_
     flags = (np.isin(role, OFFENDING_ROLES) * FLAG_OFFENDING
              + (role == "victim") * FLAG_VICTIM).astype(np.uint8)
     I = Incidence.from_codes(inc_code, p_code, flags, len(inc_ids), len(person_ids))
-    i_ip, i_p, i_f = I.by_incident()
-    p_ip, p_i, p_f = I.by_person()
     weight = np.power(0.5, (as_of_day - inc_day.astype(np.float64)) / float(half_life_days))
     layers = {}
     for name, mode in LAYERS.items():
-        out = _core.project(len(person_ids), p_ip, p_i, p_f, i_ip, i_p, i_f, inc_day, weight, mode)
-        layer = Layer(name, *out)
+        layer = Layer(name, *I.project(inc_day, weight, mode))
         layer.indptr, layer.indices, layer.data = _core.edges_to_csr(
             len(person_ids), layer.src, layer.dst, layer.n_incidents.astype(np.float64))
         layers[name] = layer
