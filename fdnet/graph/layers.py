@@ -175,6 +175,7 @@ class Network:
     layers: dict[str, Layer]
     as_of_day: int
     window_start_day: int
+    _shooting: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def n_persons(self) -> int:
@@ -185,10 +186,12 @@ class Network:
         return k if k < len(self.person_ids) and self.person_ids[k] == pid else -1
 
     def shooting_incidents(self) -> np.ndarray:
-        """Boolean per incident: gun=true and at least one victim."""
-        has_victim = np.zeros(len(self.incident_ids), bool)
-        has_victim[self.incidence.inc[(self.incidence.flags & FLAG_VICTIM) != 0]] = True
-        return self.inc_gun & has_victim
+        """Boolean per incident: gun=true and at least one victim (a shooting)."""
+        if self._shooting is None:
+            has_victim = np.zeros(len(self.incident_ids), bool)
+            has_victim[self.incidence.inc[(self.incidence.flags & FLAG_VICTIM) != 0]] = True
+            self._shooting = self.inc_gun & has_victim
+        return self._shooting
 
     def shooting_victims(self) -> np.ndarray:
         """Sorted person indices who were victims of a shooting in the window."""

@@ -1,0 +1,305 @@
+"""fdnet's command line (CONTRACT.md section 2).
+
+Exit codes: 0 success; 2 bad input or usage (one paragraph on stderr naming
+the file, line and column where it applies, no traceback); 1 internal
+error. Set FDNET_DEBUG=1 to see the traceback of an internal error.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from . import __version__
+from .errors import FdnetError
+
+app = typer.Typer(
+    name="fdnet",
+    help=("Focused-deterrence network engine: turn police incident records into auditable call-in, "
+          "custom-notification and service-referral lists.\n\n"
+          "Start with `fdnet demo`, which builds a synthetic city and runs the whole pipeline on it. "
+          "Input format: docs/data-format.md; policy file: docs/policy.md."),
+    no_args_is_help=True, add_completion=False, rich_markup_mode=None,
+    pretty_exceptions_enable=False,
+)
+policy_app = typer.Typer(help="Write or check a policy file.", no_args_is_help=True)
+app.add_typer(policy_app, name="policy")
+out = Console()
+err = Console(stderr=True)
+
+
+def _progress(enabled: bool):
+    from .pipeline import STEPS
+
+    class _P:
+        def __enter__(self):
+            self.p = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+                              TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
+                              console=err, disable=not enabled, transient=True)
+            self.p.__enter__()
+            self.task = self.p.add_task("starting", total=len(STEPS))
+            self.n = 0
+            return self
+
+        def __call__(self, name: str):
+            if self.n:
+                self.p.advance(self.task)
+            self.n += 1
+            self.p.update(self.task, description=name)
+
+        def __exit__(self, *exc):
+            if exc[0] is None:
+                self.p.update(self.task, completed=len(STEPS), description="done")
+            self.p.__exit__(*exc)
+    return _P()
+
+
+def _summary_table(result, out_dir: Path) -> None:
+    s = result.summary
+    t = Table(title=f"fdnet run as of {s['as_of']} → {out_dir}", show_header=True)
+    t.add_column("what")
+    t.add_column("count", justify="right")
+    for k, label in [("persons_in_network", "people in the network"),
+                     ("incidents_in_window", f"incidents in the window (from {s['window_start']})"),
+                     ("shootings_in_window", "shootings"), ("shooting_victims_in_window", "shooting victims"),
+                     ("co_offending_edges", "co-offending ties"), ("victimization_edges", "victimization ties"),
+                     ("groups_detected", "groups detected"), ("group_disagreements", "audit/network disagreements"),
+                     ("rows_rejected", "input rows rejected (rejected.csv)")]:
+        t.add_row(label, f"{s[k]:,}")
+    for k, v in s["lists"].items():
+        t.add_row(f"{k}.csv", f"{v:,}")
+    out.print(t)
+
+
+@app.command()
+def run(
+    data_dir: Path = typer.Argument(..., help="Folder of input tables: incidents, involvements and optional "
+                                    "persons, groups, group_relations (.csv or .parquet)."),
+    out_dir: Path = typer.Option(..., "--out", help="Run folder to create; must be new or empty."),
+    as_of: Optional[str] = typer.Option(None, "--as-of", help="YYYY-MM-DD. Records dated after it are ignored "
+                                        "as if absent. Default: the latest incident date."),
+    policy: Optional[Path] = typer.Option(None, "--policy", help="Policy YAML (see `fdnet policy init`)."),
+    mapping: Optional[Path] = typer.Option(None, "--mapping", help="Column/role mapping YAML; default: "
+                                           "DATA_DIR/mapping.yaml when present."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or summary table."),
+):
+    """Run the main job: validate the inputs, build the networks, score, and write the run folder.
+
+    Every input row is either used or written to rejected.csv with its file, line, column and reason.
+    A failed run leaves RUN_DIR absent or empty.
+    """
+    from .pipeline import run as run_pipeline
+    from .scoring.policy import load_policy
+
+    pol = load_policy(policy)
+    with _progress(not quiet) as prog:
+        result = run_pipeline(data_dir, out_dir, as_of=as_of, policy=pol, mapping_path=mapping, progress=prog)
+    if not quiet:
+        _summary_table(result, out_dir)
+
+
+@app.command()
+def synth(
+    out_dir: Path = typer.Option(..., "--out", help="Folder to write the synthetic input tables into."),
+    people: int = typer.Option(20_000, "--people", min=50, help="Number of people in the city."),
+    seed: int = typer.Option(0, "--seed", help="Random seed; the same seed gives the same city."),
+    fmt: str = typer.Option("csv", "--format", help="csv or parquet."),
+):
+    """Write a synthetic city's input folder (truth kept apart in OUT/truth/). See docs/synthetic-city.md."""
+    from .synth import generate_city, write_city
+
+    if fmt not in ("csv", "parquet"):
+        raise typer.BadParameter("must be csv or parquet", param_hint="--format")
+    if out_dir.exists() and any(out_dir.iterdir()):
+        from .errors import UsageError
+        raise UsageError(f"--out {out_dir} is not empty; choose a new folder")
+    with err.status(f"generating a city of {people:,} people (seed {seed})"):
+        city = generate_city(n_people=people, seed=seed)
+        write_city(city, out_dir, fmt=fmt)
+    out.print(f"wrote {len(city.incidents):,} incidents and {len(city.involvements):,} involvements "
+              f"to {out_dir} (input period ends {city.end_date})")
+
+
+@app.command()
+def demo(
+    out_dir: Path = typer.Option(Path("demo-run"), "--out", help="Run folder to create (new or empty)."),
+    people: int = typer.Option(20_000, "--people", min=50, help="Size of the synthetic city."),
+    seed: int = typer.Option(0, "--seed"),
+    quiet: bool = typer.Option(False, "--quiet", "-q"),
+):
+    """Generate the built-in synthetic city and run the whole pipeline on it.
+
+    The city's input tables go to a temporary folder that is removed afterwards (nothing is written
+    outside RUN_DIR); use `fdnet synth` to keep them.
+    """
+    from .pipeline import check_run_dir
+    from .pipeline import run as run_pipeline
+    from .synth import generate_city, write_city
+
+    check_run_dir(out_dir)
+    with tempfile.TemporaryDirectory(prefix="fdnet-demo-") as tmp:
+        with err.status(f"generating the synthetic city ({people:,} people, seed {seed})"):
+            city = generate_city(n_people=people, seed=seed)
+            write_city(city, Path(tmp) / "city")
+        with _progress(not quiet) as prog:
+            result = run_pipeline(Path(tmp) / "city", out_dir, progress=prog)
+    if not quiet:
+        _summary_table(result, out_dir)
+        out.print(f"Open {out_dir / 'report.html'} in a browser; try `fdnet explain {out_dir} "
+                  f"{_first_listed(result)}`.")
+
+
+def _first_listed(result) -> str:
+    import io
+
+    import pandas as pd
+    df = pd.read_csv(io.BytesIO(result.outputs["custom_notifications.csv"]), dtype=str)
+    return df["person_id"].iloc[0] if len(df) else "PERSON_ID"
+
+
+@app.command()
+def explain(
+    run_dir: Path = typer.Argument(..., help="A run folder written by `fdnet run`."),
+    person_id: str = typer.Argument(..., help="The person ID as it appears in the input."),
+    as_json: bool = typer.Option(False, "--json", help="Print the full explanation as JSON."),
+):
+    """Print why a person is or is not on each list, with the evidence behind every point."""
+    from rich.markup import escape
+
+    from .audit.explain_cli import explain_person
+
+    info = explain_person(run_dir, person_id)
+    if as_json:
+        print(json.dumps(info, indent=2, ensure_ascii=False))
+        return
+    out.print(f"[bold]{escape(person_id)}[/] — run as of {info['as_of']}")
+    s = info["scores"]
+    if s is None:
+        out.print("Not in the network: no involvement in any incident inside the window.")
+    else:
+        out.print(f"group: {escape(s['group'] or '(none)')} · score {s['score']} · enforcement score "
+                  f"{s['enforcement_score']} · service score {s['service_score']}")
+    for name, v in info["lists"].items():
+        if v["on_list"]:
+            out.print(f"  [green]ON[/] {name} (rank {v['rank']}, score {v['score']}): {escape(v['reasons'])}")
+        else:
+            out.print(f"  [dim]not on[/] {name}: {escape(v['why_not'])}")
+    e = info["explanation"]
+    if e:
+        t = Table(title="score components", show_header=True)
+        for c in ("component", "value", "points", "counts for", "evidence"):
+            t.add_column(c)
+        for c in e["components"]:
+            ev = c["evidence"]
+            if "incidents" in ev:
+                txt = "; ".join(f"{i['incident_id']} {i['date']} ({'/'.join(i['roles'])})" for i in ev["incidents"][:6])
+                more = len(ev["incidents"]) - 6
+            elif "co_offenders" in ev:
+                txt = "; ".join(f"{x['person_id']} via {','.join(x['incident_ids'])}" for x in ev["co_offenders"][:6])
+                more = len(ev["co_offenders"]) - 6
+            else:
+                txt = "; ".join(
+                    " → ".join(p["path"]) + " (" + ", ".join(
+                        f"{'+'.join(ed['incident_ids'])}" for ed in p["edges"]) + "; shot in " +
+                    ", ".join(f"{x['incident_id']} {x['date']}" for x in p["victim_shot_in"]) + ")"
+                    for p in ev["paths"][:4])
+                more = len(ev["paths"]) - 4
+            if more > 0:
+                txt += f"; … {more} more (--json)"
+            t.add_row(c["name"], str(c["value"]), f"{c['points']:g}", ", ".join(c["counts_for"]), escape(txt))
+        out.print(t)
+
+
+@app.command()
+def verify(
+    run_dir: Path = typer.Argument(..., help="A run folder written by `fdnet run`."),
+    no_rerun: bool = typer.Option(False, "--no-rerun", help="Only check hashes; do not re-run."),
+):
+    """Re-check a run's outputs against its manifest and, where the inputs are in place, re-run it.
+
+    Exit 0 when everything matches, 1 when any file differs (each one is named).
+    """
+    from .audit.verify import verify_run
+
+    with _progress(True) as prog:
+        rep = verify_run(run_dir, rerun=not no_rerun, progress=prog)
+    t = Table(show_header=True, title=f"verify {run_dir}")
+    t.add_column("check")
+    t.add_column("result")
+    t.add_column("detail")
+    for c in rep.checks:
+        t.add_row(c.name, "[green]ok[/]" if c.ok else "[red]DIFFERS[/]", c.detail)
+    out.print(t)
+    out.print(rep.rerun)
+    if not rep.ok:
+        bad = ", ".join(c.name for c in rep.checks if not c.ok)
+        err.print(f"fdnet verify: mismatch in {bad}")
+        raise typer.Exit(1)
+    out.print("[green]all checks match[/]")
+
+
+@policy_app.command("init")
+def policy_init(path: Path = typer.Argument(Path("policy.yaml"), help="Where to write the default policy.")):
+    """Write the default policy, every key filled in, to edit and sign off."""
+    from .errors import UsageError
+    from .scoring.policy import default_policy_yaml
+    if path.exists():
+        raise UsageError(f"{path} exists; fdnet will not overwrite it")
+    path.write_text(default_policy_yaml(), encoding="utf-8")
+    out.print(f"wrote {path}")
+
+
+@policy_app.command("check")
+def policy_check(path: Path = typer.Argument(..., help="Policy YAML to validate.")):
+    """Validate a policy file and print the effective policy (defaults filled in)."""
+    from .scoring.policy import load_policy
+    print(json.dumps(load_policy(path).effective(), indent=2))
+
+
+@app.command()
+def version():
+    """Print fdnet's version."""
+    print(__version__)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: maps expected errors to exit 2 and unexpected ones to exit 1."""
+    try:
+        rc = app(args=argv, standalone_mode=False)
+        return rc if isinstance(rc, int) else 0
+    except FdnetError as exc:
+        err.print(f"fdnet: error: {exc}", markup=False, highlight=False, soft_wrap=True)
+        return exc.exit_code
+    except typer.Exit as exc:
+        return exc.exit_code
+    except typer.Abort:
+        err.print("fdnet: aborted", markup=False)
+        return 1
+    except Exception as exc:  # click usage errors come through here too
+        import click
+        if isinstance(exc, click.exceptions.UsageError):
+            exc.show(file=sys.stderr)
+            return 2
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show(file=sys.stderr)
+            return exc.exit_code
+        if isinstance(exc, MemoryError):
+            err.print("fdnet: error: out of memory", markup=False)
+            return 1
+        if os.environ.get("FDNET_DEBUG"):
+            raise
+        err.print(f"fdnet: internal error ({type(exc).__name__}: {exc}). This is a bug in fdnet; "
+                  "re-run with FDNET_DEBUG=1 for the traceback and report it.", markup=False, soft_wrap=True)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

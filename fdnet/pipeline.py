@@ -1,0 +1,217 @@
+"""The main job: records -> graph -> scoring -> lists -> audit/report.
+
+:func:`compute_run` is pure: it reads the input folder and returns every
+output file's bytes and the manifest, writing nothing. :func:`write_run` is
+the one place that touches the run folder, and does so all-or-nothing:
+files are written to a hidden staging folder inside RUN_DIR and moved into
+place only when all of them are written; on any failure RUN_DIR is left as
+it was found (absent or empty).
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import platform
+import shutil
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from . import __version__
+from .errors import UsageError
+from .graph.groups import leiden_communities, merge_groups
+from .graph.layers import build_network
+from .lists.build import build_lists
+from .records.validate import day_to_iso, load_records
+from .scoring.explain import Explainer
+from .scoring.features import compute_features
+from .scoring.policy import Policy, policy_from_dict
+from .scoring.score import score_table
+
+LIST_FILES = ("call_in.csv", "custom_notifications.csv", "service_referrals.csv")
+STEPS = ("read and validate", "build networks", "groups", "features and scores", "lists",
+         "explanations", "report")
+
+
+@dataclass
+class RunResult:
+    outputs: dict[str, bytes]
+    manifest: dict
+    summary: dict
+
+
+def csv_bytes(df: pd.DataFrame) -> bytes:
+    """Deterministic CSV: UTF-8, LF line ends, floats as Python writes them."""
+    return df.to_csv(index=False, lineterminator="\n").encode("utf-8")
+
+
+def sha256_bytes(b: bytes) -> str:
+    return hashlib.sha256(b).hexdigest()
+
+
+def _versions() -> dict:
+    import igraph
+    import leidenalg
+    import scipy
+    return {"python": platform.python_version(), "numpy": np.__version__, "pandas": pd.__version__,
+            "scipy": scipy.__version__, "igraph": igraph.__version__, "leidenalg": leidenalg.version}
+
+
+def compute_run(data_dir: str | Path, *, as_of: str | None = None, policy: Policy | dict | None = None,
+                mapping_path: str | Path | None = None,
+                progress: Callable[[str], None] | None = None) -> RunResult:
+    """Run the whole pipeline in memory; see the module docstring."""
+    step = progress or (lambda name: None)
+    if policy is None:
+        policy = Policy()
+    elif isinstance(policy, dict):
+        policy = policy_from_dict(policy)
+
+    step("read and validate")
+    rec = load_records(data_dir, as_of=as_of, mapping_path=mapping_path)
+
+    step("build networks")
+    net = build_network(rec.incidents, rec.involvements, as_of_day=rec.as_of_day,
+                        window_days=policy.window_days, half_life_days=policy.half_life_days)
+    co = net.layers["co_offending"]
+
+    step("groups")
+    labels = (leiden_communities(net.n_persons, co, resolution=policy.groups.resolution,
+                                 seed=policy.groups.seed) if policy.groups.detect else None)
+    groups = merge_groups(net.person_ids, labels, rec.groups, min_size=policy.groups.min_size)
+
+    step("features and scores")
+    feats = compute_features(net)
+    scores = score_table(net.person_ids, feats, policy, rec.persons, groups.primary, rec.as_of)
+
+    step("lists")
+    group_sizes = scores.loc[scores["group"] != "", "group"].value_counts()
+    lists = build_lists(scores, policy, rec.as_of_day, group_sizes)
+
+    step("explanations")
+    listed: dict[str, list[str]] = {}
+    for name in ("call_in", "custom_notifications", "service_referrals"):
+        for pid in lists[name]["person_id"]:
+            listed.setdefault(pid, []).append(name)
+    explainer = Explainer(net, rec.involvements, scores, policy, sorted(listed))
+    expl_lines = [json.dumps(explainer.explain(pid, listed[pid]), ensure_ascii=False, sort_keys=False)
+                  for pid in sorted(listed)]
+
+    edges = pd.concat([net.layers[n].edges_frame(net) for n in ("co_offending", "victimization")],
+                      ignore_index=True)
+    outputs: dict[str, bytes] = {
+        "rejected.csv": csv_bytes(rec.rejected),
+        "edges.csv": csv_bytes(edges),
+        "groups.csv": csv_bytes(groups.table),
+        "scores.csv": csv_bytes(scores),
+        "call_in.csv": csv_bytes(lists["call_in"]),
+        "custom_notifications.csv": csv_bytes(lists["custom_notifications"]),
+        "service_referrals.csv": csv_bytes(lists["service_referrals"]),
+        "explanations.jsonl": ("\n".join(expl_lines) + ("\n" if expl_lines else "")).encode("utf-8"),
+    }
+    shootings = net.shooting_incidents()
+    summary = {
+        "as_of": rec.as_of,
+        "window_start": day_to_iso(net.window_start_day),
+        "incidents_in_window": int(len(net.incident_ids)),
+        "shootings_in_window": int(shootings.sum()),
+        "shooting_victims_in_window": int(len(net.shooting_victims())),
+        "persons_in_network": int(net.n_persons),
+        "co_offending_edges": int(co.n_edges),
+        "victimization_edges": int(net.layers["victimization"].n_edges),
+        "groups_detected": groups.n_detected,
+        "group_disagreements": int(len(groups.disagreements)),
+        "enforcement_eligible": int(scores["enforcement_eligible"].sum()),
+        "rows_rejected": int(len(rec.rejected)),
+        "lists": {k: int(len(v)) for k, v in lists.items()},
+    }
+    step("report")
+    from .report.html import render_report
+    outputs["report.html"] = render_report(rec=rec, summary=summary, lists=lists, scores=scores,
+                                           groups=groups, policy=policy).encode("utf-8")
+    inputs = dict(rec.inputs)
+    if mapping_path or (Path(data_dir) / "mapping.yaml").exists():
+        mp = Path(mapping_path) if mapping_path else Path(data_dir) / "mapping.yaml"
+        inputs["mapping"] = {"path": str(mp.resolve()), "sha256": sha256_bytes(mp.read_bytes())}
+    manifest = {
+        "fdnet_version": __version__,
+        "as_of": rec.as_of,
+        "window": {"start": summary["window_start"], "end": rec.as_of, "days": policy.window_days},
+        "data_dir": str(Path(data_dir).resolve()),
+        "policy": policy.effective(),
+        "inputs": inputs,
+        "outputs": {name: {"sha256": sha256_bytes(b), "bytes": len(b)} for name, b in sorted(outputs.items())},
+        "summary": summary,
+        "notes": rec.notes,
+        "environment": _versions(),
+    }
+    return RunResult(outputs, manifest, summary)
+
+
+def manifest_bytes(manifest: dict) -> bytes:
+    return (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def check_run_dir(out_dir: Path) -> None:
+    if out_dir.exists():
+        if not out_dir.is_dir():
+            raise UsageError(f"--out {out_dir} exists and is not a folder; RUN_DIR must be new or empty")
+        if any(out_dir.iterdir()):
+            raise UsageError(f"--out {out_dir} is not empty; RUN_DIR must be new or empty "
+                             "(fdnet never overwrites an earlier run)")
+
+
+def write_run(result: RunResult, out_dir: str | Path) -> Path:
+    """Write all outputs and the manifest into ``out_dir``, all or nothing."""
+    out_dir = Path(out_dir)
+    check_run_dir(out_dir)
+    created = not out_dir.exists()
+    stage = out_dir / f".fdnet-staging-{uuid.uuid4().hex[:12]}"
+    moved: list[Path] = []
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        stage.mkdir()
+        files = dict(result.outputs)
+        files["manifest.json"] = manifest_bytes(result.manifest)
+        for name, data in files.items():
+            with open(stage / name, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+        for name in files:
+            target = out_dir / name
+            os.replace(stage / name, target)
+            moved.append(target)
+        stage.rmdir()
+    except BaseException:
+        for p in moved:
+            p.unlink(missing_ok=True)
+        shutil.rmtree(stage, ignore_errors=True)
+        if created:
+            shutil.rmtree(out_dir, ignore_errors=True)
+        raise
+    return out_dir
+
+
+def run(data_dir: str | Path, out_dir: str | Path, *, as_of: str | None = None,
+        policy: Policy | dict | None = None, mapping_path: str | Path | None = None,
+        progress: Callable[[str], None] | None = None) -> RunResult:
+    """Validate the run folder first, compute, then write (all or nothing)."""
+    check_run_dir(Path(out_dir))
+    result = compute_run(data_dir, as_of=as_of, policy=policy, mapping_path=mapping_path, progress=progress)
+    write_run(result, out_dir)
+    return result
+
+
+def read_json(path: Path) -> dict:
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def read_csv_text(b: bytes) -> pd.DataFrame:
+    return pd.read_csv(io.BytesIO(b), dtype=str, keep_default_na=False)

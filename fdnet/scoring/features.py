@@ -1,0 +1,69 @@
+"""Per-person features from the network, and the evidence behind each.
+
+Features are counted over the incidence inside the window (one entry per
+person and incident, roles OR-ed), so an incident counts once per person
+however many offending roles they held in it.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ..graph.exposure import exposure_counts
+from ..graph.layers import FLAG_OFFENDING, FLAG_VICTIM, Network
+
+FEATURES = ("offending", "violent_offending", "gun_offending", "shooting_victimization",
+            "degree", "exposure_1", "exposure_2")
+
+
+def compute_features(net: Network) -> pd.DataFrame:
+    """One row per network person (index = person index), one column per feature.
+
+    Also: ``last_offending_day`` and ``last_victimization_day`` (-1 if none).
+    """
+    I = net.incidence
+    n = net.n_persons
+    inc = I.inc
+    off = (I.flags & FLAG_OFFENDING) != 0
+    vic = (I.flags & FLAG_VICTIM) != 0
+    shooting = net.shooting_incidents()
+    person = I.person
+
+    def count(mask):
+        return np.bincount(person[mask], minlength=n).astype(np.int32)
+
+    def last_day(mask):
+        out = np.full(n, -1, dtype=np.int64)
+        np.maximum.at(out, person[mask], net.inc_day[inc[mask]].astype(np.int64))
+        return out
+
+    co = net.layers["co_offending"]
+    e1, e2 = exposure_counts(co.indptr, co.indices, net.shooting_victims())
+    shot = vic & shooting[inc]
+    return pd.DataFrame({
+        "offending": count(off),
+        "violent_offending": count(off & net.inc_violent[inc]),
+        "gun_offending": count(off & shooting[inc]),
+        "shooting_victimization": count(shot),
+        "degree": co.degree(),
+        "exposure_1": e1,
+        "exposure_2": e2,
+        "last_offending_day": last_day(off),
+        "last_victimization_day": last_day(shot),
+    })
+
+
+def person_incidents(net: Network, p: int) -> pd.DataFrame:
+    """The incidents behind a person's features: id, day, roles flags, violent, shooting."""
+    I = net.incidence
+    lo, hi = I.p_indptr[p], I.p_indptr[p + 1]
+    incs = I.p_inc[lo:hi]
+    shooting = net.shooting_incidents()
+    return pd.DataFrame({
+        "inc": incs,
+        "incident_id": net.incident_ids[incs],
+        "day": net.inc_day[incs],
+        "flags": I.p_flag[lo:hi],
+        "violent": net.inc_violent[incs],
+        "shooting": shooting[incs],
+    }).sort_values(["day", "incident_id"], kind="stable")

@@ -1,0 +1,181 @@
+"""The policy: every weight, window, threshold and guardrail, as validated data.
+
+A policy is a YAML file a person can read and sign off (docs/policy.md).
+Keys left out take the defaults below; unknown keys are an error, so a typo
+cannot silently fall back to a default. The *effective* policy (defaults
+filled in) is written to the run's manifest.
+
+>>> p = Policy()
+>>> p.window_days, p.components["exposure_1"].points
+(1095, 4.0)
+>>> Policy.model_validate({"window_days": -3})
+Traceback (most recent call last):
+...
+pydantic_core._pydantic_core.ValidationError: 1 validation error for Policy
+...
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from ..errors import PolicyError
+
+ListName = Literal["call_in", "custom_notifications", "service_referrals"]
+
+# What each component measures; the score is the sum of points over them.
+COMPONENT_DOCS = {
+    "violent_offending": "incidents in the window where the person had an offending role in a violent incident",
+    "gun_offending": "shootings in the window where the person had an offending role",
+    "offending": "incidents in the window where the person had an offending role",
+    "degree": "distinct co-offenders in the window",
+    "shooting_victimization": "shootings in the window where the person was a victim",
+    "exposure_1": "distinct shooting victims at co-offending distance 1",
+    "exposure_2": "distinct shooting victims at co-offending distance 2",
+}
+# Components that describe harm done *to* the person: they route people to
+# services and never count towards an enforcement list.
+VICTIMIZATION_COMPONENTS = frozenset({"shooting_victimization"})
+
+
+class Component(BaseModel):
+    """Points for one score component: ``points * min(value, cap)``."""
+
+    model_config = ConfigDict(extra="forbid")
+    points: float = Field(ge=0, description="points per unit of the component's value")
+    cap: float | None = Field(default=None, gt=0, description="value above which no more points accrue")
+
+
+def _default_components() -> dict[str, Component]:
+    return {
+        "violent_offending": Component(points=10, cap=5),
+        "gun_offending": Component(points=12, cap=3),
+        "offending": Component(points=2, cap=10),
+        "degree": Component(points=1, cap=15),
+        "shooting_victimization": Component(points=8, cap=3),
+        "exposure_1": Component(points=4, cap=5),
+        "exposure_2": Component(points=1, cap=10),
+    }
+
+
+class Guardrails(BaseModel):
+    """Who may never appear on an enforcement list (call-in, custom notification)."""
+
+    model_config = ConfigDict(extra="forbid")
+    min_offending_incidents: int = Field(
+        default=1, ge=1,
+        description="minimum incidents in an offending role inside the window (victim-only people never qualify)")
+    exclude_deceased: bool = True
+    exclude_incarcerated: bool = True
+    juveniles: Literal["exclude", "flag", "include"] = Field(
+        default="flag", description="people under 18 on as_of: excluded, flagged in reasons, or included")
+
+
+class ListRule(BaseModel):
+    """A ranked cut: the top ``size`` people whose list score reaches ``min_score``."""
+
+    model_config = ConfigDict(extra="forbid")
+    size: int = Field(ge=0)
+    min_score: float = Field(default=0, ge=0)
+
+
+class ServiceRule(ListRule):
+    include_all_shooting_victims: bool = Field(
+        default=True, description="every shooting victim in the window is referred, whatever the score")
+    victim_recent_days: int = Field(default=365, ge=1,
+                                    description="a victimization counts as recent within this many days of as_of")
+
+
+class CallInRule(ListRule):
+    require_group: bool = Field(default=True, description="only members of a group (audit or detected) are invited")
+
+
+class Lists(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    call_in: CallInRule = Field(default_factory=lambda: CallInRule(size=60, min_score=20))
+    custom_notifications: ListRule = Field(default_factory=lambda: ListRule(size=30, min_score=30))
+    service_referrals: ServiceRule = Field(default_factory=lambda: ServiceRule(size=100, min_score=8))
+
+
+class Groups(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    detect: bool = Field(default=True, description="detect groups with Leiden on the co-offending layer")
+    resolution: float = Field(default=1.0, gt=0, description="Leiden modularity resolution")
+    min_size: int = Field(default=3, ge=2, description="smallest detected group kept")
+    seed: int = Field(default=42, description="Leiden random seed (runs are deterministic)")
+
+
+class Policy(BaseModel):
+    """The effective policy of a run."""
+
+    model_config = ConfigDict(extra="forbid")
+    version: int = 1
+    window_days: int = Field(default=1095, ge=1, description="look-back window in days before as_of")
+    half_life_days: float = Field(default=365, gt=0, description="half-life of the time-decayed edge weight")
+    components: dict[str, Component] = Field(default_factory=_default_components)
+    guardrails: Guardrails = Field(default_factory=Guardrails)
+    lists: Lists = Field(default_factory=Lists)
+    groups: Groups = Field(default_factory=Groups)
+
+    @field_validator("components")
+    @classmethod
+    def _known_components(cls, v):
+        bad = sorted(set(v) - set(COMPONENT_DOCS))
+        if bad:
+            raise ValueError(f"unknown component(s) {', '.join(bad)}; allowed: {', '.join(COMPONENT_DOCS)}")
+        # components left out keep their defaults; set points: 0 to switch one off
+        full = _default_components()
+        full.update(v)
+        return {k: full[k] for k in COMPONENT_DOCS}
+
+    def effective(self) -> dict:
+        """The policy as plain data, every default filled in (for the manifest)."""
+        return self.model_dump(mode="json")
+
+
+def _format_errors(exc: ValidationError) -> str:
+    parts = []
+    for e in exc.errors():
+        loc = ".".join(str(x) for x in e["loc"]) or "(top level)"
+        msg = e["msg"]
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key"
+        elif e["type"] == "literal_error":
+            msg = f"must be one of {e['ctx']['expected']}"
+        parts.append(f"{loc}: {msg}")
+    return "; ".join(parts)
+
+
+def load_policy(path: str | Path | None) -> Policy:
+    """Read and validate a policy file; ``None`` gives the default policy."""
+    if path is None:
+        return Policy()
+    p = Path(path)
+    if not p.is_file():
+        raise PolicyError(f"policy file {p} not found")
+    try:
+        raw = yaml.safe_load(p.read_text(encoding="utf-8-sig"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise PolicyError(f"policy file {p} is not valid YAML: {exc}") from None
+    return policy_from_dict(raw or {}, source=str(p))
+
+
+def policy_from_dict(raw: dict, source: str = "policy") -> Policy:
+    if not isinstance(raw, dict):
+        raise PolicyError(f"{source}: the policy must be a YAML mapping of keys to values")
+    try:
+        return Policy.model_validate(raw)
+    except ValidationError as exc:
+        raise PolicyError(f"{source}: invalid policy: {_format_errors(exc)}") from None
+
+
+def default_policy_yaml() -> str:
+    """A commented default policy (``fdnet policy init``)."""
+    p = Policy()
+    lines = ["# fdnet policy: every weight, window and threshold of a run.",
+             "# Keys left out take these defaults. See docs/policy.md.",
+             yaml.safe_dump(p.effective(), sort_keys=False)]
+    return "\n".join(lines)

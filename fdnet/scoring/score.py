@@ -1,0 +1,121 @@
+"""The additive points score, list scores and the enforcement guardrails.
+
+Each component contributes ``points * min(value, cap)``; the score is their
+sum, so every point on a list traces to one component and its evidence.
+
+Two list scores are derived from the same components:
+
+- the **enforcement score** (call-in, custom notifications) leaves out every
+  victimization component: being shot never moves anyone up an enforcement
+  list;
+- the **service score** (service referrals) counts only victimization and
+  exposure to victimization.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .features import FEATURES
+from .policy import VICTIMIZATION_COMPONENTS, Policy
+
+SERVICE_COMPONENTS = ("shooting_victimization", "exposure_1", "exposure_2")
+
+
+def points(features: pd.DataFrame, policy: Policy) -> pd.DataFrame:
+    """Points per component, one column ``points_<name>`` each."""
+    out = {}
+    for name in FEATURES:
+        c = policy.components[name]
+        v = features[name].to_numpy(dtype=float)
+        if c.cap is not None:
+            v = np.minimum(v, c.cap)
+        out[f"points_{name}"] = np.round(c.points * v, 6)
+    return pd.DataFrame(out, index=features.index)
+
+
+def age_on(persons: pd.DataFrame | None, person_ids: np.ndarray, as_of: str) -> np.ndarray:
+    """Age in whole years on ``as_of`` (NaN when unknown)."""
+    age = np.full(len(person_ids), np.nan)
+    if persons is None:
+        return age
+    pr = persons.set_index("person_id")
+    y, m, d = (int(x) for x in as_of.split("-"))
+    if "birth_date" in pr:
+        bd = pr["birth_date"].reindex(person_ids).fillna("").to_numpy(dtype=object)
+        for i, b in enumerate(bd):
+            if b:
+                by, bm, bdd = (int(x) for x in b[:10].split("-"))
+                age[i] = y - by - ((m, d) < (bm, bdd))
+    if "birth_year" in pr:
+        byr = pr["birth_year"].reindex(person_ids).to_numpy(dtype=float)
+        fill = np.isnan(age) & ~np.isnan(byr)
+        # birth date unknown within the year: the age reached during as_of's year, minus
+        # one unless as_of is the last day (a conservative lower bound is y - by - 1)
+        age[fill] = y - byr[fill] - 1
+    return age
+
+
+def score_table(person_ids: np.ndarray, features: pd.DataFrame, policy: Policy,
+                persons: pd.DataFrame | None, primary_group: pd.Series, as_of: str) -> pd.DataFrame:
+    """scores.csv: one row per network person, sorted by person_id."""
+    pts = points(features, policy)
+    enf_cols = [f"points_{n}" for n in FEATURES if n not in VICTIMIZATION_COMPONENTS]
+    svc_cols = [f"points_{n}" for n in SERVICE_COMPONENTS]
+    df = pd.DataFrame({"person_id": person_ids})
+    df["score"] = np.round(pts.sum(axis=1).to_numpy(), 6)
+    df["group"] = primary_group.reindex(person_ids).fillna("").to_numpy(dtype=object)
+    for n in ("degree", "exposure_1", "exposure_2"):
+        df[n] = features[n].to_numpy()
+    for n in FEATURES:
+        if n not in df:
+            df[n] = features[n].to_numpy()
+    for c in pts.columns:
+        df[c] = pts[c].to_numpy()
+    df["enforcement_score"] = np.round(pts[enf_cols].sum(axis=1).to_numpy(), 6)
+    df["service_score"] = np.round(pts[svc_cols].sum(axis=1).to_numpy(), 6)
+    epoch = np.datetime64("1970-01-01", "D")
+    for col, src in (("last_offending_date", "last_offending_day"),
+                     ("last_victimization_date", "last_victimization_day")):
+        d = features[src].to_numpy()
+        df[col] = np.where(d >= 0, (epoch + np.maximum(d, 0).astype("timedelta64[D]")).astype(str), "")
+    # guardrails
+    g = policy.guardrails
+    age = age_on(persons, person_ids, as_of)
+    df["age"] = age
+    juvenile = age < 18
+    deceased = np.zeros(len(df), bool)
+    incarcerated = np.zeros(len(df), bool)
+    supervision = np.full(len(df), "", dtype=object)
+    if persons is not None:
+        pr = persons.set_index("person_id")
+        if "deceased" in pr:
+            deceased = pr["deceased"].reindex(person_ids).fillna(False).to_numpy(dtype=bool)
+        if "incarcerated" in pr:
+            incarcerated = pr["incarcerated"].reindex(person_ids).fillna(False).to_numpy(dtype=bool)
+        if "supervision" in pr:
+            supervision = pr["supervision"].reindex(person_ids).fillna("").to_numpy(dtype=object)
+    df["supervision"] = supervision
+    df["juvenile"] = juvenile
+    reasons = np.full(len(df), "", dtype=object)
+
+    def exclude(mask, why):
+        sel = mask & (reasons == "")
+        reasons[sel] = why
+
+    off = features["offending"].to_numpy()
+    exclude((off == 0) & (features["shooting_victimization"].to_numpy() > 0),
+            "victim only: no offending role in the window")
+    exclude(off < g.min_offending_incidents,
+            f"fewer than {g.min_offending_incidents} incident(s) in an offending role in the window")
+    if g.exclude_deceased:
+        exclude(deceased, "recorded as deceased")
+    if g.exclude_incarcerated:
+        exclude(incarcerated, "recorded as incarcerated")
+    if g.juveniles == "exclude":
+        exclude(juvenile, "under 18 on the as-of date (policy excludes juveniles)")
+    df["enforcement_eligible"] = reasons == ""
+    df["enforcement_exclusion"] = reasons
+    df["deceased"] = deceased
+    df["incarcerated"] = incarcerated
+    return df
