@@ -283,13 +283,9 @@ def main(argv: list[str] | None = None) -> int:
     except typer.Abort:
         err.print("fdnet: aborted", markup=False)
         return 1
-    except Exception as exc:  # click usage errors come through here too
-        import click
-        if isinstance(exc, click.exceptions.UsageError):
-            exc.show(file=sys.stderr)
-            return 2
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show(file=sys.stderr)
+    except Exception as exc:  # the CLI framework's usage errors come through here too
+        if hasattr(exc, "show") and isinstance(getattr(exc, "exit_code", None), int):
+            exc.show(file=sys.stderr)  # click-style UsageError / BadParameter: exit 2
             return exc.exit_code
         if isinstance(exc, MemoryError):
             err.print("fdnet: error: out of memory", markup=False)

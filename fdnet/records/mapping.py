@@ -83,6 +83,18 @@ class Mapping(BaseModel):
                     raise ValueError(f"roles.{code}: unknown role {r!r}; allowed: {', '.join(ROLES)}")
         return v
 
+    @field_validator("roles", "booleans", mode="before")
+    @classmethod
+    def _yaml_scalars_to_text(cls, v):
+        # YAML reads `true:`, `1:` or `[N, 0]` as booleans/numbers; codes are text
+        def txt(x):
+            return str(x).lower() if isinstance(x, bool) else str(x)
+        if isinstance(v, dict):
+            return {txt(k): ([txt(x) for x in val] if isinstance(val, list) else
+                             (txt(val) if isinstance(val, (bool, int, float)) else val))
+                    for k, val in v.items()}
+        return v
+
     @field_validator("booleans")
     @classmethod
     def _bool_keys(cls, v):
