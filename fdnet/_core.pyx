@@ -23,6 +23,7 @@ import numpy as np
 cimport numpy as cnp
 from libc.stdlib cimport malloc, realloc, free, qsort
 from libc.string cimport memset
+from cython.parallel cimport prange
 
 cnp.import_array()
 
@@ -89,10 +90,142 @@ def incidence_csr(const cnp.int32_t[::1] rows, const cnp.int32_t[::1] cols,
     return indptr_a, np.asarray(cols).copy(), np.asarray(flags).copy()
 
 
+cdef struct RowsOut:
+    # output arrays (edge slots and evidence slots share one region per chunk)
+    int* src
+    int* dst
+    int* cnt
+    int* first
+    int* last
+    double* dec
+    cnp.int64_t* evend
+    int* evi
+
+
+cdef Py_ssize_t _project_rows(Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t out0,
+                              const cnp.int64_t* p_indptr, const int* p_inc, const unsigned char* p_flag,
+                              Py_ssize_t n_p_inc, const IncMeta* meta, const unsigned int* ipf,
+                              int mode, RowsOut o, Py_ssize_t* n_ev_out, int* oom) noexcept nogil:
+    """Edges of rows [lo, hi), written from slot ``out0`` on; returns the edge count."""
+    cdef Py_ssize_t a, k, j, t, u, nb = 0, nr, cap = 1024, rcap = 256
+    cdef Py_ssize_t n_edges = out0, n_ev = out0
+    cdef int b, fd, ld, rank
+    cdef unsigned char fa
+    cdef unsigned int pf
+    cdef unsigned long long x
+    cdef double dsum
+    cdef const IncMeta* mi
+    cdef void* grown
+    cdef unsigned long long* buf = <unsigned long long*>malloc(cap * sizeof(unsigned long long))
+    cdef int* row_inc = <int*>malloc(rcap * sizeof(int))
+    cdef int* row_day = <int*>malloc(rcap * sizeof(int))
+    cdef double* row_w = <double*>malloc(rcap * sizeof(double))
+    if buf == NULL or row_inc == NULL or row_day == NULL or row_w == NULL:
+        oom[0] = 1
+        a = hi  # skip the loop
+    else:
+        a = lo
+    while a < hi:
+        nb = 0
+        nr = p_indptr[a + 1] - p_indptr[a]
+        if nr > rcap:
+            while rcap < nr:
+                rcap *= 2
+            grown = realloc(row_inc, rcap * sizeof(int))
+            if grown == NULL:
+                oom[0] = 1
+                break
+            row_inc = <int*>grown
+            grown = realloc(row_day, rcap * sizeof(int))
+            if grown == NULL:
+                oom[0] = 1
+                break
+            row_day = <int*>grown
+            grown = realloc(row_w, rcap * sizeof(double))
+            if grown == NULL:
+                oom[0] = 1
+                break
+            row_w = <double*>grown
+        for k in range(p_indptr[a], p_indptr[a + 1]):
+            # The loop is bound by memory latency (one random incident per
+            # step): prefetch the incidents a few steps ahead.
+            if k + 16 < n_p_inc:
+                FDNET_PREFETCH(&meta[p_inc[k + 16]])
+            if k + 8 < n_p_inc:
+                FDNET_PREFETCH(&ipf[meta[p_inc[k + 8]].start])
+            rank = <int>(k - p_indptr[a])
+            mi = &meta[p_inc[k]]
+            row_inc[rank] = p_inc[k]
+            row_day[rank] = mi.day
+            row_w[rank] = mi.weight
+            fa = p_flag[k]
+            for j in range(mi.start, mi.stop):
+                pf = ipf[j]
+                b = <int>(pf >> 2)
+                if b <= a or not _pair_ok(mode, fa, <unsigned char>(pf & 3)):
+                    continue
+                if nb == cap:
+                    grown = realloc(buf, 2 * cap * sizeof(unsigned long long))
+                    if grown == NULL:
+                        oom[0] = 1
+                        break
+                    buf = <unsigned long long*>grown
+                    cap *= 2
+                buf[nb] = ((<unsigned long long>b) << 32) | <unsigned int>rank
+                nb += 1
+            if oom[0]:
+                break
+        if oom[0]:
+            break
+        a += 1
+        if nb == 0:
+            continue
+        if nb <= 24:
+            for t in range(1, nb):
+                x = buf[t]
+                u = t - 1
+                while u >= 0 and buf[u] > x:
+                    buf[u + 1] = buf[u]
+                    u -= 1
+                buf[u + 1] = x
+        else:
+            qsort(buf, nb, sizeof(unsigned long long), _cmp_u64)
+        t = 0
+        while t < nb:
+            b = <int>(buf[t] >> 32)
+            o.src[n_edges] = <int>(a - 1)
+            o.dst[n_edges] = b
+            fd = 2147483647
+            ld = -2147483647
+            dsum = 0.0
+            u = t
+            while u < nb and <int>(buf[u] >> 32) == b:
+                rank = <int><unsigned int>buf[u]
+                o.evi[n_ev] = row_inc[rank]
+                n_ev += 1
+                if row_day[rank] < fd:
+                    fd = row_day[rank]
+                if row_day[rank] > ld:
+                    ld = row_day[rank]
+                dsum += row_w[rank]
+                u += 1
+            o.cnt[n_edges] = <int>(u - t)
+            o.first[n_edges] = fd
+            o.last[n_edges] = ld
+            o.dec[n_edges] = dsum
+            o.evend[n_edges] = n_ev
+            n_edges += 1
+            t = u
+    free(buf); free(row_inc); free(row_day); free(row_w)
+    n_ev_out[0] = n_ev - out0
+    return n_edges - out0
+
+
 def project(Py_ssize_t n_persons,
             const cnp.int64_t[::1] p_indptr, const cnp.int32_t[::1] p_inc, const cnp.uint8_t[::1] p_flag,
             const cnp.int64_t[::1] i_indptr, const cnp.int32_t[::1] i_person, const cnp.uint8_t[::1] i_flag,
-            const cnp.int32_t[::1] inc_day, const cnp.float64_t[::1] inc_weight, int mode):
+            const cnp.int32_t[::1] inc_day, const cnp.float64_t[::1] inc_weight, int mode,
+            int n_threads=2):
     """Project a person-incident incidence onto person pairs.
 
     ``p_*`` is the incidence as CSR from persons to incidents (incidents
@@ -109,10 +242,14 @@ def project(Py_ssize_t n_persons,
     ``decayed`` sums ``inc_weight`` over them, and first/last are the
     smallest and largest ``inc_day``.
 
-    For each person ``a`` the kernel gathers its partners ``b > a`` as
-    64-bit keys ``(b, incident)`` in a small buffer, sorts it (insertion
-    sort for the usual short rows) and reduces runs of equal ``b``: memory
-    is touched sequentially, with no scatter array over all persons.
+    How: for each person ``a`` the kernel gathers its partners ``b > a`` as
+    64-bit keys ``(b, rank of the incident in a's row)`` in a small buffer,
+    sorts it (insertion sort for the usual short rows) and reduces runs of
+    equal ``b``, with no scatter array over all persons. Persons are split
+    into ``n_threads`` contiguous chunks run in parallel (OpenMP); a first
+    sequential pass over incidents gives each chunk an exact bound on its
+    output, so chunks write disjoint regions and the result does not depend
+    on the thread count.
 
     >>> import numpy as np
     >>> # incident 0: persons 0,1,2 offenders; incident 1: persons 1,2 offenders
@@ -127,27 +264,57 @@ def project(Py_ssize_t n_persons,
     ([0, 1, 2, 4], [0, 0, 0, 1])
     """
     cdef Py_ssize_t n_inc = i_indptr.shape[0] - 1
-    cdef Py_ssize_t a, k, j, r, t, u, nb, nr, cap, rcap, total = 0, n_edges = 0, n_ev = 0, n_off, n_vic
-    cdef int b, fd, ld, rank
-    cdef unsigned char fa
-    cdef unsigned int pf
-    cdef unsigned long long x
-    cdef double dsum
-    # Pass 1, sequential over incidents: an upper bound on qualifying
-    # pair-instances, hence on edges and on evidence entries.
+    cdef Py_ssize_t n_entries = i_person.shape[0], n_p_inc = p_inc.shape[0]
+    cdef Py_ssize_t r, j, c, n_off, n_vic, total = 0
+    cdef int T = max(1, min(n_threads, 64))
+    if n_persons < 10000:
+        T = 1
+    cdef int c1, c2, c3
+    cdef unsigned char f
+    cdef int person
+    # chunk boundaries over persons, balanced by incident visits
+    bounds_a = np.searchsorted(np.asarray(p_indptr),
+                               np.linspace(0, n_p_inc, T + 1)[1:-1]).astype(np.int64)
+    bounds_a = np.concatenate([[0], np.maximum.accumulate(bounds_a), [n_persons]]).astype(np.int64)
+    cdef cnp.int64_t[::1] bounds = bounds_a
+    chunk_bound_a = np.zeros(T, dtype=np.int64)
+    cdef cnp.int64_t[::1] chunk_bound = chunk_bound_a
+    # Pass 1, sequential over incidents: for each member, the qualifying
+    # partners after it in the incident (exactly the pairs its row emits at
+    # most), summed per chunk.
     with nogil:
         for r in range(n_inc):
-            n_off = 0
-            n_vic = 0
-            for j in range(i_indptr[r], i_indptr[r + 1]):
-                if i_flag[j] & 1:
-                    n_off += 1
-                if i_flag[j] & 2:
-                    n_vic += 1
-            if mode == 0:
-                total += n_off * (n_off - 1) // 2
-            else:
-                total += n_off * n_vic
+            c1 = 0
+            c2 = 0
+            c3 = 0
+            j = i_indptr[r + 1] - 1
+            while j >= i_indptr[r]:
+                f = i_flag[j] & 3
+                person = i_person[j]
+                c = 0
+                while c < T - 1 and person >= bounds[c + 1]:
+                    c += 1
+                if mode == 0:
+                    if f & 1:
+                        chunk_bound[c] += c1 + c3
+                else:
+                    if f == 1:
+                        chunk_bound[c] += c2 + c3
+                    elif f == 2:
+                        chunk_bound[c] += c1 + c3
+                    elif f == 3:
+                        chunk_bound[c] += c1 + c2 + c3
+                if f == 1:
+                    c1 += 1
+                elif f == 2:
+                    c2 += 1
+                elif f == 3:
+                    c3 += 1
+                j -= 1
+    for c in range(T):
+        total += chunk_bound[c]
+    offsets_a = np.concatenate([[0], np.cumsum(chunk_bound_a)]).astype(np.int64)
+    cdef cnp.int64_t[::1] offsets = offsets_a
 
     src_a = np.empty(total, dtype=np.int32)
     dst_a = np.empty(total, dtype=np.int32)
@@ -155,137 +322,72 @@ def project(Py_ssize_t n_persons,
     first_a = np.empty(total, dtype=np.int32)
     last_a = np.empty(total, dtype=np.int32)
     dec_a = np.empty(total, dtype=np.float64)
-    evp_a = np.zeros(total + 1, dtype=np.int64)
+    evend_a = np.empty(total, dtype=np.int64)
     evi_a = np.empty(total, dtype=np.int32)
-    cdef cnp.int32_t[::1] src = src_a, dst = dst_a, cnt = cnt_a, first = first_a, last = last_a
-    cdef cnp.float64_t[::1] dec = dec_a
-    cdef cnp.int64_t[::1] evp = evp_a
-    cdef cnp.int32_t[::1] evi = evi_a
+    ne_a = np.zeros(T, dtype=np.int64)
+    nv_a = np.zeros(T, dtype=np.intp)
+    cdef cnp.int64_t[::1] ne = ne_a
+    cdef Py_ssize_t[::1] nv = nv_a
+    cdef RowsOut o
+    if total > 0:
+        o.src = <int*>cnp.PyArray_DATA(src_a)
+        o.dst = <int*>cnp.PyArray_DATA(dst_a)
+        o.cnt = <int*>cnp.PyArray_DATA(cnt_a)
+        o.first = <int*>cnp.PyArray_DATA(first_a)
+        o.last = <int*>cnp.PyArray_DATA(last_a)
+        o.dec = <double*>cnp.PyArray_DATA(dec_a)
+        o.evend = <cnp.int64_t*>cnp.PyArray_DATA(evend_a)
+        o.evi = <int*>cnp.PyArray_DATA(evi_a)
 
     # Packed copies for the random-access phase: one cache line brings an
     # incident's bounds, day and weight; person and flags share a word.
     cdef IncMeta* meta = <IncMeta*>malloc((n_inc + 1) * sizeof(IncMeta))
-    cdef unsigned int* ipf = <unsigned int*>malloc((i_person.shape[0] + 1) * sizeof(unsigned int))
-    cap = 1024
-    rcap = 256
-    cdef unsigned long long* buf = <unsigned long long*>malloc(cap * sizeof(unsigned long long))
-    cdef int* row_inc = <int*>malloc(rcap * sizeof(int))
-    cdef int* row_day = <int*>malloc(rcap * sizeof(int))
-    cdef double* row_w = <double*>malloc(rcap * sizeof(double))
-    cdef void* grown
-    cdef bint oom = (meta == NULL or ipf == NULL or buf == NULL or row_inc == NULL
-                     or row_day == NULL or row_w == NULL)
-    cdef IncMeta* mi
-    cdef Py_ssize_t n_p_inc = p_inc.shape[0]
+    cdef unsigned int* ipf = <unsigned int*>malloc((n_entries + 1) * sizeof(unsigned int))
+    oom_a = np.zeros(T, dtype=np.int32)
+    cdef int[::1] oom = oom_a
+    cdef Py_ssize_t tmp_ev
+    if meta == NULL or ipf == NULL:
+        free(meta); free(ipf)
+        raise MemoryError()
+    cdef const cnp.int64_t* pp = &p_indptr[0]
+    cdef const int* pinc = <const int*>(&p_inc[0]) if n_p_inc > 0 else NULL
+    cdef const unsigned char* pfl = &p_flag[0] if n_p_inc > 0 else NULL
     try:
-        with nogil:
-            if not oom:
+        if total > 0:
+            with nogil:
                 for r in range(n_inc):
                     meta[r].start = i_indptr[r]
                     meta[r].stop = i_indptr[r + 1]
                     meta[r].day = inc_day[r]
                     meta[r].weight = inc_weight[r]
-                for j in range(i_person.shape[0]):
+                for j in range(n_entries):
                     ipf[j] = (<unsigned int>i_person[j] << 2) | (i_flag[j] & 3)
-            for a in range(n_persons):
-                if oom:
-                    break
-                nb = 0
-                nr = p_indptr[a + 1] - p_indptr[a]
-                if nr > rcap:
-                    while rcap < nr:
-                        rcap *= 2
-                    grown = realloc(row_inc, rcap * sizeof(int))
-                    if grown == NULL:
-                        oom = True
-                        break
-                    row_inc = <int*>grown
-                    grown = realloc(row_day, rcap * sizeof(int))
-                    if grown == NULL:
-                        oom = True
-                        break
-                    row_day = <int*>grown
-                    grown = realloc(row_w, rcap * sizeof(double))
-                    if grown == NULL:
-                        oom = True
-                        break
-                    row_w = <double*>grown
-                for k in range(p_indptr[a], p_indptr[a + 1]):
-                    # The loop is bound by memory latency (one random incident
-                    # per step): prefetch the incidents a few steps ahead.
-                    if k + 16 < n_p_inc:
-                        FDNET_PREFETCH(&meta[p_inc[k + 16]])
-                    if k + 8 < n_p_inc:
-                        FDNET_PREFETCH(&ipf[meta[p_inc[k + 8]].start])
-                    rank = <int>(k - p_indptr[a])
-                    mi = &meta[p_inc[k]]
-                    row_inc[rank] = p_inc[k]
-                    row_day[rank] = mi.day
-                    row_w[rank] = mi.weight
-                    fa = p_flag[k]
-                    for j in range(mi.start, mi.stop):
-                        pf = ipf[j]
-                        b = <int>(pf >> 2)
-                        if b <= a or not _pair_ok(mode, fa, <unsigned char>(pf & 3)):
-                            continue
-                        if nb == cap:
-                            grown = realloc(buf, 2 * cap * sizeof(unsigned long long))
-                            if grown == NULL:
-                                oom = True
-                                break
-                            buf = <unsigned long long*>grown
-                            cap *= 2
-                        buf[nb] = ((<unsigned long long>b) << 32) | <unsigned int>rank
-                        nb += 1
-                    if oom:
-                        break
-                if oom or nb == 0:
-                    continue
-                if nb <= 24:
-                    for t in range(1, nb):
-                        x = buf[t]
-                        u = t - 1
-                        while u >= 0 and buf[u] > x:
-                            buf[u + 1] = buf[u]
-                            u -= 1
-                        buf[u + 1] = x
-                else:
-                    qsort(buf, nb, sizeof(unsigned long long), _cmp_u64)
-                t = 0
-                while t < nb:
-                    b = <int>(buf[t] >> 32)
-                    src[n_edges] = <int>a
-                    dst[n_edges] = b
-                    fd = 2147483647
-                    ld = -2147483647
-                    dsum = 0.0
-                    u = t
-                    while u < nb and <int>(buf[u] >> 32) == b:
-                        rank = <int><unsigned int>buf[u]
-                        evi[n_ev] = row_inc[rank]
-                        n_ev += 1
-                        if row_day[rank] < fd:
-                            fd = row_day[rank]
-                        if row_day[rank] > ld:
-                            ld = row_day[rank]
-                        dsum += row_w[rank]
-                        u += 1
-                    cnt[n_edges] = <int>(u - t)
-                    first[n_edges] = fd
-                    last[n_edges] = ld
-                    dec[n_edges] = dsum
-                    n_edges += 1
-                    evp[n_edges] = n_ev
-                    t = u
+                for c in prange(T, schedule="static", chunksize=1, num_threads=T):
+                    ne[c] = _project_rows(bounds[c], bounds[c + 1], offsets[c], pp, pinc, pfl,
+                                          n_p_inc, meta, ipf, mode, o, &nv[c], &oom[c])
     finally:
-        free(buf); free(meta); free(ipf); free(row_inc); free(row_day); free(row_w)
-    if oom:
+        free(meta); free(ipf)
+    if oom_a.any():
         raise MemoryError()
+    # compact the chunks' regions into one run (chunk 0 is already in place)
+    n_edges = int(ne_a[0])
+    n_ev = int(nv_a[0])
+    for c in range(1, T):
+        a0, k = int(offsets_a[c]), int(ne_a[c])
+        for arr in (src_a, dst_a, cnt_a, first_a, last_a, dec_a):
+            arr[n_edges:n_edges + k] = arr[a0:a0 + k]
+        evend_a[n_edges:n_edges + k] = evend_a[a0:a0 + k] - (a0 - n_ev)
+        evi_a[n_ev:n_ev + int(nv_a[c])] = evi_a[a0:a0 + int(nv_a[c])]
+        n_edges += k
+        n_ev += int(nv_a[c])
+    evp_a = np.empty(n_edges + 1, dtype=np.int64)
+    evp_a[0] = 0
+    evp_a[1:] = evend_a[:n_edges]
     out = (src_a, dst_a, cnt_a, first_a, last_a, dec_a)
     if n_edges < total // 2:
-        # trim: the bound was loose (many repeated pairs)
-        return tuple(v[:n_edges].copy() for v in out) + (evp_a[:n_edges + 1].copy(), evi_a[:n_ev].copy())
-    return tuple(v[:n_edges] for v in out) + (evp_a[:n_edges + 1], evi_a[:n_ev])
+        # trim: many repeated pairs made the bound loose
+        return tuple(v[:n_edges].copy() for v in out) + (evp_a, evi_a[:n_ev].copy())
+    return tuple(v[:n_edges] for v in out) + (evp_a, evi_a[:n_ev])
 
 
 def edges_to_csr(Py_ssize_t n, const cnp.int32_t[::1] src, const cnp.int32_t[::1] dst,
