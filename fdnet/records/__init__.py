@@ -1,6 +1,6 @@
 """Records stage: read the input folder, apply the mapping, validate every row.
 
->>> from fdnet.records import load_records  # doctest: +SKIP
+The entry point is :func:`load_records`; see :mod:`fdnet.records.validate`.
 """
 from .schema import OFFENDING_ROLES, ROLES
 from .validate import Records, day_to_iso, iso_to_day, load_records

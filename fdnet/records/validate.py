@@ -249,6 +249,11 @@ def _prepare(data_dir: Path, name: str, path: Path, mapping: Mapping) -> RawTabl
             raise InputError("the mapping renames two columns to the same name", file=path.name, line=1)
         t.df.columns = cols
     missing = [c for c in spec.required if c not in t.df.columns]
+    if missing and len(t.header) == 1 and any(sep in t.header[0] for sep in ("\t", ";", "|")):
+        sep = next(s for s in ("\t", ";", "|") if s in t.header[0])
+        raise InputError(
+            f"looks {'tab' if sep == chr(9) else repr(sep)}-separated; fdnet reads comma-separated CSV "
+            "(re-export as CSV, or save as Parquet)", file=path.name, line=1)
     if missing:
         raise InputError(
             f"is missing required column{'s' if len(missing) > 1 else ''} {', '.join(missing)} "
@@ -273,7 +278,7 @@ def load_records(data_dir: str | Path, as_of: str | None = None,
         raise InputError("is not a folder (expected a folder of input tables)", file=str(data_dir))
     mapping = load_mapping(data_dir, Path(mapping_path) if mapping_path else None)
     role_map = mapping.role_map()
-    listing = {p.name.lower(): p for p in sorted(data_dir.iterdir()) if p.is_file()}
+    listing = {p.name.lower(): p for p in sorted(data_dir.iterdir())}
     rej = _Rejects()
     notes: list[str] = []
     inputs: dict[str, dict] = {}
