@@ -52,6 +52,11 @@ def iso_to_day(s: str) -> int:
     return int((np.datetime64(s[:10], "D") - EPOCH).astype(np.int64))
 
 
+def _text(s: pd.Series) -> pd.Series:
+    """Arrow-backed strings: strip/lower/regex/isin run vectorised in C++."""
+    return s if s.dtype == "string[pyarrow]" else s.astype("string[pyarrow]")
+
+
 def parse_dates(s: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Parse ISO 8601 dates or date-times to days since 1970-01-01.
 
@@ -62,9 +67,9 @@ def parse_dates(s: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     >>> d[ok & present].tolist(), ok.tolist(), present.tolist()
     ([19724, 19783], [True, False, True, True], [True, True, False, True])
     """
-    s = s.astype(object)
-    present = (s != "").to_numpy()
-    shape_ok = s.map(lambda v: bool(_ISO.match(v))).to_numpy(dtype=bool) if len(s) else np.zeros(0, bool)
+    s = _text(s)
+    present = (s != "").to_numpy(dtype=bool)
+    shape_ok = s.str.fullmatch(_ISO.pattern).fillna(False).to_numpy(dtype=bool)
     parsed = pd.to_datetime(s.str.slice(0, 10).where(shape_ok, None), format="%Y-%m-%d", errors="coerce")
     days = np.zeros(len(s), dtype=np.int64)
     good = shape_ok & parsed.notna().to_numpy()
@@ -80,11 +85,11 @@ def parse_bools(s: pd.Series, extra_true=(), extra_false=()) -> tuple[np.ndarray
     >>> v.tolist(), ok.tolist()
     ([True, False, False, False], [True, True, True, False])
     """
-    low = s.astype(object).str.lower()
+    low = _text(s).str.lower()
     t = set(TRUE_WORDS) | {w.lower() for w in extra_true}
     f = set(FALSE_WORDS) | {w.lower() for w in extra_false} | {""}
-    is_t = low.isin(t).to_numpy()
-    is_f = low.isin(f).to_numpy()
+    is_t = low.isin(t).to_numpy(dtype=bool)
+    is_f = low.isin(f).to_numpy(dtype=bool)
     return is_t, is_t | is_f
 
 
@@ -156,39 +161,42 @@ def _find_file(data_dir: Path, table: str, mapping: Mapping, listing: dict[str, 
 
 def _check_cells(t: RawTable, spec: TableSpec, mapping: Mapping, rej: _Rejects,
                  role_map: dict[str, tuple[str, ...]]) -> tuple[pd.DataFrame, np.ndarray]:
-    """Type-check every declared column; returns parsed columns and the valid mask."""
+    """Type-check every declared column; returns parsed columns and the valid mask.
+
+    Each check yields a boolean mask of failing rows and a function giving
+    the reason for one row; only failing rows are visited in Python.
+    """
     df = t.df
     n = len(df)
-    bad_reason: list[list[tuple[str, str]]] = [[] for _ in range(n)]
+    checks: list[tuple[np.ndarray, str, object]] = []   # (failing mask, column, reason(i))
     parsed = pd.DataFrame(index=df.index)
     for col in spec.columns:
         if col.name not in df.columns:
             continue
-        s = df[col.name].astype(object).str.strip()
+        s = _text(df[col.name]).str.strip().fillna("")
         df[col.name] = s
+        raw = s  # for messages
         if col.kind in ("id", "text"):
             parsed[col.name] = s
             if col.kind == "id":
-                for i in np.flatnonzero((s == "").to_numpy()):
-                    bad_reason[i].append((col.name, f"{col.name} is empty"))
+                checks.append(((s == "").to_numpy(dtype=bool), col.name,
+                               lambda i, c=col.name: f"{c} is empty"))
         elif col.kind == "date":
             days, ok, present = parse_dates(s)
             parsed[col.name] = days
             parsed[col.name + "__present"] = present
-            for i in np.flatnonzero(~ok):
-                bad_reason[i].append((col.name, f"{col.name} {s.iat[i]!r} is not an ISO 8601 date (YYYY-MM-DD, optionally with a time)"))
+            checks.append((~ok, col.name, lambda i, c=col.name, r=raw:
+                           f"{c} {r.iat[i]!r} is not an ISO 8601 date (YYYY-MM-DD, optionally with a time)"))
             if col.required:
-                for i in np.flatnonzero(~present):
-                    bad_reason[i].append((col.name, f"{col.name} is empty"))
+                checks.append((~present, col.name, lambda i, c=col.name: f"{c} is empty"))
         elif col.kind == "bool":
             v, ok = parse_bools(s, mapping.booleans.get("true", ()), mapping.booleans.get("false", ()))
             parsed[col.name] = v
-            for i in np.flatnonzero(~ok):
-                bad_reason[i].append((col.name, f"{col.name} {s.iat[i]!r} is not a boolean (true/false, 1/0, yes/no)"))
+            checks.append((~ok, col.name, lambda i, c=col.name, r=raw:
+                           f"{c} {r.iat[i]!r} is not a boolean (true/false, 1/0, yes/no)"))
         elif col.kind in ("float", "int"):
-            num = pd.to_numeric(s.where(s != "", None), errors="coerce")
-            present = (s != "").to_numpy()
-            vals = num.to_numpy(dtype=float)
+            present = (s != "").to_numpy(dtype=bool)
+            vals = pd.to_numeric(s.where(s != "", None), errors="coerce").to_numpy(dtype=float, na_value=np.nan)
             ok = ~present | np.isfinite(vals)
             if col.kind == "int":
                 ok &= ~present | (np.isfinite(vals) & (np.floor(np.nan_to_num(vals)) == np.nan_to_num(vals)))
@@ -198,30 +206,42 @@ def _check_cells(t: RawTable, spec: TableSpec, mapping: Mapping, rej: _Rejects,
             if col.hi is not None:
                 rng &= ~(vals > col.hi)
             parsed[col.name] = vals
-            for i in np.flatnonzero(~ok):
-                bad_reason[i].append((col.name, f"{col.name} {s.iat[i]!r} is not a{'n integer' if col.kind == 'int' else ' number'}"))
-            for i in np.flatnonzero(ok & present & ~rng):
-                bad_reason[i].append((col.name, f"{col.name} {s.iat[i]!r} is outside {col.lo:g}..{col.hi:g}"))
+            kind = "an integer" if col.kind == "int" else "a number"
+            checks.append((~ok, col.name, lambda i, c=col.name, r=raw, k=kind: f"{c} {r.iat[i]!r} is not {k}"))
+            checks.append((ok & present & ~rng, col.name, lambda i, c=col, r=raw:
+                           f"{c.name} {r.iat[i]!r} is outside {c.lo:g}..{c.hi:g}"))
         elif col.kind == "enum":
             low = s.str.lower()
+            codes, uniq = pd.factorize(low.to_numpy(dtype=object))
             if col.name == "role":
-                # role codes map to one or more roles; expanded later
-                mapped = low.map(lambda v: role_map.get(v, (v,) if v in col.choices else None))
-                parsed[col.name] = mapped
-                for i in np.flatnonzero(mapped.isna().to_numpy()):
-                    bad_reason[i].append((col.name, f"role {s.iat[i]!r} is not a known role ({', '.join(col.choices)}); map records-system codes in mapping.yaml"))
+                # role codes map to one or more roles (expanded later); factorise
+                # first so the lookup runs once per distinct code
+                table = [role_map.get(u, (u,) if u in col.choices else None) for u in uniq]
+                mapped = np.empty(len(table), dtype=object)
+                mapped[:] = table
+                vals = mapped[codes] if n else np.empty(0, dtype=object)
+                parsed[col.name] = vals
+                bad = np.fromiter((x is None for x in mapped), bool, len(mapped))[codes] if n else np.zeros(0, bool)
+                checks.append((bad, col.name, lambda i, c=col, r=raw:
+                               f"role {r.iat[i]!r} is not a known role ({', '.join(c.choices)}); "
+                               "map records-system codes in mapping.yaml"))
             else:
-                ok = low.isin(col.choices).to_numpy() | (low == "").to_numpy() & (not col.required)
-                parsed[col.name] = low
-                for i in np.flatnonzero(~ok):
-                    bad_reason[i].append((col.name, f"{col.name} {s.iat[i]!r} is not one of {', '.join(col.choices)}"))
-    bad_idx = [i for i in range(n) if bad_reason[i]]
-    rej.add(t, np.asarray(bad_idx, dtype=np.int64),
-            [bad_reason[i][0][0] for i in bad_idx],
-            ["; ".join(r for _, r in bad_reason[i]) for i in bad_idx])
-    valid = np.ones(n, bool)
-    valid[bad_idx] = False
-    return parsed, valid
+                okset = set(col.choices) | ({""} if not col.required else set())
+                ok = np.fromiter((u in okset for u in uniq), bool, len(uniq))[codes] if n else np.zeros(0, bool)
+                parsed[col.name] = low.to_numpy(dtype=object)
+                checks.append((~ok, col.name, lambda i, c=col, r=raw:
+                               f"{c.name} {r.iat[i]!r} is not one of {', '.join(c.choices)}"))
+    bad_any = np.zeros(n, bool)
+    for m, _, _ in checks:
+        bad_any |= m
+    bad_idx = np.flatnonzero(bad_any)
+    cols, reasons = [], []
+    for i in bad_idx.tolist():
+        hits = [(c, fn(i)) for m, c, fn in checks if m[i]]
+        cols.append(hits[0][0])
+        reasons.append("; ".join(r for _, r in hits))
+    rej.add(t, bad_idx, cols, reasons)
+    return parsed, ~bad_any
 
 
 def _dedupe(t: RawTable, keys: pd.DataFrame, idx: np.ndarray, rej: _Rejects, what: str) -> np.ndarray:
@@ -392,7 +412,7 @@ def load_records(data_dir: str | Path, as_of: str | None = None,
         if tv.n_read == 0:
             raise InputError("has a header but no data rows", file=tv.path.name)
         ids = tv.df["incident_id"].to_numpy()[vv_idx]
-        is_after = np.fromiter((x in inc_after for x in ids), bool, len(ids)) if inc_after else np.zeros(len(ids), bool)
+        is_after = pd.Index(list(inc_after)).get_indexer(ids) >= 0 if inc_after else np.zeros(len(ids), bool)
         in_known = known.get_indexer(ids) >= 0
         unknown = vv_idx[~in_known & ~is_after]
         if len(unknown):
@@ -402,13 +422,22 @@ def load_records(data_dir: str | Path, as_of: str | None = None,
                      for k in tv.df["incident_id"].to_numpy()[unknown]])
         after_v = int(is_after.sum())
         vv_idx = vv_idx[in_known]
+    roles = pv_role.to_numpy()[vv_idx]
     inv = pd.DataFrame({
         "incident_id": tv.df["incident_id"].to_numpy()[vv_idx],
         "person_id": tv.df["person_id"].to_numpy()[vv_idx],
-        "role": pv_role.to_numpy()[vv_idx],
+        "role": roles,
         "line": tv.lines[vv_idx],
         "_row": vv_idx,
-    }).explode("role", ignore_index=True)
+    })
+    # a code mapped to several roles becomes several involvements (same line)
+    codes, uniq = pd.factorize(roles)
+    if any(len(u) > 1 for u in uniq):
+        inv = inv.explode("role", ignore_index=True)
+    elif len(inv):
+        first = np.empty(len(uniq), dtype=object)
+        first[:] = [u[0] for u in uniq]
+        inv["role"] = first[codes]
     dup = inv.duplicated(["incident_id", "person_id", "role"], keep="first").to_numpy()
     if dup.any():
         first_line = inv[~dup].set_index(["incident_id", "person_id", "role"])["line"]
