@@ -131,7 +131,9 @@ def load_mapping(data_dir: Path, path: Path | None = None) -> Mapping:
             raise InputError("mapping file not found", file=str(p))
         return Mapping()
     try:
-        raw = yaml.safe_load(p.read_text(encoding="utf-8-sig")) or {}
+        # BaseLoader keeps every scalar as text: records-system codes such as
+        # OFF, NO, Y or 1 must not turn into booleans or numbers
+        raw = yaml.load(p.read_text(encoding="utf-8-sig"), Loader=yaml.BaseLoader) or {}
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise InputError(f"mapping file is not valid YAML: {exc}", file=str(p)) from None
     if not isinstance(raw, dict):
