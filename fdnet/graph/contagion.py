@@ -1,0 +1,309 @@
+"""Gunshot violence as a contagion on the co-offending network.
+
+After Green, Horel and Papachristos (JAMA Internal Medicine, 2017), who
+modelled gunshot victimisation in Chicago's co-arrest network (138,163
+people) as a self-exciting point process and attributed 63.1% of episodes
+to contagion, with a mean delay of 125 days from "infector" to subject.
+
+Model. Person ``i``'s hazard of being shot at time ``t`` (days) is
+
+    lambda_i(t) = mu_i + sum_{j in N(i)} sum_{s_j < t} alpha * w_ij * beta * exp(-beta (t - s_j))
+
+- ``mu_i = exp(theta . x_i)``: a background rate from attributes ``x_i``
+  (intercept; age under 25; male; any violent offending; any offending);
+- the second term: each earlier shooting of a co-offending neighbour ``j``
+  adds ``alpha * w_ij`` expected shootings of ``i``, spread over time by an
+  exponential delay with mean ``1 / beta`` days.
+
+Fitting is maximum likelihood by EM over the latent parent of each
+shooting (Veen and Schoenberg 2008): the E-step (Cython kernel
+:func:`fdnet._core.hawkes_estep`) gives each shooting's probability of
+being background or triggered by each earlier neighbour shooting; the
+M-step updates ``alpha`` in closed form, ``beta`` by a one-dimensional
+search, and ``theta`` by a Poisson regression (Newton) with the background
+probabilities as counts. Standard errors come from the observed
+information (numerical Hessian of the log-likelihood in
+``(theta, log alpha, log beta)``).
+
+>>> import numpy as np
+>>> net = random_network(3000, 4.0, seed=1)
+>>> X = np.ones((3000, 1))
+>>> ev = simulate(net, X, theta=np.array([np.log(4e-5)]), alpha=0.15, beta=1/100, T=4000, seed=2)
+>>> fit = fit_hawkes(net, ev.person, ev.time, X, T=4000)
+>>> 0.08 < fit.alpha < 0.25 and 50 < fit.mean_delay < 200
+True
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.optimize import minimize_scalar
+
+from .. import _core
+
+COVARIATES = ("intercept", "age_under_25", "male", "violent_offender", "offender")
+
+
+@dataclass
+class CSRGraph:
+    indptr: np.ndarray
+    indices: np.ndarray
+    weight: np.ndarray
+
+    @property
+    def n(self) -> int:
+        return len(self.indptr) - 1
+
+
+def random_network(n: int, mean_degree: float, seed: int = 0) -> CSRGraph:
+    """An Erdos-Renyi graph as CSR (for simulations and tests)."""
+    rng = np.random.default_rng(seed)
+    m = int(n * mean_degree / 2)
+    a = rng.integers(0, n, m)
+    b = rng.integers(0, n, m)
+    keep = a != b
+    lo, hi = np.minimum(a[keep], b[keep]), np.maximum(a[keep], b[keep])
+    key = np.unique(lo.astype(np.int64) * n + hi)
+    src, dst = (key // n).astype(np.int32), (key % n).astype(np.int32)
+    ip, ix, w = _core.edges_to_csr(n, src, dst, np.ones(len(src)))
+    return CSRGraph(ip, ix, w)
+
+
+@dataclass
+class Events:
+    person: np.ndarray   # int
+    time: np.ndarray     # float days from the start of the period
+    parent: np.ndarray   # index of the triggering event, -1 for background (simulation truth)
+
+
+def simulate(net: CSRGraph, X: np.ndarray, *, theta: np.ndarray, alpha: float, beta: float, T: float,
+             seed: int = 0, max_events: int = 5_000_000) -> Events:
+    """Simulate the model on ``[0, T)`` by its branching (cluster) representation.
+
+    Background shootings of person ``i``: Poisson(mu_i T), uniform times.
+    Each shooting of ``j`` at ``s`` triggers, for each neighbour ``i``,
+    Poisson(alpha w_ij) shootings of ``i`` at ``s`` + Exponential(mean 1/beta).
+    """
+    rng = np.random.default_rng(seed)
+    mu = np.exp(X @ theta)
+    n0 = rng.poisson(mu * T)
+    person = np.repeat(np.arange(net.n), n0)
+    time = rng.uniform(0, T, len(person))
+    parent = np.full(len(person), -1, dtype=np.int64)
+    persons, times, parents = [person], [time], [parent]
+    gen_p, gen_t, gen_idx = person, time, np.arange(len(person))
+    offset = len(person)
+    deg = np.diff(net.indptr)
+    while len(gen_p) and offset < max_events:
+        # every (event, neighbour) pair
+        rep = deg[gen_p]
+        ev_of = np.repeat(np.arange(len(gen_p)), rep)
+        starts = net.indptr[gen_p]
+        k = np.arange(rep.sum()) - np.repeat(np.cumsum(rep) - rep, rep) + np.repeat(starts, rep)
+        nb = net.indices[k]
+        counts = rng.poisson(alpha * net.weight[k])
+        src = np.repeat(ev_of, counts)
+        child_p = np.repeat(nb, counts)
+        child_t = gen_t[src] + rng.exponential(1.0 / beta, len(src))
+        ok = child_t < T
+        child_p, child_t, child_par = child_p[ok], child_t[ok], gen_idx[src[ok]]
+        idx = offset + np.arange(len(child_p))
+        offset += len(child_p)
+        persons.append(child_p)
+        times.append(child_t)
+        parents.append(child_par)
+        gen_p, gen_t, gen_idx = child_p, child_t, idx
+    return Events(np.concatenate(persons), np.concatenate(times), np.concatenate(parents))
+
+
+@dataclass
+class HawkesFit:
+    theta: np.ndarray
+    alpha: float
+    beta: float
+    se: dict               # standard errors: theta_<name>, alpha, beta, mean_delay
+    loglik: float
+    n_events: int
+    iterations: int
+    converged: bool
+    contagion_share: float
+    covariates: tuple = COVARIATES
+    # per event (in the order given): background probability, likeliest parent event, its probability
+    p_background: np.ndarray = field(default=None, repr=False)
+    parent: np.ndarray = field(default=None, repr=False)
+    parent_prob: np.ndarray = field(default=None, repr=False)
+
+    @property
+    def mean_delay(self) -> float:
+        return 1.0 / self.beta
+
+    def summary(self) -> dict:
+        ci = lambda v, s: [v - 1.96 * s, v + 1.96 * s] if s == s else [None, None]  # noqa: E731
+        out = {
+            "model": "network Hawkes process, exponential delay (Green, Horel & Papachristos 2017)",
+            "events": self.n_events,
+            "alpha": self.alpha, "alpha_se": self.se.get("alpha"),
+            "alpha_ci95": ci(self.alpha, self.se.get("alpha", float("nan"))),
+            "mean_delay_days": self.mean_delay, "mean_delay_se": self.se.get("mean_delay"),
+            "mean_delay_ci95": ci(self.mean_delay, self.se.get("mean_delay", float("nan"))),
+            "contagion_share": self.contagion_share,
+            "theta": {c: float(v) for c, v in zip(self.covariates, self.theta)},
+            "theta_se": {c: self.se.get(f"theta_{c}") for c in self.covariates},
+            "loglik": self.loglik, "iterations": self.iterations, "converged": self.converged,
+        }
+        return _clean(out)
+
+
+def _clean(x):
+    if isinstance(x, dict):
+        return {k: _clean(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [_clean(v) for v in x]
+    if isinstance(x, float):
+        return None if not math.isfinite(x) else round(x, 10)
+    return x
+
+
+class _Data:
+    """Events grouped by person (CSR), with the compensator's ingredients."""
+
+    def __init__(self, net: CSRGraph, person: np.ndarray, time: np.ndarray, X: np.ndarray, T: float):
+        order = np.lexsort((time, person))
+        self.order = order
+        self.person = np.asarray(person)[order].astype(np.int64)
+        self.time = np.ascontiguousarray(np.asarray(time, dtype=float)[order])
+        self.ev_ptr = np.zeros(net.n + 1, dtype=np.int64)
+        np.add.at(self.ev_ptr, self.person + 1, 1)
+        self.ev_ptr = np.cumsum(self.ev_ptr)
+        self.net = net
+        self.X = X
+        self.T = T
+        # weighted degree of each event's person: how many neighbours it can excite
+        wdeg = np.zeros(net.n)
+        np.add.at(wdeg, np.repeat(np.arange(net.n), np.diff(net.indptr)), net.weight)
+        self.wdeg_ev = wdeg[self.person]
+        self.remaining = T - self.time
+
+    def estep(self, theta, alpha, beta, max_lag):
+        mu = np.exp(self.X @ theta)
+        return _core.hawkes_estep(self.net.indptr, self.net.indices, self.net.weight, self.ev_ptr,
+                                  self.time, np.ascontiguousarray(mu[self.person]), alpha, beta, max_lag), mu
+
+    def loglik(self, theta, alpha, beta, max_lag):
+        (lam, *_), mu = self.estep(theta, alpha, beta, max_lag)
+        comp = mu.sum() * self.T + alpha * np.sum(self.wdeg_ev * (1 - np.exp(-beta * self.remaining)))
+        return float(np.sum(np.log(lam)) - comp)
+
+
+def fit_hawkes(net: CSRGraph, person: np.ndarray, time: np.ndarray, X: np.ndarray, T: float, *,
+               max_iter: int = 200, tol: float = 1e-7, max_lag: float | None = None,
+               standard_errors: bool = True) -> HawkesFit:
+    """Fit the model by EM; see the module docstring. ``time`` in days from the period start."""
+    d = _Data(net, person, time, np.asarray(X, dtype=float), float(T))
+    n_ev = len(d.time)
+    p = d.X.shape[1]
+    max_lag = float(max_lag if max_lag is not None else T)
+    if n_ev == 0:
+        return HawkesFit(np.full(p, -np.inf), 0.0, 1 / 125, {}, 0.0, 0, 0, True, 0.0,
+                         p_background=np.zeros(0), parent=np.zeros(0, np.int64), parent_prob=np.zeros(0))
+    theta = np.zeros(p)
+    theta[0] = math.log(max(n_ev, 1) / (net.n * T))
+    alpha, beta = 0.1, 1 / 100.0
+    ll_old = -np.inf
+    converged = False
+    it = 0
+    for it in range(1, max_iter + 1):
+        (lam, p0, par, ppar, s1, s2), mu = d.estep(theta, alpha, beta, max_lag)
+        # M-step: theta by Newton on the background part
+        counts = np.bincount(d.person, weights=p0, minlength=net.n)
+        for _ in range(25):
+            mu = np.exp(d.X @ theta)
+            grad = d.X.T @ (counts - mu * d.T)
+            hess = (d.X * (mu * d.T)[:, None]).T @ d.X
+            try:
+                step = np.linalg.solve(hess + 1e-12 * np.eye(p), grad)
+            except np.linalg.LinAlgError:
+                break
+            theta = theta + step
+            if np.max(np.abs(step)) < 1e-10:
+                break
+
+        # beta: maximise s1 log b - b s2 - alpha sum_k W_k (1 - exp(-b D_k)) over log b
+        def negq(logb, a=alpha):
+            b = math.exp(logb)
+            return -(s1 * logb - b * s2 - a * np.sum(d.wdeg_ev * (1 - np.exp(-b * d.remaining))))
+        beta = math.exp(minimize_scalar(negq, bounds=(math.log(1e-5), math.log(10.0)), method="bounded",
+                                        options={"xatol": 1e-10}).x)
+        alpha = s1 / max(np.sum(d.wdeg_ev * (1 - np.exp(-beta * d.remaining))), 1e-300)
+        ll = d.loglik(theta, alpha, beta, max_lag)
+        if abs(ll - ll_old) < tol * (1 + abs(ll)):
+            converged = True
+            ll_old = ll
+            break
+        ll_old = ll
+    (lam, p0, par, ppar, s1, s2), mu = d.estep(theta, alpha, beta, max_lag)
+    se: dict = {}
+    if standard_errors:
+        se = _standard_errors(d, theta, alpha, beta, max_lag)
+    # back to the caller's event order
+    inv = np.empty(n_ev, dtype=np.int64)
+    inv[d.order] = np.arange(n_ev)
+    parent_caller = np.where(par >= 0, d.order[np.maximum(par, 0)], -1)
+    return HawkesFit(theta, float(alpha), float(beta), se, float(ll_old), n_ev, it, converged,
+                     float(1 - p0.mean()), p_background=p0[inv], parent=parent_caller[inv],
+                     parent_prob=ppar[inv])
+
+
+def _standard_errors(d: _Data, theta, alpha, beta, max_lag) -> dict:
+    """Observed information in phi = (theta, log alpha, log beta); delta method back."""
+    phi = np.concatenate([theta, [math.log(max(alpha, 1e-300)), math.log(beta)]])
+    p = len(phi)
+
+    def f(x):
+        return d.loglik(x[:-2], math.exp(x[-2]), math.exp(x[-1]), max_lag)
+    h = 1e-4 * np.maximum(1.0, np.abs(phi))
+    H = np.zeros((p, p))
+    f0 = f(phi)
+    for i in range(p):
+        for j in range(i, p):
+            if i == j:
+                e = np.zeros(p)
+                e[i] = h[i]
+                H[i, i] = (f(phi + e) - 2 * f0 + f(phi - e)) / h[i] ** 2
+            else:
+                ei = np.zeros(p)
+                ej = np.zeros(p)
+                ei[i] = h[i]
+                ej[j] = h[j]
+                H[i, j] = H[j, i] = (f(phi + ei + ej) - f(phi + ei - ej) - f(phi - ei + ej)
+                                     + f(phi - ei - ej)) / (4 * h[i] * h[j])
+    try:
+        cov = np.linalg.inv(-H)
+        var = np.diag(cov)
+    except np.linalg.LinAlgError:
+        var = np.full(p, np.nan)
+    sd = np.sqrt(np.where(var > 0, var, np.nan))
+    out = {f"theta_{c}": float(s) for c, s in zip(COVARIATES[: p - 2] if p - 2 <= len(COVARIATES) else
+                                                     [f"x{k}" for k in range(p - 2)], sd[:-2])}
+    out["alpha"] = float(alpha * sd[-2])
+    out["beta"] = float(beta * sd[-1])
+    out["mean_delay"] = float(sd[-1] / beta)   # d(1/beta) = -(1/beta) dlog(beta)
+    return out
+
+
+def current_hazard(net: CSRGraph, person: np.ndarray, time: np.ndarray, X: np.ndarray, fit: HawkesFit,
+                   at: float) -> tuple[np.ndarray, np.ndarray]:
+    """(background, network) parts of each person's hazard per day at time ``at``."""
+    mu = np.exp(np.asarray(X, dtype=float) @ fit.theta)
+    lag = at - np.asarray(time, dtype=float)
+    contrib = np.where(lag >= 0, fit.alpha * fit.beta * np.exp(-fit.beta * np.maximum(lag, 0)), 0.0)
+    per_person = np.bincount(np.asarray(person), weights=contrib, minlength=net.n)
+    src = np.flatnonzero(per_person > 0).astype(np.int32)
+    # sum over neighbours j of w_ij * per_person[j]; the weighted-exposure kernel
+    # counts unit weights, so weight the CSR product directly
+    import scipy.sparse as sp
+    A = sp.csr_matrix((net.weight, net.indices, net.indptr), shape=(net.n, net.n))
+    network = A @ per_person if len(src) else np.zeros(net.n)
+    return mu, np.asarray(network)
