@@ -89,6 +89,8 @@ def run(
     policy: Optional[Path] = typer.Option(None, "--policy", help="Policy YAML (see `fdnet policy init`)."),
     mapping: Optional[Path] = typer.Option(None, "--mapping", help="Column/role mapping YAML; default: "
                                            "DATA_DIR/mapping.yaml when present."),
+    previous: Optional[Path] = typer.Option(None, "--previous", help="An earlier run folder: detected groups "
+                                            "keep their names where membership overlaps."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or summary table."),
 ):
     """Run the main job: validate the inputs, build the networks, score, and write the run folder.
@@ -101,7 +103,8 @@ def run(
 
     pol = load_policy(policy)
     with _progress(not quiet) as prog:
-        result = run_pipeline(data_dir, out_dir, as_of=as_of, policy=pol, mapping_path=mapping, progress=prog)
+        result = run_pipeline(data_dir, out_dir, as_of=as_of, policy=pol, mapping_path=mapping, progress=prog,
+                              previous_run=previous)
     if not quiet:
         _summary_table(result, out_dir)
 

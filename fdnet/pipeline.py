@@ -25,7 +25,7 @@ import pandas as pd
 
 from . import __version__
 from .errors import UsageError
-from .graph.groups import leiden_communities, merge_groups
+from .graph.analytics import analyze
 from .graph.layers import build_network
 from .lists.build import build_lists
 from .records.validate import day_to_iso, load_records
@@ -35,7 +35,7 @@ from .scoring.policy import Policy, policy_from_dict
 from .scoring.score import score_table
 
 LIST_FILES = ("call_in.csv", "custom_notifications.csv", "service_referrals.csv")
-STEPS = ("read and validate", "build networks", "groups", "features and scores", "lists",
+STEPS = ("read and validate", "build networks", "network analytics", "features and scores", "lists",
          "explanations", "report")
 
 
@@ -65,8 +65,13 @@ def _versions() -> dict:
 
 def compute_run(data_dir: str | Path, *, as_of: str | None = None, policy: Policy | dict | None = None,
                 mapping_path: str | Path | None = None,
-                progress: Callable[[str], None] | None = None) -> RunResult:
-    """Run the whole pipeline in memory; see the module docstring."""
+                progress: Callable[[str], None] | None = None,
+                previous_groups: pd.DataFrame | None = None) -> RunResult:
+    """Run the whole pipeline in memory; see the module docstring.
+
+    ``previous_groups`` (an earlier run's groups.csv) lets detected groups
+    keep their names when their membership overlaps.
+    """
     step = progress or (lambda name: None)
     if policy is None:
         policy = Policy()
@@ -81,14 +86,15 @@ def compute_run(data_dir: str | Path, *, as_of: str | None = None, policy: Polic
                         window_days=policy.window_days, half_life_days=policy.half_life_days)
     co = net.layers["co_offending"]
 
-    step("groups")
-    labels = (leiden_communities(net.n_persons, co, resolution=policy.groups.resolution,
-                                 seed=policy.groups.seed) if policy.groups.detect else None)
-    groups = merge_groups(net.person_ids, labels, rec.groups, min_size=policy.groups.min_size)
+    step("network analytics")
+    an = analyze(net, persons=rec.persons, audit=rec.groups, relations=rec.group_relations, policy=policy,
+                 previous_groups=previous_groups, as_of=rec.as_of)
+    groups = an.groups
 
     step("features and scores")
-    feats = compute_features(net)
-    scores = score_table(net.person_ids, feats, policy, rec.persons, groups.primary, rec.as_of)
+    feats = compute_features(net, an.person)
+    scores = score_table(net.person_ids, feats, policy, rec.persons, groups.primary, rec.as_of,
+                         analytics=an.person.drop(columns=["person_id"]))
 
     step("lists")
     group_sizes = scores.loc[scores["group"] != "", "group"].value_counts()
@@ -109,6 +115,9 @@ def compute_run(data_dir: str | Path, *, as_of: str | None = None, policy: Polic
         "rejected.csv": csv_bytes(rec.rejected),
         "edges.csv": csv_bytes(edges),
         "groups.csv": csv_bytes(groups.table),
+        "group_table.csv": csv_bytes(an.group_table),
+        "conflicts.csv": csv_bytes(an.conflicts),
+        "contagion_events.csv": csv_bytes(an.contagion_events),
         "scores.csv": csv_bytes(scores),
         "call_in.csv": csv_bytes(lists["call_in"]),
         "custom_notifications.csv": csv_bytes(lists["custom_notifications"]),
@@ -126,6 +135,8 @@ def compute_run(data_dir: str | Path, *, as_of: str | None = None, policy: Polic
         "co_offending_edges": int(co.n_edges),
         "victimization_edges": int(net.layers["victimization"].n_edges),
         "groups_detected": groups.n_detected,
+        "groups_named_from_previous_run": groups.renamed_from_previous,
+        "conflicts": int((an.conflicts["relation"] == "conflict").sum()),
         "group_disagreements": int(len(groups.disagreements)),
         "enforcement_eligible": int(scores["enforcement_eligible"].sum()),
         "rows_rejected": int(len(rec.rejected)),
@@ -148,6 +159,10 @@ def compute_run(data_dir: str | Path, *, as_of: str | None = None, policy: Polic
         "inputs": inputs,
         "outputs": {name: {"sha256": sha256_bytes(b), "bytes": len(b)} for name, b in sorted(outputs.items())},
         "summary": summary,
+        "analytics": {
+            "betweenness": an.betweenness_info,
+            "contagion": an.contagion.summary() if an.contagion is not None else None,
+        },
         "notes": rec.notes,
         "environment": _versions(),
     }
@@ -199,12 +214,30 @@ def write_run(result: RunResult, out_dir: str | Path) -> Path:
     return out_dir
 
 
+def load_previous_groups(previous_run: str | Path | None) -> tuple[pd.DataFrame | None, dict | None]:
+    """An earlier run's groups.csv (for stable group names) and its manifest entry."""
+    if previous_run is None:
+        return None, None
+    p = Path(previous_run) / "groups.csv"
+    if not p.is_file():
+        raise UsageError(f"--previous {previous_run} has no groups.csv: not an fdnet run folder")
+    data = p.read_bytes()
+    df = pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False)
+    if not {"person_id", "group"} <= set(df.columns):
+        raise UsageError(f"{p} lacks person_id/group columns")
+    return df, {"path": str(p.resolve()), "sha256": sha256_bytes(data)}
+
+
 def run(data_dir: str | Path, out_dir: str | Path, *, as_of: str | None = None,
         policy: Policy | dict | None = None, mapping_path: str | Path | None = None,
-        progress: Callable[[str], None] | None = None) -> RunResult:
+        progress: Callable[[str], None] | None = None, previous_run: str | Path | None = None) -> RunResult:
     """Validate the run folder first, compute, then write (all or nothing)."""
     check_run_dir(Path(out_dir))
-    result = compute_run(data_dir, as_of=as_of, policy=policy, mapping_path=mapping_path, progress=progress)
+    prev, prev_entry = load_previous_groups(previous_run)
+    result = compute_run(data_dir, as_of=as_of, policy=policy, mapping_path=mapping_path, progress=progress,
+                         previous_groups=prev)
+    if prev_entry:
+        result.manifest["inputs"]["previous_groups"] = prev_entry
     write_run(result, out_dir)
     return result
 

@@ -14,7 +14,7 @@ from fdnet.cli import main
 
 LISTS = ("call_in.csv", "custom_notifications.csv", "service_referrals.csv")
 RUN_FILES = {"manifest.json", "rejected.csv", "edges.csv", "groups.csv", "scores.csv", *LISTS,
-             "explanations.jsonl", "report.html"}
+             "explanations.jsonl", "report.html", "group_table.csv", "conflicts.csv", "contagion_events.csv"}
 
 
 @pytest.fixture

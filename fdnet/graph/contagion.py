@@ -199,14 +199,16 @@ class _Data:
 
 def fit_hawkes(net: CSRGraph, person: np.ndarray, time: np.ndarray, X: np.ndarray, T: float, *,
                max_iter: int = 200, tol: float = 1e-7, max_lag: float | None = None,
-               standard_errors: bool = True) -> HawkesFit:
+               standard_errors: bool = True, names: list[str] | None = None) -> HawkesFit:
     """Fit the model by EM; see the module docstring. ``time`` in days from the period start."""
     d = _Data(net, person, time, np.asarray(X, dtype=float), float(T))
     n_ev = len(d.time)
     p = d.X.shape[1]
+    names = tuple(names) if names is not None else (COVARIATES if p <= len(COVARIATES) else
+                                                     tuple(f"x{k}" for k in range(p)))[:p]
     max_lag = float(max_lag if max_lag is not None else T)
     if n_ev == 0:
-        return HawkesFit(np.full(p, -np.inf), 0.0, 1 / 125, {}, 0.0, 0, 0, True, 0.0,
+        return HawkesFit(np.full(p, -np.inf), 0.0, 1 / 125, {}, 0.0, 0, 0, True, 0.0, covariates=names,
                          p_background=np.zeros(0), parent=np.zeros(0, np.int64), parent_prob=np.zeros(0))
     theta = np.zeros(p)
     theta[0] = math.log(max(n_ev, 1) / (net.n * T))
@@ -246,17 +248,17 @@ def fit_hawkes(net: CSRGraph, person: np.ndarray, time: np.ndarray, X: np.ndarra
     (lam, p0, par, ppar, s1, s2), mu = d.estep(theta, alpha, beta, max_lag)
     se: dict = {}
     if standard_errors:
-        se = _standard_errors(d, theta, alpha, beta, max_lag)
+        se = _standard_errors(d, theta, alpha, beta, max_lag, names)
     # back to the caller's event order
     inv = np.empty(n_ev, dtype=np.int64)
     inv[d.order] = np.arange(n_ev)
     parent_caller = np.where(par >= 0, d.order[np.maximum(par, 0)], -1)
     return HawkesFit(theta, float(alpha), float(beta), se, float(ll_old), n_ev, it, converged,
-                     float(1 - p0.mean()), p_background=p0[inv], parent=parent_caller[inv],
+                     float(1 - p0.mean()), covariates=names, p_background=p0[inv], parent=parent_caller[inv],
                      parent_prob=ppar[inv])
 
 
-def _standard_errors(d: _Data, theta, alpha, beta, max_lag) -> dict:
+def _standard_errors(d: _Data, theta, alpha, beta, max_lag, names) -> dict:
     """Observed information in phi = (theta, log alpha, log beta); delta method back."""
     phi = np.concatenate([theta, [math.log(max(alpha, 1e-300)), math.log(beta)]])
     p = len(phi)
@@ -285,8 +287,7 @@ def _standard_errors(d: _Data, theta, alpha, beta, max_lag) -> dict:
     except np.linalg.LinAlgError:
         var = np.full(p, np.nan)
     sd = np.sqrt(np.where(var > 0, var, np.nan))
-    out = {f"theta_{c}": float(s) for c, s in zip(COVARIATES[: p - 2] if p - 2 <= len(COVARIATES) else
-                                                     [f"x{k}" for k in range(p - 2)], sd[:-2])}
+    out = {f"theta_{c}": float(s) for c, s in zip(names, sd[:-2])}
     out["alpha"] = float(alpha * sd[-2])
     out["beta"] = float(beta * sd[-1])
     out["mean_delay"] = float(sd[-1] / beta)   # d(1/beta) = -(1/beta) dlog(beta)

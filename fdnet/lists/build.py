@@ -25,25 +25,25 @@ def _plural(n: int, one: str, many: str | None = None) -> str:
     return f"{n} {one if n == 1 else (many or one + 's')}"
 
 
-def enforcement_reason(r) -> str:
-    """A short sentence from the enforcement components (never victimization)."""
+def enforcement_reason(r, flag_juveniles: bool = True) -> str:
+    """A short sentence from the enforcement components that scored points (never victimization)."""
     parts = []
-    if r.violent_offending:
-        parts.append(_plural(int(r.violent_offending), "violent incident") + " as offender/suspect")
-    if r.gun_offending:
-        parts.append(_plural(int(r.gun_offending), "shooting") + " as offender/suspect")
-    if r.offending and not r.violent_offending:
-        parts.append(_plural(int(r.offending), "offending incident"))
-    if r.degree:
+    if r.violent_offending and r.points_violent_offending:
+        parts.append(_plural(int(r.violent_offending), "violent incident") + " in an offending role")
+    if r.gun_offending and r.points_gun_offending:
+        parts.append(_plural(int(r.gun_offending), "shooting") + " in an offending role")
+    if r.offending and r.points_offending and not (r.violent_offending and r.points_violent_offending):
+        parts.append(_plural(int(r.offending), "incident") + " in an offending role")
+    if r.degree and r.points_degree:
         parts.append(_plural(int(r.degree), "co-offender"))
-    if r.exposure_1:
+    if r.exposure_1 and r.points_exposure_1:
         parts.append(_plural(int(r.exposure_1), "co-offender") + " shot")
-    if r.exposure_2:
+    if r.exposure_2 and r.points_exposure_2:
         parts.append(_plural(int(r.exposure_2), "shooting victim") + " two steps away")
     s = "; ".join(parts) if parts else "no scored activity"
     if r.last_offending_date:
         s += f" (last offending {r.last_offending_date})"
-    if r.juvenile:
+    if r.juvenile and flag_juveniles:
         s += "; JUVENILE: review before any contact"
     return s[0].upper() + s[1:] + "."
 
@@ -53,9 +53,9 @@ def service_reason(r) -> str:
     if r.shooting_victimization:
         parts.append(f"shot {_plural(int(r.shooting_victimization), 'time')} in the window"
                      f" (last {r.last_victimization_date})")
-    if r.exposure_1:
+    if r.exposure_1 and r.points_exposure_1:
         parts.append(_plural(int(r.exposure_1), "co-offender") + " shot")
-    if r.exposure_2:
+    if r.exposure_2 and r.points_exposure_2:
         parts.append(_plural(int(r.exposure_2), "shooting victim") + " two steps away")
     s = "; ".join(parts) if parts else "no victimization risk recorded"
     return s[0].upper() + s[1:] + "."
@@ -69,6 +69,7 @@ def build_lists(scores: pd.DataFrame, policy: Policy, as_of_day: int,
                 group_sizes: pd.Series) -> dict[str, pd.DataFrame]:
     """Return {list name: frame} with rank, person_id, group, score, reasons, ..."""
     rules = policy.lists
+    flag_j = policy.guardrails.juveniles == "flag"
     eligible = scores[scores["enforcement_eligible"]]
     out = {}
 
@@ -81,7 +82,7 @@ def build_lists(scores: pd.DataFrame, policy: Policy, as_of_day: int,
         "person_id": ci["person_id"].to_numpy(),
         "group": ci["group"].to_numpy(),
         "score": ci["enforcement_score"].to_numpy(),
-        "reasons": [enforcement_reason(r) for r in ci.itertuples()],
+        "reasons": [enforcement_reason(r, flag_j) for r in ci.itertuples()],
         "group_members_in_network": ci["group"].map(group_sizes).fillna(0).astype(int).to_numpy(),
         "offending_incidents": ci["offending"].to_numpy(),
         "last_offending_date": ci["last_offending_date"].to_numpy(),
@@ -96,7 +97,7 @@ def build_lists(scores: pd.DataFrame, policy: Policy, as_of_day: int,
         "person_id": cn["person_id"].to_numpy(),
         "group": cn["group"].to_numpy(),
         "score": cn["enforcement_score"].to_numpy(),
-        "reasons": [enforcement_reason(r) for r in cn.itertuples()],
+        "reasons": [enforcement_reason(r, flag_j) for r in cn.itertuples()],
         "violent_offending": cn["violent_offending"].to_numpy(),
         "gun_offending": cn["gun_offending"].to_numpy(),
         "last_offending_date": cn["last_offending_date"].to_numpy(),

@@ -68,6 +68,10 @@ class Mapping(BaseModel):
             if name not in TABLES:
                 raise ValueError(f"unknown table {name!r}; allowed: {', '.join(TABLES)}")
             spec = TABLES[name]
+            srcs = [str(x).strip().lower() for x in tm.columns.values()]
+            dup = sorted({x for x in srcs if srcs.count(x) > 1})
+            if dup:
+                raise ValueError(f"tables.{name}.columns: source column {dup[0]!r} is mapped to two fdnet columns")
             for canon in tm.columns:
                 if spec.col(canon.lower()) is None:
                     allowed = ", ".join(c.name for c in spec.columns)

@@ -446,7 +446,7 @@ def load_records(data_dir: str | Path, as_of: str | None = None,
         # a row whose expanded roles are all duplicates is rejected; partial duplicates just merge
         keep_rows = set(inv.loc[~dup, "_row"].tolist())
         full = [j for j, r in enumerate(rows) if r not in keep_rows]
-        if full and not long:
+        if full:
             rej.add(tv, rows[full], "person_id",
                     [f"duplicate involvement {a!r}/{b!r}/{c}: first given on line {first_line[(a, b, c)]}"
                      for a, b, c in d[["incident_id", "person_id", "role"]].to_numpy()[full].tolist()])

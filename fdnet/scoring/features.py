@@ -16,10 +16,12 @@ FEATURES = ("offending", "violent_offending", "gun_offending", "shooting_victimi
             "degree", "exposure_1", "exposure_2")
 
 
-def compute_features(net: Network) -> pd.DataFrame:
+def compute_features(net: Network, analytics: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per network person (index = person index), one column per feature.
 
     Also: ``last_offending_day`` and ``last_victimization_day`` (-1 if none).
+    Degree and exposure are taken from ``analytics`` (the graph stage's
+    per-person frame) when given, computed here otherwise.
     """
     I = net.incidence
     n = net.n_persons
@@ -38,7 +40,10 @@ def compute_features(net: Network) -> pd.DataFrame:
         return out
 
     co = net.layers["co_offending"]
-    e1, e2 = exposure_counts(co.indptr, co.indices, net.shooting_victims())
+    if analytics is not None:
+        e1, e2 = analytics["exposure_1"].to_numpy(), analytics["exposure_2"].to_numpy()
+    else:
+        e1, e2 = exposure_counts(co.indptr, co.indices, net.shooting_victims())
     shot = vic & shooting[inc]
     return pd.DataFrame({
         "offending": count(off),

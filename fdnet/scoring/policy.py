@@ -106,6 +106,39 @@ class Groups(BaseModel):
     resolution: float = Field(default=1.0, gt=0, description="Leiden modularity resolution")
     min_size: int = Field(default=3, ge=2, description="smallest detected group kept")
     seed: int = Field(default=42, description="Leiden random seed (runs are deterministic)")
+    conflict_min_shootings: int = Field(
+        default=1, ge=1, description="shootings between two groups that infer a conflict")
+    conflict_min_violent: int = Field(
+        default=0, ge=0, description="violent incidents between two groups that infer a conflict without a shooting (0: never)")
+    audit_prior: float = Field(default=0.5, ge=0, le=1,
+                               description="confidence of an audit label with no support in the network")
+    match_previous: float = Field(default=0.5, gt=0, le=1,
+                                  description="Jaccard overlap for a detected group to keep its name from --previous run")
+
+
+class Analytics(BaseModel):
+    """Centrality and exposure settings (docs/concepts.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+    betweenness_exact_limit: float = Field(
+        default=2e9, gt=0, description="betweenness is exact while (active people x ties) stays under this; sampled above")
+    betweenness_pivots: int = Field(default=512, ge=16, description="source pivots when betweenness is sampled")
+    seed: int = Field(default=42, description="seed for sampled betweenness")
+    exposure_max_distance: int = Field(default=6, ge=1, le=50,
+                                       description="victim_distance is searched up to this many steps")
+    exposure_half_life_days: float = Field(default=180, gt=0,
+                                           description="half-life of a shooting's weight in the decayed exposure")
+
+
+class Contagion(BaseModel):
+    """The network contagion model of gun violence (Green, Horel and Papachristos 2017)."""
+
+    model_config = ConfigDict(extra="forbid")
+    enabled: bool = True
+    tie_weight: Literal["unweighted", "incidents"] = Field(
+        default="unweighted", description="weight of a co-offending tie in the contagion kernel")
+    max_lag_days: int = Field(default=1095, ge=1, description="an earlier shooting can trigger a later one up to this many days after")
+    standard_errors: bool = True
 
 
 class Policy(BaseModel):
@@ -119,6 +152,8 @@ class Policy(BaseModel):
     guardrails: Guardrails = Field(default_factory=Guardrails)
     lists: Lists = Field(default_factory=Lists)
     groups: Groups = Field(default_factory=Groups)
+    analytics: Analytics = Field(default_factory=Analytics)
+    contagion: Contagion = Field(default_factory=Contagion)
 
     @field_validator("components")
     @classmethod
@@ -163,11 +198,24 @@ def load_policy(path: str | Path | None) -> Policy:
     return policy_from_dict(raw or {}, source=str(p))
 
 
+def _deep_merge(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _deep_merge(base[k], v) if isinstance(v, dict) and isinstance(base.get(k), dict) else v
+    return out
+
+
 def policy_from_dict(raw: dict, source: str = "policy") -> Policy:
+    """Validate a policy given as data; keys left out (at any depth) keep their defaults.
+
+    >>> p = policy_from_dict({"components": {"degree": {"points": 2}}, "lists": {"call_in": {"size": 40}}})
+    >>> p.components["degree"].cap, p.lists.call_in.min_score
+    (15.0, 20.0)
+    """
     if not isinstance(raw, dict):
         raise PolicyError(f"{source}: the policy must be a YAML mapping of keys to values")
     try:
-        return Policy.model_validate(raw)
+        return Policy.model_validate(_deep_merge(Policy().effective(), raw))
     except ValidationError as exc:
         raise PolicyError(f"{source}: invalid policy: {_format_errors(exc)}") from None
 

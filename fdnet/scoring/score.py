@@ -57,8 +57,14 @@ def age_on(persons: pd.DataFrame | None, person_ids: np.ndarray, as_of: str) -> 
 
 
 def score_table(person_ids: np.ndarray, features: pd.DataFrame, policy: Policy,
-                persons: pd.DataFrame | None, primary_group: pd.Series, as_of: str) -> pd.DataFrame:
-    """scores.csv: one row per network person, sorted by person_id."""
+                persons: pd.DataFrame | None, primary_group: pd.Series, as_of: str,
+                analytics: pd.DataFrame | None = None) -> pd.DataFrame:
+    """scores.csv: one row per network person, sorted by person_id.
+
+    ``analytics`` (the graph stage's per-person frame, same order) adds its
+    columns (centrality, exposure variants, contagion hazard) after the
+    score components.
+    """
     pts = points(features, policy)
     enf_cols = [f"points_{n}" for n in FEATURES if n not in VICTIMIZATION_COMPONENTS]
     svc_cols = [f"points_{n}" for n in SERVICE_COMPONENTS]
@@ -118,4 +124,8 @@ def score_table(person_ids: np.ndarray, features: pd.DataFrame, policy: Policy,
     df["enforcement_exclusion"] = reasons
     df["deceased"] = deceased
     df["incarcerated"] = incarcerated
+    if analytics is not None:
+        for c in analytics.columns:
+            if c not in df.columns:
+                df[c] = analytics[c].to_numpy()
     return df

@@ -1,0 +1,269 @@
+"""The network analytics of a run: groups and conflicts, centrality, exposure, contagion.
+
+:func:`analyze` is the graph stage's entry point for the pipeline and for
+notebooks. It returns :class:`Analytics`, whose ``person`` frame has one row
+per network person (in person-index order) and one column per quantity;
+every column is documented in :data:`PERSON_COLUMNS`.
+
+>>> import pandas as pd
+>>> from fdnet.graph.layers import build_network
+>>> from fdnet.scoring.policy import Policy
+>>> inc = pd.DataFrame({"incident_id": ["I1", "I2", "I3"], "day": [19000, 19010, 19020],
+...                     "gun": [False, True, True], "violent": [False, True, True]})
+>>> inv = pd.DataFrame({"incident_id": ["I1", "I1", "I2", "I2", "I3", "I3"],
+...                     "person_id": ["A", "B", "B", "C", "D", "A"],
+...                     "role": ["suspect", "arrestee", "offender", "victim", "suspect", "victim"]})
+>>> net = build_network(inc, inv, as_of_day=19020, window_days=365, half_life_days=365)
+>>> an = analyze(net, persons=None, audit=None, relations=None, policy=Policy())
+>>> print(an.person[["person_id", "victim_distance", "exposure_1", "shooter_exposure_1"]].to_string(index=False))
+person_id  victim_distance  exposure_1  shooter_exposure_1
+        A                0           0                   1
+        B                1           1                   0
+        C                0           0                   0
+        D               -1           0                   0
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from .. import _core
+from ..records.validate import day_to_iso
+from . import centrality as cen
+from .contagion import CSRGraph, HawkesFit, current_hazard, fit_hawkes
+from .exposure import exposure_counts
+from .groups import GroupResult, leiden_communities, merge_groups
+from .layers import FLAG_OFFENDING, FLAG_VICTIM, Network
+
+PERSON_COLUMNS = {
+    "degree": "distinct co-offenders in the window",
+    "weighted_degree": "co-offending ties weighted by shared incidents",
+    "degree_centrality": "degree / (people in the network - 1), as networkx",
+    "betweenness": "betweenness centrality on the co-offending layer, normalised as networkx (sampled above a size limit: see the manifest)",
+    "eigenvector": "eigenvector centrality (unit norm) on the co-offending layer, as networkx",
+    "core_number": "k-core number on the co-offending layer",
+    "exposure_1": "distinct shooting victims in the window at co-offending distance exactly 1",
+    "exposure_2": "distinct shooting victims in the window at co-offending distance exactly 2",
+    "victim_distance": "co-offending steps to the nearest shooting victim in the window (0 = shot; -1 = none within the policy's maximum)",
+    "exposure_decayed_1": "sum over shooting victims at distance 1 of 0.5^(days since their latest shooting / half-life)",
+    "exposure_decayed_2": "the same for shooting victims at distance 2",
+    "shooter_exposure_1": "distinct shooting suspects (offending role in a shooting in the window) at distance exactly 1",
+    "shooter_exposure_2": "distinct shooting suspects at distance exactly 2",
+    "contagion_background": "background hazard of being shot (per year) from the contagion model's attributes",
+    "contagion_network": "network-driven hazard of being shot (per year) at as_of: co-offenders' past shootings",
+    "contagion_hazard": "total hazard of being shot per year at as_of (background + network)",
+}
+
+
+@dataclass
+class Analytics:
+    person: pd.DataFrame                     # one row per network person, PERSON_COLUMNS
+    groups: GroupResult
+    group_table: pd.DataFrame
+    conflicts: pd.DataFrame
+    contagion: HawkesFit | None
+    contagion_events: pd.DataFrame
+    betweenness_info: dict = field(default_factory=dict)
+
+
+def _covariates(net: Network, persons: pd.DataFrame | None, off: np.ndarray, violent: np.ndarray,
+                as_of: str) -> tuple[np.ndarray, list[str]]:
+    from ..scoring.score import age_on
+    n = net.n_persons
+    cols = {"intercept": np.ones(n)}
+    age = age_on(persons, net.person_ids, as_of)
+    cols["age_under_25"] = (np.nan_to_num(age, nan=99) < 25).astype(float)
+    male = np.zeros(n)
+    if persons is not None and "sex" in persons:
+        sx = persons.set_index("person_id")["sex"].reindex(net.person_ids).fillna("").astype(str).str.lower()
+        male = sx.isin(["m", "male", "1"]).to_numpy(dtype=float)
+    cols["male"] = male
+    cols["violent_offender"] = (violent > 0).astype(float)
+    cols["offender"] = (off > 0).astype(float)
+    names = ["intercept"] + [c for c in list(cols)[1:] if 0 < cols[c].sum() < n]
+    return np.column_stack([cols[c] for c in names]), names
+
+
+def analyze(net: Network, *, persons: pd.DataFrame | None, audit: pd.DataFrame | None,
+            relations: pd.DataFrame | None, policy, previous_groups: pd.DataFrame | None = None,
+            as_of: str | None = None) -> Analytics:
+    """Run every network analytic of the policy on ``net``."""
+    as_of = as_of or day_to_iso(net.as_of_day)
+    co = net.layers["co_offending"]
+    n = net.n_persons
+    ap = policy.analytics
+    I = net.incidence
+    inc = I.inc
+    off = (I.flags & FLAG_OFFENDING) != 0
+    vic = (I.flags & FLAG_VICTIM) != 0
+    shooting = net.shooting_incidents()
+
+    # --- centrality -------------------------------------------------------------
+    bw = cen.betweenness(co, exact_limit=ap.betweenness_exact_limit, k=ap.betweenness_pivots, seed=ap.seed)
+    person = pd.DataFrame({"person_id": net.person_ids})
+    person["degree"] = co.degree()
+    person["weighted_degree"] = cen.weighted_degree(co)
+    person["degree_centrality"] = cen.degree_centrality(co)
+    person["betweenness"] = bw.values
+    person["eigenvector"] = cen.eigenvector(co)
+    person["core_number"] = cen.core_number(co)
+
+    # --- exposure ----------------------------------------------------------------
+    victims = net.shooting_victims()
+    e1, e2 = exposure_counts(co.indptr, co.indices, victims)
+    person["exposure_1"] = e1
+    person["exposure_2"] = e2
+    dist = _core.bfs_distances(co.indptr, co.indices, victims, ap.exposure_max_distance)
+    person["victim_distance"] = dist
+    shot = vic & shooting[inc]
+    last_shot = np.full(n, -1, dtype=np.int64)
+    np.maximum.at(last_shot, I.person[shot], net.inc_day[inc[shot]].astype(np.int64))
+    wts = np.power(0.5, (net.as_of_day - last_shot[victims]) / ap.exposure_half_life_days)
+    w1, w2 = _core.exposure_weighted(co.indptr, co.indices, victims, np.ascontiguousarray(wts, dtype=np.float64))
+    person["exposure_decayed_1"] = np.round(w1, 6)
+    person["exposure_decayed_2"] = np.round(w2, 6)
+    shooters = np.unique(I.person[off & shooting[inc]]).astype(np.int32)
+    s1, s2 = exposure_counts(co.indptr, co.indices, shooters)
+    person["shooter_exposure_1"] = s1
+    person["shooter_exposure_2"] = s2
+
+    # --- contagion ---------------------------------------------------------------
+    fit = None
+    ev_frame = pd.DataFrame(columns=["incident_id", "date", "person_id", "p_background", "likely_infector",
+                                     "infector_incident_id", "infector_date", "infector_probability"])
+    person["contagion_background"] = 0.0
+    person["contagion_network"] = 0.0
+    person["contagion_hazard"] = 0.0
+    if policy.contagion.enabled:
+        off_cnt = np.bincount(I.person[off], minlength=n)
+        vio_cnt = np.bincount(I.person[off & net.inc_violent[inc]], minlength=n)
+        X, names = _covariates(net, persons, off_cnt, vio_cnt, as_of)
+        w = co.data if policy.contagion.tie_weight == "incidents" else np.ones(len(co.indices))
+        g = CSRGraph(co.indptr, co.indices, np.ascontiguousarray(w, dtype=np.float64))
+        ev_person = I.person[shot].astype(np.int64)
+        ev_inc = inc[shot]
+        t0 = net.window_start_day
+        ev_time = (net.inc_day[ev_inc] - t0).astype(float)
+        T = float(net.as_of_day - t0 + 1)
+        fit = fit_hawkes(g, ev_person, ev_time, X, T, max_lag=float(policy.contagion.max_lag_days),
+                         standard_errors=policy.contagion.standard_errors, names=names)
+        if fit.n_events:
+            bg, nw = current_hazard(g, ev_person, ev_time, X, fit, at=T)
+            person["contagion_background"] = np.round(bg * 365.25, 8)
+            person["contagion_network"] = np.round(nw * 365.25, 8)
+            person["contagion_hazard"] = np.round((bg + nw) * 365.25, 8)
+            par = fit.parent
+            has = (par >= 0) & (fit.parent_prob > fit.p_background)
+            ev_frame = pd.DataFrame({
+                "incident_id": net.incident_ids[ev_inc],
+                "date": [day_to_iso(d) for d in net.inc_day[ev_inc]],
+                "person_id": net.person_ids[ev_person],
+                "p_background": np.round(fit.p_background, 6),
+                "likely_infector": np.where(has, net.person_ids[ev_person[np.maximum(par, 0)]], ""),
+                "infector_incident_id": np.where(has, net.incident_ids[ev_inc[np.maximum(par, 0)]], ""),
+                "infector_date": np.where(has, [day_to_iso(d) for d in net.inc_day[ev_inc[np.maximum(par, 0)]]], ""),
+                "infector_probability": np.where(has, np.round(fit.parent_prob, 6), 0.0),
+            }).sort_values(["date", "incident_id", "person_id"], kind="stable").reset_index(drop=True)
+
+    # --- groups ------------------------------------------------------------------
+    gp = policy.groups
+    labels = leiden_communities(n, co, resolution=gp.resolution, seed=gp.seed) if gp.detect else None
+    groups = merge_groups(net.person_ids, labels, audit, min_size=gp.min_size, layer=co,
+                          audit_prior=gp.audit_prior, previous=previous_groups, match_previous=gp.match_previous)
+    primary = groups.primary.reindex(net.person_ids).fillna("").to_numpy(dtype=object)
+    conflicts = _conflicts(net, primary, relations, gp.conflict_min_shootings, gp.conflict_min_violent)
+    table = _group_table(net, person, groups, primary, conflicts, off, shot, shooting)
+    info = {"exact": bw.exact, "pivots": bw.pivots, "error_bound": bw.eps, "confidence": 1 - bw.alpha}
+    return Analytics(person, groups, table, conflicts, fit, ev_frame, info)
+
+
+def _conflicts(net: Network, primary: np.ndarray, relations: pd.DataFrame | None,
+               min_shootings: int = 1, min_violent: int = 0) -> pd.DataFrame:
+    """Conflicts and alliances: from group_relations, plus conflicts inferred from violence between groups.
+
+    Violence between two groups: an incident where a member of one holds an
+    offending role and a member of the other is a victim. A conflict is
+    inferred from at least ``min_shootings`` shootings, or (when
+    ``min_violent`` > 0) that many violent incidents, between them; its
+    evidence is all those incidents. On the synthetic city, non-shooting
+    violence between groups was mostly unrelated to feuds, hence the default
+    of shootings only.
+    """
+    rows = []
+    if relations is not None:
+        for r in relations.itertuples():
+            a, b = sorted([r.group_a, r.group_b])
+            rows.append({"group_a": a, "group_b": b, "relation": r.relation, "source": "group_relations",
+                         "shootings": 0, "incidents": 0, "incident_ids": "", "first_date": r.date or "", "last_date": r.date or ""})
+    vz = net.layers["victimization"]
+    if vz.n_edges:
+        ga, gb = primary[vz.src], primary[vz.dst]
+        keep = (ga != "") & (gb != "") & (ga != gb)
+        inc_ids, gpairs = [], []
+        for e in np.flatnonzero(keep):
+            ev = vz.evidence(e)
+            ev = ev[net.inc_violent[ev]]
+            if len(ev) == 0:
+                continue
+            a, b = sorted([ga[e], gb[e]])
+            for i in ev.tolist():
+                gpairs.append((a, b))
+                inc_ids.append(i)
+        if gpairs:
+            df = pd.DataFrame(gpairs, columns=["group_a", "group_b"])
+            df["inc"] = inc_ids
+            df = df.drop_duplicates()
+            shooting = net.shooting_incidents()
+            for (a, b), sub in df.groupby(["group_a", "group_b"], sort=True):
+                incs = np.unique(sub["inc"].to_numpy())
+                n_shoot = int(shooting[incs].sum())
+                if n_shoot < min_shootings and not (min_violent and len(incs) >= min_violent):
+                    continue
+                days = net.inc_day[incs]
+                order = np.lexsort((net.incident_ids[incs], days))
+                rows.append({"group_a": a, "group_b": b, "relation": "conflict", "source": "inferred",
+                             "shootings": n_shoot, "incidents": int(len(incs)),
+                             "incident_ids": ";".join(net.incident_ids[incs[order]]),
+                             "first_date": day_to_iso(int(days.min())), "last_date": day_to_iso(int(days.max()))})
+    cols = ["group_a", "group_b", "relation", "source", "shootings", "incidents", "incident_ids",
+            "first_date", "last_date"]
+    out = pd.DataFrame(rows, columns=cols)
+    return out.sort_values(["group_a", "group_b", "relation", "source"], kind="stable").reset_index(drop=True)
+
+
+def _group_table(net: Network, person: pd.DataFrame, groups: GroupResult, primary: np.ndarray,
+                 conflicts: pd.DataFrame, off: np.ndarray, shot: np.ndarray, shooting: np.ndarray) -> pd.DataFrame:
+    I = net.incidence
+    n = net.n_persons
+    off_cnt = np.bincount(I.person[off], minlength=n)
+    shot_cnt = np.bincount(I.person[shot], minlength=n)
+    gun_cnt = np.bincount(I.person[off & shooting[I.inc]], minlength=n)
+    pf = pd.DataFrame({"person_id": net.person_ids, "group": primary, "active": off_cnt > 0,
+                       "shot": shot_cnt > 0, "shooter": gun_cnt > 0,
+                       "betweenness": person["betweenness"].to_numpy(), "degree": person["degree"].to_numpy()})
+    pf = pf[pf["group"] != ""]
+    members = groups.table.groupby("group")["person_id"].nunique()
+    by_src = groups.table.groupby(["group", "source"]).size().unstack(fill_value=0)
+    agg = pf.groupby("group").agg(members_in_network=("person_id", "size"), active_in_window=("active", "sum"),
+                                  members_shot=("shot", "sum"), members_suspected_in_shootings=("shooter", "sum"))
+    top = (pf.sort_values(["group", "betweenness", "degree", "person_id"], ascending=[True, False, False, True],
+                          kind="stable").drop_duplicates("group").set_index("group"))
+    t = pd.DataFrame({"group": sorted(set(members.index) | set(agg.index))})
+    t["members"] = t["group"].map(members).fillna(0).astype(int)
+    for s in ("audit", "detected", "both"):
+        t[f"members_{s}"] = t["group"].map(by_src[s] if s in by_src else pd.Series(dtype=int)).fillna(0).astype(int)
+    for c in agg.columns:
+        t[c] = t["group"].map(agg[c]).fillna(0).astype(int)
+    t["most_central"] = t["group"].map(top["person_id"]).astype(object).fillna("")
+    t["most_central_betweenness"] = t["group"].map(top["betweenness"]).fillna(0.0).round(8)
+
+    def rel(g, kind):
+        c = conflicts[(conflicts["relation"] == kind) & ((conflicts["group_a"] == g) | (conflicts["group_b"] == g))]
+        others = sorted(set(np.where(c["group_a"] == g, c["group_b"], c["group_a"])))
+        return ";".join(others)
+    t["conflicts"] = [rel(g, "conflict") for g in t["group"]]
+    t["alliances"] = [rel(g, "alliance") for g in t["group"]]
+    return t.sort_values(["members_shot", "members_in_network", "group"], ascending=[False, False, True],
+                         kind="stable").reset_index(drop=True)
