@@ -76,7 +76,7 @@ def _name_communities(det: pd.DataFrame, previous: pd.DataFrame | None, match: f
     unnamed = []
     for lab in stats.index:
         lab_aud = det.loc[det["label"] == lab, "audit"].dropna()
-        if len(lab_aud) >= 2:
+        if len(lab_aud) >= 1:
             vc = lab_aud.value_counts()
             top = sorted(vc[vc == vc.max()].index)[0]
             if vc.max() * 2 > len(lab_aud):
@@ -153,11 +153,15 @@ def merge_groups(person_ids: np.ndarray, labels: np.ndarray | None, audit: pd.Da
                              np.nan_to_num(sup)))
     table["confidence"] = np.round(conf, 4)
     table["network_support"] = np.round(sup, 4)
-    primary = pd.Series(audit_primary.to_dict(), dtype=object)
-    both = table[table["source"] == "both"].drop_duplicates("person_id").set_index("person_id")["group"]
-    primary.update(both)
-    only_det = detected[~detected.index.isin(primary.index)]
-    primary = pd.concat([primary, only_det]).sort_index()
+    # primary group: the membership row with the highest confidence (so the
+    # network can overrule an audit label it does not support at all); ties
+    # prefer both > audit > detected, then the most recent audit label
+    rank = table.assign(
+        _src=table["source"].map({"both": 0, "audit": 1, "detected": 2}),
+        _aud=(table["group"] != table["person_id"].map(audit_primary)).astype(int))
+    rank = rank.sort_values(["person_id", "confidence", "_src", "_aud", "group"],
+                            ascending=[True, False, True, True, True], kind="stable")
+    primary = rank.drop_duplicates("person_id").set_index("person_id")["group"].astype(object)
     dis = [(pid, audit_primary[pid], g) for pid, g in detected.items()
            if pid in audit_sets and g not in audit_sets[pid]]
     disagreements = pd.DataFrame(dis, columns=["person_id", "audit_group", "detected_group"])

@@ -103,7 +103,7 @@ class Lists(BaseModel):
 class Groups(BaseModel):
     model_config = ConfigDict(extra="forbid")
     detect: bool = Field(default=True, description="detect groups with Leiden on the co-offending layer")
-    resolution: float = Field(default=1.0, gt=0, description="Leiden modularity resolution")
+    resolution: float = Field(default=8.0, gt=0, description="Leiden resolution (RB configuration model); high values give fine communities that the audit labels merge back into groups")
     min_size: int = Field(default=3, ge=2, description="smallest detected group kept")
     seed: int = Field(default=42, description="Leiden random seed (runs are deterministic)")
     conflict_min_shootings: int = Field(
