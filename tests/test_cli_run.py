@@ -88,11 +88,11 @@ def test_victims_never_on_enforcement_lists(run_dir):
 
 def test_guardrails_incarcerated_and_juvenile(run_dir):
     s = read(run_dir / "scores.csv").set_index("person_id")
-    assert s.loc["P5", "enforcement_eligible"] == "False"
+    assert s.loc["P5", "enforcement_eligible"] == "false"
     assert "incarcerated" in s.loc["P5", "enforcement_exclusion"]
-    assert s.loc["P3", "juvenile"] == "True"       # born 2009, as of 2024
+    assert s.loc["P3", "juvenile"] == "true"       # born 2009, as of 2024
     listed = read(run_dir / "custom_notifications.csv")
-    for _, r in listed[listed["juvenile"] == "True"].iterrows():
+    for _, r in listed[listed["juvenile"] == "true"].iterrows():
         assert "JUVENILE" in r["reasons"]
 
 

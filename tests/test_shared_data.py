@@ -291,7 +291,7 @@ def test_stlouis_victim_suspects_hold_both_roles_in_scores(stl_run, stl_rows):
         vic = rows[rows["role"].isin(["victim", "victim+suspect"])]["crime_id"].nunique()
         assert int(scores.loc[p, "offending"]) == off >= n
         assert int(scores.loc[p, "shooting_victimization"]) == vic >= n
-        assert scores.loc[p, "enforcement_eligible"] == "True"
+        assert scores.loc[p, "enforcement_eligible"] == "true"
 
 
 def test_stlouis_lists_never_put_victim_only_people_on_enforcement_lists(stl_run, stl_rows):
@@ -316,7 +316,7 @@ def test_stlouis_lists_never_put_victim_only_people_on_enforcement_lists(stl_run
     # the enforcement score never counts victimization
     scores = frame(stl_run, "scores.csv").set_index("person_id")
     vo = scores.loc[sorted(victim_only)]
-    assert (vo["enforcement_eligible"] == "False").all()
+    assert (vo["enforcement_eligible"] == "false").all()
     ci = frame(stl_run, "call_in.csv").set_index("person_id")
     assert (ci["score"].astype(float) == scores.loc[ci.index, "enforcement_score"].astype(float)).all()
     enf = scores["enforcement_score"].astype(float)

@@ -53,7 +53,7 @@ def _why_not(name: str, s: dict | None, lst: pd.DataFrame, policy: dict) -> str:
     rule = policy["lists"][name]
     last = lst["score"].astype(float).min() if len(lst) else None
     if name in ("call_in", "custom_notifications"):
-        if s["enforcement_eligible"] != "True":
+        if s["enforcement_eligible"].lower() != "true":
             return f"excluded by a guardrail: {s['enforcement_exclusion']}"
         if name == "call_in" and rule.get("require_group", True) and not s["group"]:
             return "not a member of any group (audit or detected); call-ins invite group members"
@@ -63,7 +63,7 @@ def _why_not(name: str, s: dict | None, lst: pd.DataFrame, policy: dict) -> str:
         return (f"enforcement score {score:g} is below the list's cut-off (list full at {rule['size']} people, "
                 f"lowest listed score {last:g})" if last is not None else f"enforcement score {score:g}")
     score = float(s["service_score"])
-    if s.get("deceased") == "True":
+    if s.get("deceased", "").lower() == "true":
         return "recorded as deceased"
     if score < rule["min_score"]:
         return (f"service score {score:g} is below the policy minimum {rule['min_score']:g} "

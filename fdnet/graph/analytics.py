@@ -101,7 +101,8 @@ def analyze(net: Network, *, persons: pd.DataFrame | None, audit: pd.DataFrame |
     shooting = net.shooting_incidents()
 
     # --- centrality -------------------------------------------------------------
-    bw = cen.betweenness(co, exact_limit=ap.betweenness_exact_limit, k=ap.betweenness_pivots, seed=ap.seed)
+    bw = cen.betweenness(co, exact_work=ap.betweenness_exact_work,
+                         k=ap.betweenness_pivots, seed=ap.seed)
     person = pd.DataFrame({"person_id": net.person_ids})
     person["degree"] = co.degree()
     person["weighted_degree"] = cen.weighted_degree(co)
@@ -150,7 +151,8 @@ def analyze(net: Network, *, persons: pd.DataFrame | None, audit: pd.DataFrame |
         fit = fit_hawkes(g, ev_person, ev_time, X, T, max_lag=float(policy.contagion.max_lag_days),
                          standard_errors=policy.contagion.standard_errors, names=names)
         if fit.n_events:
-            bg, nw = current_hazard(g, ev_person, ev_time, X, fit, at=T)
+            bg, nw = current_hazard(g, ev_person, ev_time, X, fit, at=T,
+                                    max_lag=float(policy.contagion.max_lag_days))
             person["contagion_background"] = np.round(bg * 365.25, 8)
             person["contagion_network"] = np.round(nw * 365.25, 8)
             person["contagion_hazard"] = np.round((bg + nw) * 365.25, 8)
@@ -175,7 +177,8 @@ def analyze(net: Network, *, persons: pd.DataFrame | None, audit: pd.DataFrame |
     primary = groups.primary.reindex(net.person_ids).fillna("").to_numpy(dtype=object)
     conflicts = _conflicts(net, primary, relations, gp.conflict_min_shootings, gp.conflict_min_violent)
     table = _group_table(net, person, groups, primary, conflicts, off, shot, shooting)
-    info = {"exact": bw.exact, "pivots": bw.pivots, "error_bound": bw.eps, "confidence": 1 - bw.alpha}
+    info = {"exact": bw.exact, "sources": bw.pivots, "sampled_components": bw.sampled_components,
+            "error_bound": bw.eps, "confidence": 1 - bw.alpha}
     return Analytics(person, groups, table, conflicts, fit, ev_frame, info)
 
 
@@ -198,35 +201,36 @@ def _conflicts(net: Network, primary: np.ndarray, relations: pd.DataFrame | None
             rows.append({"group_a": a, "group_b": b, "relation": r.relation, "source": "group_relations",
                          "shootings": 0, "incidents": 0, "incident_ids": "", "first_date": r.date or "", "last_date": r.date or ""})
     vz = net.layers["victimization"]
+    shooting_all = net.shooting_incidents()
     if vz.n_edges:
         ga, gb = primary[vz.src], primary[vz.dst]
-        keep = (ga != "") & (gb != "") & (ga != gb)
-        inc_ids, gpairs = [], []
-        for e in np.flatnonzero(keep):
-            ev = vz.evidence(e)
-            ev = ev[net.inc_violent[ev]]
-            if len(ev) == 0:
-                continue
-            a, b = sorted([ga[e], gb[e]])
-            for i in ev.tolist():
-                gpairs.append((a, b))
-                inc_ids.append(i)
-        if gpairs:
-            df = pd.DataFrame(gpairs, columns=["group_a", "group_b"])
-            df["inc"] = inc_ids
-            df = df.drop_duplicates()
-            shooting = net.shooting_incidents()
-            for (a, b), sub in df.groupby(["group_a", "group_b"], sort=True):
-                incs = np.unique(sub["inc"].to_numpy())
-                n_shoot = int(shooting[incs].sum())
-                if n_shoot < min_shootings and not (min_violent and len(incs) >= min_violent):
-                    continue
-                days = net.inc_day[incs]
-                order = np.lexsort((net.incident_ids[incs], days))
-                rows.append({"group_a": a, "group_b": b, "relation": "conflict", "source": "inferred",
-                             "shootings": n_shoot, "incidents": int(len(incs)),
-                             "incident_ids": ";".join(net.incident_ids[incs[order]]),
-                             "first_date": day_to_iso(int(days.min())), "last_date": day_to_iso(int(days.max()))})
+        keep = np.flatnonzero((ga != "") & (gb != "") & (ga != gb))
+        # every (edge, evidence incident) pair of the kept edges, vectorised
+        cnt = np.diff(vz.ev_indptr)[keep]
+        pos = np.repeat(vz.ev_indptr[keep], cnt) + (np.arange(cnt.sum()) - np.repeat(np.cumsum(cnt) - cnt, cnt))
+        incs = vz.ev_incident[pos]
+        e_of = np.repeat(keep, cnt)
+        ok = net.inc_violent[incs] | shooting_all[incs]
+        x, y = ga[e_of[ok]], gb[e_of[ok]]
+        swap = np.array([u > v for u, v in zip(x.tolist(), y.tolist())], dtype=bool)
+        a, b = np.where(swap, y, x), np.where(swap, x, y)
+        df = pd.DataFrame({"group_a": a, "group_b": b, "inc": incs[ok]}).drop_duplicates()
+        if len(df):
+            df["shooting"] = shooting_all[df["inc"].to_numpy()]
+            df["day"] = net.inc_day[df["inc"].to_numpy()]
+            df["iid"] = net.incident_ids[df["inc"].to_numpy()]
+            stats = df.groupby(["group_a", "group_b"], sort=True).agg(
+                shootings=("shooting", "sum"), incidents=("inc", "size"), first=("day", "min"), last=("day", "max"))
+            stats = stats[(stats["shootings"] >= min_shootings) |
+                          ((min_violent > 0) & (stats["incidents"] >= min_violent))]
+            if len(stats):
+                ev = (df.sort_values(["day", "iid"], kind="stable")
+                      .groupby(["group_a", "group_b"], sort=True)["iid"].agg(";".join))
+                for (ga_, gb_), r in stats.iterrows():
+                    rows.append({"group_a": ga_, "group_b": gb_, "relation": "conflict", "source": "inferred",
+                                 "shootings": int(r["shootings"]), "incidents": int(r["incidents"]),
+                                 "incident_ids": ev[(ga_, gb_)],
+                                 "first_date": day_to_iso(int(r["first"])), "last_date": day_to_iso(int(r["last"]))})
     cols = ["group_a", "group_b", "relation", "source", "shootings", "incidents", "incident_ids",
             "first_date", "last_date"]
     out = pd.DataFrame(rows, columns=cols)
@@ -259,11 +263,11 @@ def _group_table(net: Network, person: pd.DataFrame, groups: GroupResult, primar
     t["most_central"] = t["group"].map(top["person_id"]).astype(object).fillna("")
     t["most_central_betweenness"] = t["group"].map(top["betweenness"]).fillna(0.0).round(8)
 
-    def rel(g, kind):
-        c = conflicts[(conflicts["relation"] == kind) & ((conflicts["group_a"] == g) | (conflicts["group_b"] == g))]
-        others = sorted(set(np.where(c["group_a"] == g, c["group_b"], c["group_a"])))
-        return ";".join(others)
-    t["conflicts"] = [rel(g, "conflict") for g in t["group"]]
-    t["alliances"] = [rel(g, "alliance") for g in t["group"]]
+    partners: dict = {}
+    for a, b, kind in zip(conflicts["group_a"], conflicts["group_b"], conflicts["relation"]):
+        partners.setdefault((a, kind), set()).add(b)
+        partners.setdefault((b, kind), set()).add(a)
+    t["conflicts"] = [";".join(sorted(partners.get((g, "conflict"), ()))) for g in t["group"]]
+    t["alliances"] = [";".join(sorted(partners.get((g, "alliance"), ()))) for g in t["group"]]
     return t.sort_values(["members_shot", "members_in_network", "group"], ascending=[False, False, True],
                          kind="stable").reset_index(drop=True)

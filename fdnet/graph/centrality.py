@@ -6,13 +6,13 @@ All functions take a :class:`~fdnet.graph.layers.Layer` (CSR adjacency over
 - ``degree_centrality``: degree / (n - 1), as ``networkx.degree_centrality``;
 - ``weighted_degree``: sum of edge weights (shared incidents);
 - ``betweenness``: normalised like ``networkx.betweenness_centrality``
-  (undirected, unweighted, endpoints excluded). Exact (igraph's C
-  implementation of Brandes' algorithm) while ``n_active * m`` stays under
-  ``exact_limit``; above it, estimated from ``k`` random source pivots
-  (Brandes and Pich 2007), scaled by ``n/k`` as networkx does for ``k``.
-  The estimate's error bound is returned with it (Hoeffding: with
-  probability ``1 - alpha`` every node's estimate is within ``eps`` of the
-  exact value);
+  (undirected, unweighted, endpoints excluded), by Brandes' algorithm in
+  the Cython core (:func:`fdnet._core.betweenness_sources`): exact in every
+  connected component whose cost people x (people + ties) is at most
+  ``exact_work``, estimated from ``k`` random pivots in costlier ones
+  (Brandes and Pich 2007). The
+  estimate's error bound is returned with it (Hoeffding: with probability
+  ``1 - alpha`` every node's estimate is within ``eps`` of the exact value);
 - ``eigenvector``: the dominant eigenvector of the adjacency matrix, unit
   Euclidean norm, non-negative (``networkx.eigenvector_centrality``);
   computed with ARPACK (scipy ``eigsh``) rather than power iteration;
@@ -40,7 +40,7 @@ import numpy as np
 from .. import _core
 from .layers import Layer
 
-EXACT_LIMIT = 2e9          # n_active * m under which betweenness is exact
+EXACT_WORK = 1e9           # exact betweenness in a component while people x (people + ties) <= this
 DEFAULT_PIVOTS = 512
 
 
@@ -51,10 +51,9 @@ def degree_centrality(layer: Layer) -> np.ndarray:
 
 
 def weighted_degree(layer: Layer) -> np.ndarray:
-    ip = layer.indptr
-    if len(layer.data) == 0:
-        return np.zeros(len(ip) - 1)
-    return np.add.reduceat(layer.data, np.minimum(ip[:-1], len(layer.data) - 1)) * (np.diff(ip) > 0)
+    n = len(layer.indptr) - 1
+    rows = np.repeat(np.arange(n), np.diff(layer.indptr))
+    return np.bincount(rows, weights=layer.data, minlength=n).astype(float)
 
 
 def core_number(layer: Layer) -> np.ndarray:
@@ -64,47 +63,59 @@ def core_number(layer: Layer) -> np.ndarray:
 @dataclass
 class Betweenness:
     values: np.ndarray
-    exact: bool
-    pivots: int          # sources used (n_active when exact)
+    exact: bool          # every component computed exactly
+    pivots: int          # sources used in total
     eps: float           # error bound on every value (0 when exact)
     alpha: float         # bound holds with probability 1 - alpha
+    sampled_components: int = 0
 
 
-def betweenness(layer: Layer, *, exact_limit: float = EXACT_LIMIT, k: int = DEFAULT_PIVOTS,
-                seed: int = 42, alpha: float = 0.05) -> Betweenness:
-    """Betweenness of every person (see module docstring)."""
-    import igraph as ig
+def betweenness(layer: Layer, *, exact_work: float = EXACT_WORK, k: int = DEFAULT_PIVOTS,
+                seed: int = 42, alpha: float = 0.05, n_threads: int = 2) -> Betweenness:
+    """Betweenness of every person (see module docstring).
+
+    Shortest paths never leave a connected component, so betweenness is a
+    sum over components. A component whose exact cost, people x (people +
+    ties), is at most ``exact_work`` is computed exactly (every person a
+    source); in each costlier component ``C`` ``k`` pivots are drawn and
+    weighted ``n_C / k``
+    (Brandes and Pich 2007), an unbiased estimate. The Hoeffding bound
+    ``eps`` (union over the nodes of each sampled component) holds for every
+    person at once with probability ``1 - alpha``.
+    """
+    import scipy.sparse as sp
+    from scipy.sparse.csgraph import connected_components
 
     n = len(layer.indptr) - 1
-    out = np.zeros(n)
     if n <= 2 or layer.n_edges == 0:
-        return Betweenness(out, True, 0, 0.0, alpha)
-    active = np.flatnonzero(np.diff(layer.indptr) > 0)
-    # work on the non-isolated nodes only: isolated nodes have zero betweenness
-    # and take no part in any shortest path
-    remap = np.full(n, -1, dtype=np.int64)
-    remap[active] = np.arange(len(active))
-    g = ig.Graph(n=len(active), edges=np.column_stack([remap[layer.src], remap[layer.dst]]).tolist(),
-                 directed=False)
-    m = layer.n_edges
-    # normalised like networkx: igraph counts each unordered pair once,
-    # networkx counts both orders and divides by (n-1)(n-2)
-    scale = 2.0 / ((n - 1) * (n - 2))
-    if len(active) * m <= exact_limit or len(active) <= k:
-        raw = np.asarray(g.betweenness(directed=False), dtype=float)
-        out[active] = raw * scale
-        return Betweenness(out, True, len(active), 0.0, alpha)
+        return Betweenness(np.zeros(n), True, 0, 0.0, alpha)
+    A = sp.csr_matrix((np.ones(len(layer.indices)), layer.indices, layer.indptr), shape=(n, n))
+    _, comp = connected_components(A, directed=False)
+    sizes = np.bincount(comp)
+    ties = np.bincount(comp, weights=np.diff(layer.indptr)) / 2
+    # a component no larger than k is cheaper exact than sampled
+    big = np.flatnonzero((sizes * (sizes + ties) > exact_work) & (sizes > k))
+    in_big = np.isin(comp, big)
+    deg = np.diff(layer.indptr)
+    sources = [np.flatnonzero(~in_big & (deg > 0))]   # isolated people are no one's intermediary
+    scale = [np.ones(len(sources[0]))]
     rng = np.random.default_rng(seed)
-    pivots = np.sort(rng.choice(len(active), size=k, replace=False))
-    # igraph's subset betweenness halves the per-source dependencies in the
-    # undirected case (over all sources it equals the full, once-per-pair value),
-    # so sum_s delta_s(v) over the pivots is twice what it returns
-    raw = np.asarray(g.betweenness(directed=False, sources=pivots.tolist(), targets=None), dtype=float)
-    # networkx with k pivots: sum_s delta_s(v) * n/k, normalised by 1/((n-1)(n-2))
-    out[active] = 2.0 * raw * (n / k) / ((n - 1) * (n - 2))
-    # Hoeffding: each pivot's normalised term lies in [0, n/(n-1)]
-    eps = (n / (n - 1)) * math.sqrt(math.log(2 * n / alpha) / (2 * k))
-    return Betweenness(out, False, k, eps, alpha)
+    eps = 0.0
+    norm = (n - 1) * (n - 2)
+    for c in big.tolist():
+        members = np.flatnonzero(comp == c)
+        piv = np.sort(rng.choice(members, size=k, replace=False))
+        sources.append(piv)
+        n_c = len(members)
+        scale.append(np.full(k, n_c / k))
+        # each pivot's normalised term lies in [0, n_c (n_c - 2) / ((n-1)(n-2))]
+        rng_width = n_c * (n_c - 2) / norm
+        eps = max(eps, rng_width * math.sqrt(math.log(2 * n_c / alpha) / (2 * k)))
+    src = np.concatenate(sources).astype(np.int32)
+    sc = np.concatenate(scale).astype(np.float64)
+    raw = _core.betweenness_sources(layer.indptr, layer.indices, src, sc, n_threads)
+    # networkx, undirected, normalized: sum over all sources of delta_s(v) / ((n-1)(n-2))
+    return Betweenness(raw / norm, len(big) == 0, int(len(src)), float(eps), alpha, int(len(big)))
 
 
 def eigenvector(layer: Layer) -> np.ndarray:

@@ -295,11 +295,15 @@ def _standard_errors(d: _Data, theta, alpha, beta, max_lag, names) -> dict:
 
 
 def current_hazard(net: CSRGraph, person: np.ndarray, time: np.ndarray, X: np.ndarray, fit: HawkesFit,
-                   at: float) -> tuple[np.ndarray, np.ndarray]:
-    """(background, network) parts of each person's hazard per day at time ``at``."""
+                   at: float, max_lag: float = np.inf) -> tuple[np.ndarray, np.ndarray]:
+    """(background, network) parts of each person's hazard per day at time ``at``.
+
+    Shootings more than ``max_lag`` days before ``at`` add nothing, as in the fit.
+    """
     mu = np.exp(np.asarray(X, dtype=float) @ fit.theta)
     lag = at - np.asarray(time, dtype=float)
-    contrib = np.where(lag >= 0, fit.alpha * fit.beta * np.exp(-fit.beta * np.maximum(lag, 0)), 0.0)
+    contrib = np.where((lag > 0) & (lag <= max_lag),
+                       fit.alpha * fit.beta * np.exp(-fit.beta * np.maximum(lag, 0)), 0.0)
     per_person = np.bincount(np.asarray(person), weights=contrib, minlength=net.n)
     src = np.flatnonzero(per_person > 0).astype(np.int32)
     # sum over neighbours j of w_ij * per_person[j]; the weighted-exposure kernel

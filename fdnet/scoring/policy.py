@@ -120,8 +120,8 @@ class Analytics(BaseModel):
     """Centrality and exposure settings (docs/concepts.md)."""
 
     model_config = ConfigDict(extra="forbid")
-    betweenness_exact_limit: float = Field(
-        default=2e9, gt=0, description="betweenness is exact while (active people x ties) stays under this; sampled above")
+    betweenness_exact_work: float = Field(
+        default=1e9, gt=0, description="betweenness is exact in a connected component while people x (people + ties) is at most this; sampled above")
     betweenness_pivots: int = Field(default=512, ge=16, description="source pivots when betweenness is sampled")
     seed: int = Field(default=42, description="seed for sampled betweenness")
     exposure_max_distance: int = Field(default=6, ge=1, le=50,

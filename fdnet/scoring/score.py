@@ -113,7 +113,8 @@ def score_table(person_ids: np.ndarray, features: pd.DataFrame, policy: Policy,
     exclude((off == 0) & (features["shooting_victimization"].to_numpy() > 0),
             "victim only: no offending role in the window")
     exclude(off < g.min_offending_incidents,
-            f"fewer than {g.min_offending_incidents} incident(s) in an offending role in the window")
+            "no incident in an offending role in the window" if g.min_offending_incidents == 1 else
+            f"fewer than {g.min_offending_incidents} incidents in an offending role in the window")
     if g.exclude_deceased:
         exclude(deceased, "recorded as deceased")
     if g.exclude_incarcerated:
