@@ -25,14 +25,11 @@ import pandas as pd
 
 from . import __version__
 from .errors import UsageError
-from .graph.analytics import analyze
-from .graph.layers import build_network
+from .api import study
 from .lists.build import build_lists
-from .records.validate import day_to_iso, load_records
+from .records.validate import day_to_iso
 from .scoring.explain import Explainer
-from .scoring.features import compute_features
-from .scoring.policy import Policy, policy_from_dict
-from .scoring.score import score_table
+from .scoring.policy import Policy
 
 LIST_FILES = ("call_in.csv", "custom_notifications.csv", "service_referrals.csv")
 STEPS = ("read and validate", "build networks", "network analytics", "features and scores", "lists",
@@ -92,28 +89,11 @@ def compute_run(data_dir: str | Path, *, as_of: str | None = None, policy: Polic
     keep their names when their membership overlaps.
     """
     step = progress or (lambda name: None)
-    if policy is None:
-        policy = Policy()
-    elif isinstance(policy, dict):
-        policy = policy_from_dict(policy)
-
-    step("read and validate")
-    rec = load_records(data_dir, as_of=as_of, mapping_path=mapping_path)
-
-    step("build networks")
-    net = build_network(rec.incidents, rec.involvements, as_of_day=rec.as_of_day,
-                        window_days=policy.window_days, half_life_days=policy.half_life_days)
+    st = study(data_dir, as_of=as_of, policy=policy, mapping_path=mapping_path,
+               previous_groups=previous_groups, progress=step)
+    rec, net, an, scores, policy = st.records, st.network, st.analytics, st.scores, st.policy
     co = net.layers["co_offending"]
-
-    step("network analytics")
-    an = analyze(net, persons=rec.persons, audit=rec.groups, relations=rec.group_relations, policy=policy,
-                 previous_groups=previous_groups, as_of=rec.as_of)
     groups = an.groups
-
-    step("features and scores")
-    feats = compute_features(net, an.person)
-    scores = score_table(net.person_ids, feats, policy, rec.persons, groups.primary, rec.as_of,
-                         analytics=an.person.drop(columns=["person_id"]))
 
     step("lists")
     group_sizes = scores.loc[scores["group"] != "", "group"].value_counts()
