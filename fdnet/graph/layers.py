@@ -122,6 +122,7 @@ class Layer:
     indptr: np.ndarray = field(repr=False, default=None)
     indices: np.ndarray = field(repr=False, default=None)
     data: np.ndarray = field(repr=False, default=None)
+    _row_start: np.ndarray | None = field(repr=False, default=None)
 
     @property
     def n_edges(self) -> int:
@@ -136,10 +137,13 @@ class Layer:
     def edge_index(self, a: int, b: int) -> int:
         """Position of edge {a, b} in the edge list, or -1."""
         a, b = min(a, b), max(a, b)
-        lo = np.searchsorted(self.src, a, side="left")
-        hi = np.searchsorted(self.src, a, side="right")
-        k = lo + np.searchsorted(self.dst[lo:hi], b)
-        return int(k) if k < hi and self.dst[k] == b else -1
+        if self._row_start is None:
+            # edges are sorted by src: the first edge of every row, computed once
+            n = len(self.indptr) - 1 if self.indptr is not None else int(self.src.max(initial=-1)) + 1
+            self._row_start = np.searchsorted(self.src, np.arange(n + 1, dtype=self.src.dtype))
+        lo, hi = int(self._row_start[a]), int(self._row_start[a + 1])
+        k = lo + int(np.searchsorted(self.dst[lo:hi], np.int32(b)))
+        return k if k < hi and self.dst[k] == b else -1
 
     def evidence(self, e: int) -> np.ndarray:
         return self.ev_incident[self.ev_indptr[e]:self.ev_indptr[e + 1]]
