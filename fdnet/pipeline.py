@@ -73,10 +73,10 @@ def sha256_bytes(b: bytes) -> str:
 
 def _versions() -> dict:
     import igraph
-    import leidenalg
+    import pyarrow
     import scipy
     return {"python": platform.python_version(), "numpy": np.__version__, "pandas": pd.__version__,
-            "scipy": scipy.__version__, "igraph": igraph.__version__, "leidenalg": leidenalg.version}
+            "pyarrow": pyarrow.__version__, "scipy": scipy.__version__, "igraph": igraph.__version__}
 
 
 def compute_run(data_dir: str | Path, *, as_of: str | None = None, policy: Policy | dict | None = None,
@@ -218,8 +218,8 @@ def load_previous_groups(previous_run: str | Path | None) -> tuple[pd.DataFrame 
     if previous_run is None:
         return None, None
     p = Path(previous_run) / "groups.csv"
-    if not p.is_file():
-        raise UsageError(f"--previous {previous_run} has no groups.csv: not an fdnet run folder")
+    if not p.is_file() or not (Path(previous_run) / "manifest.json").is_file():
+        raise UsageError(f"--previous {previous_run} is not an fdnet run folder (needs manifest.json and groups.csv)")
     data = p.read_bytes()
     df = pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False)
     if not {"person_id", "group"} <= set(df.columns):

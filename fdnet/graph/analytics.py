@@ -233,7 +233,7 @@ def _conflicts(net: Network, primary: np.ndarray, relations: pd.DataFrame | None
                                  "first_date": day_to_iso(int(r["first"])), "last_date": day_to_iso(int(r["last"]))})
     cols = ["group_a", "group_b", "relation", "source", "shootings", "incidents", "incident_ids",
             "first_date", "last_date"]
-    out = pd.DataFrame(rows, columns=cols)
+    out = pd.DataFrame(rows, columns=cols).drop_duplicates(["group_a", "group_b", "relation", "source"])
     return out.sort_values(["group_a", "group_b", "relation", "source"], kind="stable").reset_index(drop=True)
 
 

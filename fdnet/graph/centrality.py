@@ -122,7 +122,8 @@ def betweenness(layer: Layer, *, exact_work: float = EXACT_WORK, k: int = DEFAUL
         n_sources += k
         # each pivot's normalised term lies in [0, n_c (n_c - 2) / ((n-1)(n-2))]
         rng_width = n_c * (n_c - 2) / norm
-        eps = max(eps, rng_width * math.sqrt(math.log(2 * n_c / alpha) / (2 * k)))
+        # union bound over the nodes of every sampled component: alpha split evenly
+        eps = max(eps, rng_width * math.sqrt(math.log(2 * n_c * len(big) / alpha) / (2 * k)))
     # networkx, undirected, normalized: sum over all sources of delta_s(v) / ((n-1)(n-2))
     return Betweenness(raw / norm, len(big) == 0, int(n_sources), float(eps), alpha, int(len(big)))
 

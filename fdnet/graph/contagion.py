@@ -140,6 +140,9 @@ class HawkesFit:
         return 1.0 / self.beta
 
     def summary(self) -> dict:
+        if self.n_events == 0:
+            return {"model": "network Hawkes process, exponential delay (Green, Horel & Papachristos 2017)",
+                    "events": 0, "note": "no shootings in the window: nothing to fit"}
         ci = lambda v, s: [v - 1.96 * s, v + 1.96 * s] if s == s else [None, None]  # noqa: E731
         out = {
             "model": "network Hawkes process, exponential delay (Green, Horel & Papachristos 2017)",
@@ -169,7 +172,8 @@ def _clean(x):
 class _Data:
     """Events grouped by person (CSR), with the compensator's ingredients."""
 
-    def __init__(self, net: CSRGraph, person: np.ndarray, time: np.ndarray, X: np.ndarray, T: float):
+    def __init__(self, net: CSRGraph, person: np.ndarray, time: np.ndarray, X: np.ndarray, T: float,
+                 max_lag: float = np.inf):
         order = np.lexsort((time, person))
         self.order = order
         self.person = np.asarray(person)[order].astype(np.int64)
@@ -184,7 +188,8 @@ class _Data:
         wdeg = np.zeros(net.n)
         np.add.at(wdeg, np.repeat(np.arange(net.n), np.diff(net.indptr)), net.weight)
         self.wdeg_ev = wdeg[self.person]
-        self.remaining = T - self.time
+        # an event excites its neighbours for at most max_lag days (as in the E-step)
+        self.remaining = np.minimum(T - self.time, max_lag)
 
     def estep(self, theta, alpha, beta, max_lag):
         mu = np.exp(self.X @ theta)
@@ -201,12 +206,12 @@ def fit_hawkes(net: CSRGraph, person: np.ndarray, time: np.ndarray, X: np.ndarra
                max_iter: int = 200, tol: float = 1e-7, max_lag: float | None = None,
                standard_errors: bool = True, names: list[str] | None = None) -> HawkesFit:
     """Fit the model by EM; see the module docstring. ``time`` in days from the period start."""
-    d = _Data(net, person, time, np.asarray(X, dtype=float), float(T))
+    max_lag = float(max_lag if max_lag is not None else T)
+    d = _Data(net, person, time, np.asarray(X, dtype=float), float(T), max_lag)
     n_ev = len(d.time)
     p = d.X.shape[1]
     names = tuple(names) if names is not None else (COVARIATES if p <= len(COVARIATES) else
                                                      tuple(f"x{k}" for k in range(p)))[:p]
-    max_lag = float(max_lag if max_lag is not None else T)
     if n_ev == 0:
         return HawkesFit(np.full(p, -np.inf), 0.0, 1 / 125, {}, 0.0, 0, 0, True, 0.0, covariates=names,
                          p_background=np.zeros(0), parent=np.zeros(0, np.int64), parent_prob=np.zeros(0))

@@ -1,6 +1,6 @@
 """Groups: the police group audit merged with communities detected in the network.
 
-Detection runs Leiden (igraph + leidenalg, modularity with a resolution,
+Detection runs Leiden (igraph's implementation, modularity with a resolution,
 weighted by shared incidents, fixed seed) on the co-offending layer. The
 audit's labels are always kept; detection proposes a group for people the
 audit missed, and where the two disagree both rows are kept and the

@@ -78,6 +78,16 @@ class Mapping(BaseModel):
                     raise ValueError(f"tables.{name}.columns: unknown column {canon!r}; allowed: {allowed}")
         return v
 
+    @field_validator("long")
+    @classmethod
+    def _long_columns(cls, v):
+        if v is not None:
+            srcs = [str(x).strip().lower() for x in v.columns.values()]
+            dup = sorted({x for x in srcs if srcs.count(x) > 1})
+            if dup:
+                raise ValueError(f"long.columns: source column {dup[0]!r} is mapped to two fdnet columns")
+        return v
+
     @field_validator("roles")
     @classmethod
     def _known_roles(cls, v):

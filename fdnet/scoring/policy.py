@@ -155,12 +155,18 @@ class Policy(BaseModel):
     analytics: Analytics = Field(default_factory=Analytics)
     contagion: Contagion = Field(default_factory=Contagion)
 
+    @field_validator("components", mode="before")
+    @classmethod
+    def _component_names(cls, v):
+        if isinstance(v, dict):
+            bad = sorted(set(v) - set(COMPONENT_DOCS))
+            if bad:
+                raise ValueError(f"unknown component(s) {', '.join(bad)}; allowed: {', '.join(COMPONENT_DOCS)}")
+        return v
+
     @field_validator("components")
     @classmethod
     def _known_components(cls, v):
-        bad = sorted(set(v) - set(COMPONENT_DOCS))
-        if bad:
-            raise ValueError(f"unknown component(s) {', '.join(bad)}; allowed: {', '.join(COMPONENT_DOCS)}")
         # components left out keep their defaults; set points: 0 to switch one off
         full = _default_components()
         full.update(v)
