@@ -214,10 +214,12 @@ def build_network(incidents: pd.DataFrame, involvements: pd.DataFrame, *, as_of_
     order = np.argsort(inc_codes_all, kind="stable")
     inw = inw.iloc[order]
     inc_day = inw["day"].to_numpy(dtype=np.int32)
-    inv = involvements[involvements["incident_id"].isin(inc_ids)]
-    inc_code = pd.Index(inc_ids).get_indexer(inv["incident_id"].to_numpy()).astype(np.int32)
-    p_code, person_ids = sorted_codes(inv["person_id"].to_numpy())
-    role = inv["role"].to_numpy()
+    # one hash lookup per involvement finds its incident in the window (or -1)
+    code_all = pd.Index(inc_ids).get_indexer(involvements["incident_id"].to_numpy(dtype=object))
+    keep = code_all >= 0
+    inc_code = code_all[keep].astype(np.int32)
+    p_code, person_ids = sorted_codes(involvements["person_id"].to_numpy(dtype=object)[keep])
+    role = involvements["role"].to_numpy(dtype=object)[keep]
     flags = (np.isin(role, OFFENDING_ROLES) * FLAG_OFFENDING
              + (role == "victim") * FLAG_VICTIM).astype(np.uint8)
     I = Incidence.from_codes(inc_code, p_code, flags, len(inc_ids), len(person_ids))
