@@ -444,7 +444,8 @@ def exposure_counts(const cnp.int64_t[::1] indptr, const cnp.int32_t[::1] indice
 
     A breadth-first search of depth two from each source (e.g. each shooting
     victim); a node is never its own exposure. Duplicate sources are counted
-    once.
+    once. The unit-weight case of :func:`exposure_weighted` (sums of ones
+    are exact in double precision).
 
     >>> import numpy as np
     >>> # path 0-1-2-3, source {0}
@@ -453,38 +454,9 @@ def exposure_counts(const cnp.int64_t[::1] indptr, const cnp.int32_t[::1] indice
     >>> e1.tolist(), e2.tolist()
     ([0, 1, 0, 0], [0, 0, 1, 0])
     """
-    cdef Py_ssize_t n = indptr.shape[0] - 1, s, k, j, u, v, src
-    e1_a = np.zeros(n, dtype=np.int32)
-    e2_a = np.zeros(n, dtype=np.int32)
-    cdef cnp.int32_t[::1] e1 = e1_a, e2 = e2_a
-    srcs_a = np.unique(np.asarray(sources, dtype=np.int32))
-    cdef cnp.int32_t[::1] srcs = srcs_a
-    cdef Py_ssize_t ns = srcs.shape[0]
-    cdef int* stamp = <int*>malloc(max(n, 1) * sizeof(int))
-    if stamp == NULL:
-        raise MemoryError()
-    try:
-        with nogil:
-            for u in range(n):
-                stamp[u] = -1
-            for s in range(ns):
-                src = srcs[s]
-                stamp[src] = <int>s
-                for k in range(indptr[src], indptr[src + 1]):
-                    u = indices[k]
-                    if stamp[u] != s:
-                        stamp[u] = <int>s
-                        e1[u] += 1
-                for k in range(indptr[src], indptr[src + 1]):
-                    u = indices[k]
-                    for j in range(indptr[u], indptr[u + 1]):
-                        v = indices[j]
-                        if stamp[v] != s:
-                            stamp[v] = <int>s
-                            e2[v] += 1
-    finally:
-        free(stamp)
-    return e1_a, e2_a
+    srcs = np.unique(np.asarray(sources, dtype=np.int32))
+    w1, w2 = exposure_weighted(indptr, indices, srcs, np.ones(len(srcs), dtype=np.float64))
+    return w1.astype(np.int32), w2.astype(np.int32)
 
 
 def bfs_distances(const cnp.int64_t[::1] indptr, const cnp.int32_t[::1] indices,

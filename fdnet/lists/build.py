@@ -76,33 +76,29 @@ def build_lists(scores: pd.DataFrame, policy: Policy, as_of_day: int,
     ci = eligible[eligible["enforcement_score"] >= rules.call_in.min_score]
     if rules.call_in.require_group:
         ci = ci[ci["group"] != ""]
+    def enforcement_list(df: pd.DataFrame, extra: dict) -> pd.DataFrame:
+        return pd.DataFrame({
+            "rank": np.arange(1, len(df) + 1),
+            "person_id": df["person_id"].to_numpy(),
+            "group": df["group"].to_numpy(),
+            "score": df["enforcement_score"].to_numpy(),
+            "reasons": [enforcement_reason(r, flag_j) for r in df.itertuples()],
+            **extra,
+            "last_offending_date": df["last_offending_date"].to_numpy(),
+            "supervision": df["supervision"].to_numpy(),
+            "juvenile": df["juvenile"].to_numpy(),
+        })
+
     ci = _ranked(ci, "enforcement_score").head(rules.call_in.size)
-    out["call_in"] = pd.DataFrame({
-        "rank": np.arange(1, len(ci) + 1),
-        "person_id": ci["person_id"].to_numpy(),
-        "group": ci["group"].to_numpy(),
-        "score": ci["enforcement_score"].to_numpy(),
-        "reasons": [enforcement_reason(r, flag_j) for r in ci.itertuples()],
+    out["call_in"] = enforcement_list(ci, {
         "group_members_in_network": ci["group"].map(group_sizes).fillna(0).astype(int).to_numpy(),
         "offending_incidents": ci["offending"].to_numpy(),
-        "last_offending_date": ci["last_offending_date"].to_numpy(),
-        "supervision": ci["supervision"].to_numpy(),
-        "juvenile": ci["juvenile"].to_numpy(),
     })
-
     cn = eligible[eligible["enforcement_score"] >= rules.custom_notifications.min_score]
     cn = _ranked(cn, "enforcement_score").head(rules.custom_notifications.size)
-    out["custom_notifications"] = pd.DataFrame({
-        "rank": np.arange(1, len(cn) + 1),
-        "person_id": cn["person_id"].to_numpy(),
-        "group": cn["group"].to_numpy(),
-        "score": cn["enforcement_score"].to_numpy(),
-        "reasons": [enforcement_reason(r, flag_j) for r in cn.itertuples()],
+    out["custom_notifications"] = enforcement_list(cn, {
         "violent_offending": cn["violent_offending"].to_numpy(),
         "gun_offending": cn["gun_offending"].to_numpy(),
-        "last_offending_date": cn["last_offending_date"].to_numpy(),
-        "supervision": cn["supervision"].to_numpy(),
-        "juvenile": cn["juvenile"].to_numpy(),
     })
 
     sr = policy.lists.service_referrals
