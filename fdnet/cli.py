@@ -197,28 +197,26 @@ def explain(
             out.print(f"  [dim]not on[/] {name}: {escape(v['why_not'])}")
     e = info["explanation"]
     if e:
-        t = Table(title="score components", show_header=True)
-        for c in ("component", "value", "points", "counts for", "evidence"):
-            t.add_column(c)
+        out.print("\n[bold]Score components[/] (value → points; what the points count towards)")
         for c in e["components"]:
+            used = set(c["counts_for"])
+            counts = ("enforcement and services" if {"call_in", "service_referrals"} <= used else
+                      "enforcement lists" if "call_in" in used else "service referrals")
+            out.print(f"  [bold]{c['name']}[/] {c['value']} → {c['points']:g} points ({counts})")
             ev = c["evidence"]
             if "incidents" in ev:
-                txt = "; ".join(f"{i['incident_id']} {i['date']} ({'/'.join(i['roles'])})" for i in ev["incidents"][:6])
-                more = len(ev["incidents"]) - 6
+                items = [f"{i['incident_id']} {i['date']} ({'/'.join(i['roles'])})" for i in ev["incidents"]]
             elif "co_offenders" in ev:
-                txt = "; ".join(f"{x['person_id']} via {','.join(x['incident_ids'])}" for x in ev["co_offenders"][:6])
-                more = len(ev["co_offenders"]) - 6
+                items = [f"{x['person_id']} via {', '.join(x['incident_ids'])}" for x in ev["co_offenders"]]
             else:
-                txt = "; ".join(
-                    " → ".join(p["path"]) + " (" + ", ".join(
-                        f"{'+'.join(ed['incident_ids'])}" for ed in p["edges"]) + "; shot in " +
-                    ", ".join(f"{x['incident_id']} {x['date']}" for x in p["victim_shot_in"]) + ")"
-                    for p in ev["paths"][:4])
-                more = len(ev["paths"]) - 4
-            if more > 0:
-                txt += f"; … {more} more (--json)"
-            t.add_row(c["name"], str(c["value"]), f"{c['points']:g}", ", ".join(c["counts_for"]), escape(txt))
-        out.print(t)
+                items = [" → ".join(p["path"]) + "; ties " + " | ".join(", ".join(ed["incident_ids"])
+                                                                   for ed in p["edges"])
+                         + "; shot in " + ", ".join(f"{x['incident_id']} {x['date']}" for x in p["victim_shot_in"])
+                         for p in ev["paths"]]
+            for it in items[:6]:
+                out.print(f"      {escape(it)}", highlight=False)
+            if len(items) > 6:
+                out.print(f"      … {len(items) - 6} more (fdnet explain --json)", highlight=False)
 
 
 @app.command()
