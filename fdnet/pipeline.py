@@ -143,8 +143,9 @@ def compute_run(data_dir: str | Path, *, as_of: str | None = None, policy: Polic
     }
     step("report")
     from .report.html import render_report
-    outputs["report.html"] = render_report(rec=rec, summary=summary, lists=lists, scores=scores,
-                                           groups=groups, policy=policy).encode("utf-8")
+    outputs["report.html"] = render_report(
+        rec=rec, summary=summary, lists=lists, scores=scores, groups=groups, policy=policy,
+        contagion=an.contagion.summary() if an.contagion is not None else None).encode("utf-8")
     inputs = dict(rec.inputs)
     if mapping_path or (Path(data_dir) / "mapping.yaml").exists():
         mp = Path(mapping_path) if mapping_path else Path(data_dir) / "mapping.yaml"

@@ -27,7 +27,7 @@ def _rows(df: pd.DataFrame, cols: list[str], limit: int | None = None) -> list[d
 
 
 def render_report(*, rec, summary: dict, lists: dict[str, pd.DataFrame], scores: pd.DataFrame,
-                  groups, policy) -> str:
+                  groups, policy, contagion: dict | None = None) -> str:
     rej = rec.rejected
     reasons = []
     if len(rej):
@@ -46,5 +46,5 @@ def render_report(*, rec, summary: dict, lists: dict[str, pd.DataFrame], scores:
         custom=_rows(lists["custom_notifications"], ["rank", "person_id", "group", "score", "reasons"]),
         services=_rows(lists["service_referrals"], ["rank", "person_id", "group", "score", "referral_basis", "reasons"]),
         groups=grp.head(30).to_dict("records"), n_groups=int(len(grp)),
-        disagreements=int(len(groups.disagreements)), policy=policy.effective(),
+        disagreements=int(len(groups.disagreements)), policy=policy.effective(), contagion=contagion,
     )
