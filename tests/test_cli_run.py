@@ -216,3 +216,18 @@ def test_entry_point_exit_codes(tmp_path):
     assert r.returncode == 2
     r = subprocess.run([sys.executable, "-m", "fdnet", "--help"], capture_output=True, text=True)
     assert r.returncode == 0 and "demo" in r.stdout and "explain" in r.stdout
+
+
+def test_byte_identical_across_processes_and_hash_seeds(tmp_path, data):
+    """No output may depend on dict/set/hash order: two processes with different hash seeds agree."""
+    import os
+    outs = []
+    for seed in ("1", "4242"):
+        out = tmp_path / f"run-{seed}"
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        r = subprocess.run([sys.executable, "-m", "fdnet", "run", str(data), "--out", str(out), "-q"],
+                           capture_output=True, text=True, env=env)
+        assert r.returncode == 0, r.stderr
+        outs.append(out)
+    for name in RUN_FILES:
+        assert (outs[0] / name).read_bytes() == (outs[1] / name).read_bytes(), name
