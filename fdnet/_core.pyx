@@ -55,40 +55,10 @@ cdef inline bint _pair_ok(int mode, unsigned char fa, unsigned char fb) noexcept
     return ((fa & 1) and (fb & 2)) or ((fa & 2) and (fb & 1))
 
 
-cdef int _cmp_int32(const void* a, const void* b) noexcept nogil:
-    cdef int x = (<int*>a)[0]
-    cdef int y = (<int*>b)[0]
-    return (x > y) - (x < y)
-
-
 cdef int _cmp_u64(const void* a, const void* b) noexcept nogil:
     cdef unsigned long long x = (<unsigned long long*>a)[0]
     cdef unsigned long long y = (<unsigned long long*>b)[0]
     return (x > y) - (x < y)
-
-
-def incidence_csr(const cnp.int32_t[::1] rows, const cnp.int32_t[::1] cols,
-                  const cnp.uint8_t[::1] flags, Py_ssize_t n_rows):
-    """Group (row, col, flag) triples into CSR by row, cols ascending in a row.
-
-    The input must already be sorted by (row, col) and free of duplicate
-    (row, col) pairs; see :func:`fdnet.graph.layers.Incidence`.
-
-    >>> import numpy as np
-    >>> ip, ix, fl = incidence_csr(np.array([0, 0, 2], np.int32),
-    ...     np.array([1, 3, 0], np.int32), np.array([1, 2, 1], np.uint8), 3)
-    >>> ip.tolist(), ix.tolist(), fl.tolist()
-    ([0, 2, 2, 3], [1, 3, 0], [1, 2, 1])
-    """
-    cdef Py_ssize_t m = rows.shape[0], k
-    indptr_a = np.zeros(n_rows + 1, dtype=np.int64)
-    cdef cnp.int64_t[::1] indptr = indptr_a
-    with nogil:
-        for k in range(m):
-            indptr[rows[k] + 1] += 1
-        for k in range(n_rows):
-            indptr[k + 1] += indptr[k]
-    return indptr_a, np.asarray(cols).copy(), np.asarray(flags).copy()
 
 
 cdef struct RowsOut:

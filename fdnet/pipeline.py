@@ -242,9 +242,5 @@ def run(data_dir: str | Path, out_dir: str | Path, *, as_of: str | None = None,
     return result
 
 
-def read_json(path: Path) -> dict:
-    return json.loads(Path(path).read_text(encoding="utf-8"))
-
-
 def read_csv_text(b: bytes) -> pd.DataFrame:
     return pd.read_csv(io.BytesIO(b), dtype=str, keep_default_na=False)

@@ -6,7 +6,6 @@ compare against the truth files, as the engine's own tests will.
 """
 from __future__ import annotations
 
-import re
 from dataclasses import replace
 
 import numpy as np

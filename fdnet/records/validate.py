@@ -14,7 +14,6 @@ while the run goes on.
 """
 from __future__ import annotations
 
-import datetime as dt
 import re
 from dataclasses import dataclass, field
 from pathlib import Path

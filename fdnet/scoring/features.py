@@ -56,19 +56,3 @@ def compute_features(net: Network, analytics: pd.DataFrame | None = None) -> pd.
         "last_offending_day": last_day(off),
         "last_victimization_day": last_day(shot),
     })
-
-
-def person_incidents(net: Network, p: int) -> pd.DataFrame:
-    """The incidents behind a person's features: id, day, roles flags, violent, shooting."""
-    I = net.incidence
-    lo, hi = I.p_indptr[p], I.p_indptr[p + 1]
-    incs = I.p_inc[lo:hi]
-    shooting = net.shooting_incidents()
-    return pd.DataFrame({
-        "inc": incs,
-        "incident_id": net.incident_ids[incs],
-        "day": net.inc_day[incs],
-        "flags": I.p_flag[lo:hi],
-        "violent": net.inc_violent[incs],
-        "shooting": shooting[incs],
-    }).sort_values(["day", "incident_id"], kind="stable")
