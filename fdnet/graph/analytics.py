@@ -118,9 +118,9 @@ def analyze(net: Network, *, persons: pd.DataFrame | None, audit: pd.DataFrame |
     person["exposure_2"] = e2
     dist = _core.bfs_distances(co.indptr, co.indices, victims, ap.exposure_max_distance)
     person["victim_distance"] = dist
+    rc = net.role_counts()
     shot = vic & shooting[inc]
-    last_shot = np.full(n, -1, dtype=np.int64)
-    np.maximum.at(last_shot, I.person[shot], net.inc_day[inc[shot]].astype(np.int64))
+    last_shot = rc["last_victimization_day"]
     wts = np.power(0.5, (net.as_of_day - last_shot[victims]) / ap.exposure_half_life_days)
     w1, w2 = _core.exposure_weighted(co.indptr, co.indices, victims, np.ascontiguousarray(wts, dtype=np.float64))
     person["exposure_decayed_1"] = np.round(w1, 6)
@@ -138,9 +138,7 @@ def analyze(net: Network, *, persons: pd.DataFrame | None, audit: pd.DataFrame |
     person["contagion_network"] = 0.0
     person["contagion_hazard"] = 0.0
     if policy.contagion.enabled:
-        off_cnt = np.bincount(I.person[off], minlength=n)
-        vio_cnt = np.bincount(I.person[off & net.inc_violent[inc]], minlength=n)
-        X, names = _covariates(net, persons, off_cnt, vio_cnt, as_of)
+        X, names = _covariates(net, persons, rc["offending"], rc["violent_offending"], as_of)
         w = co.data if policy.contagion.tie_weight == "incidents" else np.ones(len(co.indices))
         g = CSRGraph(co.indptr, co.indices, np.ascontiguousarray(w, dtype=np.float64))
         ev_person = I.person[shot].astype(np.int64)
@@ -176,7 +174,7 @@ def analyze(net: Network, *, persons: pd.DataFrame | None, audit: pd.DataFrame |
                           audit_prior=gp.audit_prior, previous=previous_groups, match_previous=gp.match_previous)
     primary = groups.primary.reindex(net.person_ids).fillna("").to_numpy(dtype=object)
     conflicts = _conflicts(net, primary, relations, gp.conflict_min_shootings, gp.conflict_min_violent)
-    table = _group_table(net, person, groups, primary, conflicts, off, shot, shooting)
+    table = _group_table(net, person, groups, primary, conflicts)
     info = {"exact": bw.exact, "sources": bw.pivots, "sampled_components": bw.sampled_components,
             "error_bound": bw.eps, "confidence": 1 - bw.alpha}
     return Analytics(person, groups, table, conflicts, fit, ev_frame, info)
@@ -238,14 +236,10 @@ def _conflicts(net: Network, primary: np.ndarray, relations: pd.DataFrame | None
 
 
 def _group_table(net: Network, person: pd.DataFrame, groups: GroupResult, primary: np.ndarray,
-                 conflicts: pd.DataFrame, off: np.ndarray, shot: np.ndarray, shooting: np.ndarray) -> pd.DataFrame:
-    I = net.incidence
-    n = net.n_persons
-    off_cnt = np.bincount(I.person[off], minlength=n)
-    shot_cnt = np.bincount(I.person[shot], minlength=n)
-    gun_cnt = np.bincount(I.person[off & shooting[I.inc]], minlength=n)
-    pf = pd.DataFrame({"person_id": net.person_ids, "group": primary, "active": off_cnt > 0,
-                       "shot": shot_cnt > 0, "shooter": gun_cnt > 0,
+                 conflicts: pd.DataFrame) -> pd.DataFrame:
+    rc = net.role_counts()
+    pf = pd.DataFrame({"person_id": net.person_ids, "group": primary, "active": rc["offending"] > 0,
+                       "shot": rc["shooting_victimization"] > 0, "shooter": rc["gun_offending"] > 0,
                        "betweenness": person["betweenness"].to_numpy(), "degree": person["degree"].to_numpy()})
     pf = pf[pf["group"] != ""]
     members = groups.table.groupby("group")["person_id"].nunique()

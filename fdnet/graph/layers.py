@@ -68,6 +68,7 @@ class Incidence:
     p_indptr: np.ndarray
     p_inc: np.ndarray
     p_flag: np.ndarray
+    _inc: np.ndarray | None = field(default=None, repr=False)
 
     @classmethod
     def from_codes(cls, inc: np.ndarray, person: np.ndarray, flags: np.ndarray,
@@ -78,7 +79,10 @@ class Incidence:
 
     @property
     def inc(self) -> np.ndarray:
-        return np.repeat(np.arange(len(self.i_indptr) - 1, dtype=np.int32), np.diff(self.i_indptr))
+        """Incident index of every entry (computed once: it is read on hot paths)."""
+        if self._inc is None:
+            self._inc = np.repeat(np.arange(len(self.i_indptr) - 1, dtype=np.int32), np.diff(self.i_indptr))
+        return self._inc
 
     @property
     def person(self) -> np.ndarray:
@@ -180,6 +184,7 @@ class Network:
     as_of_day: int
     window_start_day: int
     _shooting: np.ndarray | None = field(default=None, repr=False)
+    _role_counts: dict | None = field(default=None, repr=False)
 
     @property
     def n_persons(self) -> int:
@@ -196,6 +201,40 @@ class Network:
             has_victim[self.incidence.inc[(self.incidence.flags & FLAG_VICTIM) != 0]] = True
             self._shooting = self.inc_gun & has_victim
         return self._shooting
+
+    def role_counts(self) -> dict[str, np.ndarray]:
+        """Per person: incidents in the window by role kind, and the last day of each kind.
+
+        ``offending``, ``violent_offending``, ``gun_offending`` (offending role in a
+        shooting), ``shooting_victimization`` (int32 counts; an incident counts once
+        per person), ``last_offending_day`` and ``last_victimization_day`` (-1 if
+        none). Computed once per network; the graph and scoring stages share it.
+        """
+        if self._role_counts is None:
+            I = self.incidence
+            n = self.n_persons
+            inc, person = I.inc, I.person
+            off = (I.flags & FLAG_OFFENDING) != 0
+            shooting = self.shooting_incidents()
+            shot = ((I.flags & FLAG_VICTIM) != 0) & shooting[inc]
+
+            def count(mask):
+                return np.bincount(person[mask], minlength=n).astype(np.int32)
+
+            def last_day(mask):
+                out = np.full(n, -1, dtype=np.int64)
+                np.maximum.at(out, person[mask], self.inc_day[inc[mask]].astype(np.int64))
+                return out
+
+            self._role_counts = {
+                "offending": count(off),
+                "violent_offending": count(off & self.inc_violent[inc]),
+                "gun_offending": count(off & shooting[inc]),
+                "shooting_victimization": count(shot),
+                "last_offending_day": last_day(off),
+                "last_victimization_day": last_day(shot),
+            }
+        return self._role_counts
 
     def shooting_victims(self) -> np.ndarray:
         """Sorted person indices who were victims of a shooting in the window."""

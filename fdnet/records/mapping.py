@@ -41,6 +41,14 @@ from .schema import ROLES, TABLES
 MAPPING_FILE = "mapping.yaml"
 
 
+def _each_source_once(columns: dict[str, str], where: str) -> None:
+    """One of the user's columns may feed only one fdnet column."""
+    srcs = [str(x).strip().lower() for x in columns.values()]
+    dup = sorted({x for x in srcs if srcs.count(x) > 1})
+    if dup:
+        raise ValueError(f"{where}: source column {dup[0]!r} is mapped to two fdnet columns")
+
+
 class TableMap(BaseModel):
     model_config = ConfigDict(extra="forbid")
     file: str | None = None
@@ -68,10 +76,7 @@ class Mapping(BaseModel):
             if name not in TABLES:
                 raise ValueError(f"unknown table {name!r}; allowed: {', '.join(TABLES)}")
             spec = TABLES[name]
-            srcs = [str(x).strip().lower() for x in tm.columns.values()]
-            dup = sorted({x for x in srcs if srcs.count(x) > 1})
-            if dup:
-                raise ValueError(f"tables.{name}.columns: source column {dup[0]!r} is mapped to two fdnet columns")
+            _each_source_once(tm.columns, f"tables.{name}.columns")
             for canon in tm.columns:
                 if spec.col(canon.lower()) is None:
                     allowed = ", ".join(c.name for c in spec.columns)
@@ -82,10 +87,7 @@ class Mapping(BaseModel):
     @classmethod
     def _long_columns(cls, v):
         if v is not None:
-            srcs = [str(x).strip().lower() for x in v.columns.values()]
-            dup = sorted({x for x in srcs if srcs.count(x) > 1})
-            if dup:
-                raise ValueError(f"long.columns: source column {dup[0]!r} is mapped to two fdnet columns")
+            _each_source_once(v.columns, "long.columns")
         return v
 
     @field_validator("roles")
