@@ -265,6 +265,18 @@ def policy_check(path: Path = typer.Argument(..., help="Policy YAML to validate.
     print(json.dumps(load_policy(path).effective(), indent=2))
 
 
+def _register_subcommands() -> None:
+    """Commands that live beside their stage: audit log, review, retention (fdnet.audit.commands)
+    and exports (fdnet.export.commands). Each module has ``register(app)``."""
+    from .audit import commands as audit_commands
+    from .export import commands as export_commands
+    audit_commands.register(app)
+    export_commands.register(app)
+
+
+_register_subcommands()
+
+
 @app.command()
 def version():
     """Print fdnet's version."""

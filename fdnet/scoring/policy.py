@@ -90,7 +90,21 @@ class ServiceRule(ListRule):
 
 
 class CallInRule(ListRule):
+    """Call-in: choose groups, then the attendees who spread the message furthest inside each."""
+
     require_group: bool = Field(default=True, description="only members of a group (audit or detected) are invited")
+    max_groups: int = Field(default=8, ge=1, description="groups invited to the call-in")
+    group_recent_days: int = Field(default=365, ge=1,
+                                   description="a group's violence counts as recent within this many days of as_of")
+    invites_per_group: int = Field(default=6, ge=1, description="attendee seats per chosen group (the capacity)")
+    show_up_probability: float = Field(default=1 / 6, gt=0, le=1,
+                                       description="chance an invited person who is not under supervision attends")
+    supervised_show_up_probability: float = Field(
+        default=1.0, gt=0, le=1, description="chance an invited person on probation, parole or pretrial release attends")
+    method: Literal["exact", "greedy"] = Field(
+        default="exact", description="attendee choice: exact integer programme (scipy milp) or greedy")
+    milp_time_limit_s: float = Field(default=20, gt=0, description="time limit per group for the exact method; "
+                                     "the greedy choice is kept if the solver does not prove optimality in time")
 
 
 class Lists(BaseModel):
@@ -141,12 +155,28 @@ class Contagion(BaseModel):
     standard_errors: bool = True
 
 
+class Disparity(BaseModel):
+    """Disparity report: list composition against the network and the offending population."""
+
+    model_config = ConfigDict(extra="forbid")
+    attributes: list[Literal["race", "sex", "ethnicity", "age_band", "district"]] = Field(
+        default_factory=lambda: ["race", "sex", "age_band", "district"],
+        description="person attributes compared (persons table; age_band from age on as_of)")
+    ratio_low: float = Field(default=0.8, gt=0, le=1,
+                             description="a selection-rate ratio below this is flagged (four-fifths rule)")
+    ratio_high: float = Field(default=1.25, ge=1, description="a selection-rate ratio above this is flagged")
+    min_listed: int = Field(default=5, ge=0, description="categories with fewer listed people are reported, never flagged")
+
+
 class Policy(BaseModel):
     """The effective policy of a run."""
 
     model_config = ConfigDict(extra="forbid")
     version: int = 1
     window_days: int = Field(default=1095, ge=1, description="look-back window in days before as_of")
+    retention_days: int = Field(default=1826, ge=1,
+                                description="records dated more than this many days before as_of are purged "
+                                "from the run (28 CFR 23.20(h): five years) and counted in the manifest")
     half_life_days: float = Field(default=365, gt=0, description="half-life of the time-decayed edge weight")
     components: dict[str, Component] = Field(default_factory=_default_components)
     guardrails: Guardrails = Field(default_factory=Guardrails)
@@ -154,6 +184,7 @@ class Policy(BaseModel):
     groups: Groups = Field(default_factory=Groups)
     analytics: Analytics = Field(default_factory=Analytics)
     contagion: Contagion = Field(default_factory=Contagion)
+    disparity: Disparity = Field(default_factory=Disparity)
 
     @field_validator("components", mode="before")
     @classmethod
