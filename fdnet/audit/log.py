@@ -1,0 +1,817 @@
+"""fdnet's audit log: an append-only, hash-chained record of runs, list reviews and exports.
+
+28 CFR Part 23 asks criminal-intelligence systems for an audit trail; prosecutors and auditors ask
+*who ran what, with which policy and data, and who approved which list entry*. This module keeps
+that trail in one database table, through SQLAlchemy Core, so it works on SQLite (the default, one
+file) and on PostgreSQL (a shared server).
+
+Where the log lives
+-------------------
+:func:`resolve_url` picks, in this order: an explicit URL or path (``AuditLog(url)``, ``--db``),
+the ``FDNET_AUDIT_DB`` environment variable, then ``sqlite:///$XDG_DATA_HOME/fdnet/audit.sqlite``
+(``XDG_DATA_HOME`` defaults to ``~/.local/share``). A plain file path becomes a SQLite URL; a
+PostgreSQL URL looks like ``postgresql+psycopg://user@host/dbname``. Nothing is logged implicitly:
+``fdnet run`` writes an entry only when it is given ``--audit-db`` or ``FDNET_AUDIT_DB`` is set.
+
+How the chain works
+-------------------
+Every entry has a ``seq`` (1, 2, 3, ...), a ``kind`` (``run``, ``review`` or ``export``), a UTC
+time, a ``user``, a ``subject`` (the absolute run folder) and a ``payload`` stored as canonical JSON
+(keys sorted, no spaces, UTF-8). Each of those six fields is hashed on its own (SHA-256 of its
+canonical JSON), and the entry's hash is SHA-256 over the previous entry's hash followed by the
+canonical JSON of those six field hashes::
+
+    entry_hash = sha256(prev_hash + canonical_json({"created_at": h1, "kind": h2, ...}))
+
+The first entry's ``prev_hash`` is 64 zeros. Changing any byte of an entry changes its hash, and
+because the next entry recorded the old hash, a forger would have to recompute every later entry
+too. The stored per-field hashes let :meth:`AuditLog.verify` name *which* field was edited.
+
+>>> canonical_json({"b": 1, "a": "café"})
+'{"a":"café","b":1}'
+>>> fh = field_hashes(1, "run", "2025-01-01T00:00:00.000000Z", "ana", "/runs/r1", {"as_of": "2024-12-31"})
+>>> sorted(fh) == sorted(HASHED_FIELDS)
+True
+>>> chain_hash(GENESIS, fh)
+'...'
+>>> len(chain_hash(GENESIS, fh))
+64
+
+The database refuses UPDATE and DELETE (SQLite triggers that ``RAISE(ABORT)``; on PostgreSQL a
+trigger function, also for TRUNCATE). Someone with enough rights can drop the triggers; the chain
+still shows what they did. What it cannot show on its own: entries cut off the *end* of the log, or
+a whole chain recomputed from scratch. Keep the head hash that ``fdnet audit log`` prints somewhere
+else (a ticket, an e-mail, a printed memo) and pass it to ``verify(expect_head=...)``.
+"""
+from __future__ import annotations
+
+import csv
+import getpass
+import hashlib
+import json
+import os
+import re
+import time
+import unicodedata
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from ..errors import UsageError
+
+GENESIS = "0" * 64
+KINDS = ("run", "review", "export")
+DECISIONS = ("approve", "decline", "defer")
+LISTS = ("call_in", "custom_notifications", "service_referrals")
+HASHED_FIELDS = ("seq", "kind", "created_at", "user", "subject", "payload")
+TABLE = "fdnet_audit_entries"
+APPEND_ATTEMPTS = 25
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+
+
+# ---------------------------------------------------------------------------- hashing
+
+def canonical_json(obj: Any) -> str:
+    """The one serialisation that is hashed: sorted keys, compact, UTF-8 kept, no NaN."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def _sha(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def field_hashes(seq: int, kind: str, created_at: str, user: str, subject: str, payload: Any) -> dict[str, str]:
+    """SHA-256 of each hashed field's canonical JSON (``payload`` as the parsed object)."""
+    values = {"seq": seq, "kind": kind, "created_at": created_at, "user": user, "subject": subject,
+              "payload": payload}
+    return {k: _sha(canonical_json(v)) for k, v in values.items()}
+
+
+def chain_hash(prev_hash: str, hashes: dict[str, str]) -> str:
+    """An entry's hash: SHA-256 of the previous hash followed by its field hashes (canonical JSON)."""
+    return _sha(prev_hash + canonical_json(hashes))
+
+
+def _file_sha(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+# ---------------------------------------------------------------------------- location and user
+
+def resolve_url(url: str | os.PathLike | None = None) -> str:
+    """The database URL: ``url`` > env ``FDNET_AUDIT_DB`` > the per-user default SQLite file.
+
+    A plain file path (no ``://``) becomes an absolute SQLite URL; only SQLite and PostgreSQL are
+    accepted, since the append-only guard is written for those two.
+
+    >>> resolve_url("postgresql+psycopg://fdnet@db.example/audit")
+    'postgresql+psycopg://fdnet@db.example/audit'
+    >>> resolve_url("/srv/fdnet/audit.sqlite")
+    'sqlite:////srv/fdnet/audit.sqlite'
+    """
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    raw = os.fspath(url) if url is not None else ""
+    source = "--db"
+    if not str(raw).strip():
+        raw, source = os.environ.get("FDNET_AUDIT_DB", ""), "FDNET_AUDIT_DB"
+    raw = str(raw).strip()
+    if not raw:
+        base = os.environ.get("XDG_DATA_HOME", "").strip()
+        if not base or not os.path.isabs(base):  # the XDG spec says to ignore relative paths
+            base = os.path.join(os.path.expanduser("~"), ".local", "share")
+        return f"sqlite:///{Path(base, 'fdnet', 'audit.sqlite').as_posix()}"
+    if "://" not in raw:
+        return f"sqlite:///{Path(raw).expanduser().resolve().as_posix()}"
+    try:
+        parsed = make_url(raw)
+    except ArgumentError:
+        raise UsageError(f"{source}: {raw!r} is neither a file path nor a database URL "
+                         "(e.g. postgresql+psycopg://user@host/dbname)") from None
+    if parsed.get_backend_name() not in ("sqlite", "postgresql"):
+        raise UsageError(f"{source}: the audit log supports SQLite and PostgreSQL, not "
+                         f"{parsed.get_backend_name()!r} (use a file path or postgresql+psycopg://...)")
+    return raw
+
+
+def display_url(url: str) -> str:
+    """The URL with any password masked, for messages."""
+    from sqlalchemy.engine import make_url
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - only ever used for display
+        return "<unparseable database URL>"
+
+
+def _no_control(text: str, what: str, *, allow_newlines: bool = False) -> str:
+    bad = [c for c in text if unicodedata.category(c) == "Cc" and not (allow_newlines and c in "\n\t")]
+    if bad:
+        raise UsageError(f"{what} contains control characters ({', '.join(sorted({repr(c) for c in bad}))}); "
+                         "the audit log stores plain text only")
+    return text
+
+
+def resolve_user(user: str | None = None) -> str:
+    """Who is acting: the argument > env ``FDNET_USER`` > the operating-system login name."""
+    for candidate in (user, os.environ.get("FDNET_USER")):
+        if candidate is not None and str(candidate).strip():
+            return _no_control(str(candidate).strip(), "user name")
+    try:
+        return getpass.getuser()
+    except Exception:  # noqa: BLE001 - no login name in some containers
+        return f"uid {os.getuid()}" if hasattr(os, "getuid") else "unknown"
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+# ---------------------------------------------------------------------------- results
+
+@dataclass(frozen=True, eq=True)
+class Entry:
+    """One audit-log entry as stored (``payload`` parsed from its canonical JSON)."""
+
+    seq: int
+    kind: str
+    created_at: str
+    user: str
+    subject: str
+    payload: dict
+    prev_hash: str
+    entry_hash: str
+
+    @property
+    def run_dir(self) -> str:
+        return self.subject
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A defect found by :meth:`AuditLog.verify`; ``seq`` names the entry (None: the log as a whole)."""
+
+    seq: int | None
+    problem: str  # edited | deleted | reordered | broken | truncated
+    detail: str
+    fields: tuple[str, ...] = ()
+
+    def __str__(self) -> str:
+        where = f"entry {self.seq}" if self.seq is not None else "log"
+        return f"{where}: {self.problem}: {self.detail}"
+
+
+@dataclass
+class VerifyReport:
+    """What :meth:`AuditLog.verify` found. ``ok`` is True when the chain is intact."""
+
+    url: str
+    entries: int = 0
+    head_seq: int = 0
+    head_hash: str = GENESIS
+    anchor: str | None = None
+    anchor_seq: int | None = None
+    problems: list[Problem] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["ok"] = self.ok
+        d["problems"] = [{**asdict(p), "fields": list(p.fields)} for p in self.problems]
+        return d
+
+
+# ---------------------------------------------------------------------------- schema
+
+def _table():
+    from sqlalchemy import CheckConstraint, Column, Index, Integer, MetaData, String, Table, Text
+
+    md = MetaData()
+    t = Table(
+        TABLE, md,
+        Column("seq", Integer, primary_key=True, autoincrement=False),
+        Column("kind", String(16), nullable=False),
+        Column("created_at", String(40), nullable=False),
+        Column("username", Text, nullable=False),
+        Column("subject", Text, nullable=False),
+        Column("payload", Text, nullable=False),
+        Column("field_hashes", Text, nullable=False),
+        Column("prev_hash", String(64), nullable=False),
+        Column("entry_hash", String(64), nullable=False, unique=True),
+        CheckConstraint("kind IN ('run', 'review', 'export')", name="fdnet_audit_kind"),
+        Index("fdnet_audit_subject", "subject"),
+    )
+    return md, t
+
+
+_METADATA, _T = _table()
+
+_SQLITE_GUARDS = {
+    "fdnet_audit_no_update": (f"CREATE TRIGGER fdnet_audit_no_update BEFORE UPDATE ON {TABLE} "
+                              "BEGIN SELECT RAISE(ABORT, 'fdnet audit log is append-only: UPDATE refused'); END"),
+    "fdnet_audit_no_delete": (f"CREATE TRIGGER fdnet_audit_no_delete BEFORE DELETE ON {TABLE} "
+                              "BEGIN SELECT RAISE(ABORT, 'fdnet audit log is append-only: DELETE refused'); END"),
+}
+_PG_FUNCTION = """
+CREATE OR REPLACE FUNCTION fdnet_audit_refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'fdnet audit log is append-only: % refused on %', TG_OP, TG_TABLE_NAME;
+END
+$$"""
+_PG_GUARDS = {
+    "fdnet_audit_no_update_delete": (f"CREATE TRIGGER fdnet_audit_no_update_delete BEFORE UPDATE OR DELETE ON "
+                                     f"{TABLE} FOR EACH ROW EXECUTE FUNCTION fdnet_audit_refuse()"),
+    "fdnet_audit_no_truncate": (f"CREATE TRIGGER fdnet_audit_no_truncate BEFORE TRUNCATE ON {TABLE} "
+                                "FOR EACH STATEMENT EXECUTE FUNCTION fdnet_audit_refuse()"),
+}
+
+
+# ---------------------------------------------------------------------------- the log
+
+class AuditLog:
+    """The audit log at ``url`` (see :func:`resolve_url`); opened lazily, created on first write.
+
+    Reading never creates anything: listing or verifying a log that does not exist yet finds no
+    entries (``exists()`` tells the two apart).
+    """
+
+    def __init__(self, url: str | os.PathLike | None = None):
+        self.url = resolve_url(url)
+        self.display_url = display_url(self.url)
+        from sqlalchemy.engine import make_url
+        u = make_url(self.url)
+        self.backend = u.get_backend_name()
+        db = u.database or ""
+        self._sqlite_file = (Path(db) if self.backend == "sqlite" and db and db != ":memory:"
+                             and not db.startswith("file:") else None)
+        self._engine = None
+        self._schema_ready = False
+
+    def __repr__(self) -> str:
+        return f"AuditLog({self.display_url!r})"
+
+    # -- plumbing ---------------------------------------------------------------------------
+    @property
+    def engine(self):
+        if self._engine is None:
+            from sqlalchemy import create_engine, event
+            from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+            kwargs: dict = {}
+            if self.backend == "sqlite":
+                kwargs["connect_args"] = {"timeout": 30}
+            try:
+                eng = create_engine(self.url, **kwargs)
+            except (NoSuchModuleError, ImportError, ArgumentError) as exc:
+                raise UsageError(f"cannot open the audit log at {self.display_url}: {exc} (PostgreSQL needs "
+                                 "the psycopg driver: pip install 'fdnet[postgres]')") from None
+            if self.backend == "sqlite":
+                @event.listens_for(eng, "connect")
+                def _no_implicit_tx(dbapi_conn, _rec):  # we issue BEGIN ourselves
+                    dbapi_conn.isolation_level = None
+
+                @event.listens_for(eng, "begin")
+                def _begin(conn):
+                    # Writers take the write lock up front so reading the head and appending
+                    # after it is one atomic step.
+                    conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("fdnet_write")
+                                         else "BEGIN")
+            self._engine = eng
+        return self._engine
+
+    def close(self) -> None:
+        """Release pooled connections (the log stays usable)."""
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None
+
+    def __enter__(self) -> AuditLog:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _db_error(self, exc: Exception, doing: str) -> UsageError:
+        msg = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+        return UsageError(f"audit log at {self.display_url}: {doing} failed: {msg[0] if msg else type(exc).__name__}")
+
+    def exists(self) -> bool:
+        """True when the log's table exists (never creates anything)."""
+        if self._sqlite_file is not None and not self._sqlite_file.is_file():
+            return False
+        from sqlalchemy import inspect
+        from sqlalchemy.exc import SQLAlchemyError
+        try:
+            with self.engine.connect() as conn:
+                return inspect(conn).has_table(TABLE)
+        except SQLAlchemyError as exc:
+            raise self._db_error(exc, "opening") from None
+
+    def ensure(self) -> AuditLog:
+        """Create the table and its append-only guards if absent; check the log can be written.
+
+        Call it before long work whose result must be logged, so a bad ``--audit-db`` fails early.
+        """
+        if self._schema_ready:
+            return self
+        from sqlalchemy.exc import SQLAlchemyError
+        if self._sqlite_file is not None:
+            try:
+                self._sqlite_file.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise UsageError(f"cannot create the folder for the audit log {self._sqlite_file}: {exc}") from None
+        for attempt in range(3):
+            try:
+                if not self.exists():
+                    with self._write() as conn:
+                        from sqlalchemy import inspect
+                        if not inspect(conn).has_table(TABLE):
+                            _METADATA.create_all(conn)
+                            from sqlalchemy import text
+                            if self.backend == "postgresql":
+                                conn.execute(text(_PG_FUNCTION))
+                            for ddl in (_PG_GUARDS if self.backend == "postgresql" else _SQLITE_GUARDS).values():
+                                conn.execute(text(ddl))
+                break
+            except SQLAlchemyError as exc:  # another process may have created it at the same moment
+                if attempt == 2:
+                    raise self._db_error(exc, "creating the log") from None
+                time.sleep(0.05 * (attempt + 1))
+        self._schema_ready = True
+        return self
+
+    def _write(self):
+        """A transaction that holds the write lock (SQLite: BEGIN IMMEDIATE)."""
+        conn = self.engine.connect().execution_options(fdnet_write=True)
+
+        class _Tx:
+            def __enter__(self_inner):
+                self_inner.tx = conn.begin()
+                return conn
+
+            def __exit__(self_inner, et, ev, tb):
+                try:
+                    if et is None:
+                        self_inner.tx.commit()
+                    else:
+                        self_inner.tx.rollback()
+                finally:
+                    conn.close()
+        return _Tx()
+
+    def guards(self) -> dict[str, bool]:
+        """The append-only triggers and whether each is present and enabled."""
+        names = _PG_GUARDS if self.backend == "postgresql" else _SQLITE_GUARDS
+        if not self.exists():
+            return {n: False for n in names}
+        with self.engine.connect() as conn:
+            if self.backend == "postgresql":
+                rows = conn.exec_driver_sql(
+                    "SELECT tgname FROM pg_trigger WHERE tgrelid = %(t)s::regclass AND NOT tgisinternal "
+                    "AND tgenabled <> 'D'", {"t": TABLE}).scalars().all()
+            else:
+                rows = conn.exec_driver_sql(
+                    "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = ?", (TABLE,)).scalars().all()
+        return {n: n in set(rows) for n in names}
+
+    # -- appending --------------------------------------------------------------------------
+    def _append(self, kind: str, subject: str, payload: dict, user: str | None) -> Entry:
+        from sqlalchemy import insert, select
+        from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
+
+        if kind not in KINDS:
+            raise UsageError(f"unknown audit entry kind {kind!r}; one of {', '.join(KINDS)}")
+        who = resolve_user(user)
+        payload_text = canonical_json(payload)
+        payload = json.loads(payload_text)  # exactly what a reader will parse back
+        self.ensure()
+        last_exc: Exception | None = None
+        for attempt in range(APPEND_ATTEMPTS):
+            try:
+                with self._write() as conn:
+                    head = conn.execute(select(_T.c.seq, _T.c.entry_hash).order_by(_T.c.seq.desc()).limit(1)).first()
+                    seq = head.seq + 1 if head else 1
+                    prev = head.entry_hash if head else GENESIS
+                    created = _now()
+                    fh = field_hashes(seq, kind, created, who, subject, payload)
+                    h = chain_hash(prev, fh)
+                    conn.execute(insert(_T).values(seq=seq, kind=kind, created_at=created, username=who,
+                                                   subject=subject, payload=payload_text,
+                                                   field_hashes=canonical_json(fh), prev_hash=prev, entry_hash=h))
+                return Entry(seq, kind, created, who, subject, payload, prev, h)
+            except (IntegrityError, OperationalError) as exc:
+                # another writer took this seq (unique key) or holds the lock: read the new head, retry
+                last_exc = exc
+                if isinstance(exc, OperationalError) and "lock" not in str(exc).lower():
+                    raise self._db_error(exc, "appending") from None
+                time.sleep(min(0.01 * (2 ** min(attempt, 6)), 0.5))
+            except SQLAlchemyError as exc:
+                raise self._db_error(exc, "appending") from None
+        raise self._db_error(last_exc, f"appending (busy after {APPEND_ATTEMPTS} attempts)")
+
+    def record_run(self, run_dir: str | os.PathLike, manifest: dict | None = None, user: str | None = None) -> Entry:
+        """Log a run: its folder, manifest hash, policy hash, as_of, version, inputs and list sizes.
+
+        ``manifest`` is the dict the run wrote (read from RUN_DIR/manifest.json when omitted); it
+        must match that file, whose SHA-256 is what the entry records.
+        """
+        run = _run_folder(run_dir)
+        mbytes = (run / "manifest.json").read_bytes()
+        on_disk = _parse_manifest(run, mbytes)
+        if manifest is None:
+            manifest = on_disk
+        elif json.loads(json.dumps(manifest, ensure_ascii=False)) != on_disk:
+            raise UsageError(f"the manifest given for {run} differs from {run / 'manifest.json'}; "
+                             "record the run after its folder is written")
+        policy = manifest.get("policy")
+        inputs = {}
+        for name, meta in sorted((manifest.get("inputs") or {}).items()):
+            if isinstance(meta, dict):
+                inputs[name] = {k: meta[k] for k in ("path", "sha256", "rows") if k in meta}
+        lists = {}
+        outputs = manifest.get("outputs") or {}
+        for name in LISTS:
+            p = run / f"{name}.csv"
+            if p.is_file():
+                lists[name] = {"rows": _count_rows(p), "sha256": _file_sha(p)}
+                recorded = (outputs.get(f"{name}.csv") or {}).get("sha256")
+                if recorded and recorded != lists[name]["sha256"]:
+                    raise UsageError(f"{p} differs from the SHA-256 in its manifest (edited after the run); "
+                                     f"run `fdnet verify {run}`")
+        payload = {
+            "run_dir": str(run),
+            "manifest_sha256": hashlib.sha256(mbytes).hexdigest(),
+            "policy_sha256": _sha(canonical_json(policy)) if policy is not None else None,
+            "as_of": manifest.get("as_of"),
+            "fdnet_version": manifest.get("fdnet_version"),
+            "data_dir": manifest.get("data_dir"),
+            "inputs": inputs,
+            "lists": lists,
+        }
+        return self._append("run", str(run), payload, user)
+
+    def record_review(self, run_dir: str | os.PathLike, person_id: str, decision: str, reason: str,
+                      reviewer: str | None = None, list_name: str | None = None) -> Entry:
+        """Log a reviewer's decision (approve, decline or defer, with a reason) on a listed person.
+
+        The decision covers every list the person is on in that run, or only ``list_name``.
+        The run folder's manifest hash and the person's rank on each list are recorded.
+        """
+        run = _run_folder(run_dir)
+        mbytes = (run / "manifest.json").read_bytes()
+        manifest = _parse_manifest(run, mbytes)
+        d = str(decision or "").strip().lower()
+        if d not in DECISIONS:
+            raise UsageError(f"decision must be one of {', '.join(DECISIONS)}, not {decision!r}")
+        why = str(reason or "").strip()
+        if not why:
+            raise UsageError("a review needs a reason (--reason): say why, in words another reviewer "
+                             "or an auditor can follow")
+        _no_control(why, "the reason", allow_newlines=True)
+        pid = str(person_id or "")
+        if not pid.strip():
+            raise UsageError("a review needs a person ID")
+        _no_control(pid, "the person ID")
+        wanted = LISTS
+        if list_name is not None:
+            name = str(list_name).strip()
+            name = name[:-4] if name.endswith(".csv") else name
+            if name not in LISTS:
+                raise UsageError(f"--list must be one of {', '.join(LISTS)}, not {list_name!r}")
+            wanted = (name,)
+        outputs = manifest.get("outputs") or {}
+        found: dict[str, dict] = {}
+        hashes: dict[str, str] = {}
+        for name in LISTS:
+            p = run / f"{name}.csv"
+            if not p.is_file():
+                raise UsageError(f"{run} has no {name}.csv; is it a complete fdnet run folder?")
+            data = p.read_bytes()
+            hashes[name] = hashlib.sha256(data).hexdigest()
+            recorded = (outputs.get(f"{name}.csv") or {}).get("sha256")
+            if recorded and recorded != hashes[name]:
+                raise UsageError(f"{p} differs from the SHA-256 in its manifest (edited after the run); "
+                                 f"reviews are refused on altered lists; run `fdnet verify {run}`")
+            for row in csv.DictReader(data.decode("utf-8-sig").splitlines()):
+                if row.get("person_id") == pid:
+                    found[name] = {"rank": int(row["rank"]), "score": row.get("score", "")}
+                    break
+        if not found:
+            raise UsageError(f"{pid!r} is on none of call_in.csv, custom_notifications.csv, "
+                             f"service_referrals.csv in {run}; only listed people are reviewed "
+                             f"(`fdnet explain {run} {pid}` says why they are not listed)")
+        chosen = {k: v for k, v in found.items() if k in wanted}
+        if not chosen:
+            raise UsageError(f"{pid!r} is not on {wanted[0]}.csv in {run} (on: {', '.join(sorted(found))})")
+        payload = {
+            "run_dir": str(run),
+            "manifest_sha256": hashlib.sha256(mbytes).hexdigest(),
+            "as_of": manifest.get("as_of"),
+            "person_id": pid,
+            "decision": d,
+            "reason": why,
+            "lists": chosen,
+            "list_sha256": {k: hashes[k] for k in chosen},
+        }
+        return self._append("review", str(run), payload, reviewer)
+
+    def record_export(self, run_dir: str | os.PathLike, export_dir: str | os.PathLike, files: dict[str, str],
+                      pseudonymised: bool, user: str | None = None, details: dict | None = None) -> Entry:
+        """Log an export of a run: the export folder, each file's SHA-256 and whether IDs were pseudonymised.
+
+        ``files`` maps names relative to ``export_dir`` to their SHA-256; each is checked against the
+        file on disk. ``details`` (optional, JSON-serialisable) adds e.g. formats or a key fingerprint.
+        """
+        run = _run_folder(run_dir)
+        mbytes = (run / "manifest.json").read_bytes()
+        _parse_manifest(run, mbytes)
+        exp = Path(export_dir).expanduser().resolve()
+        if not exp.is_dir():
+            raise UsageError(f"export folder {exp} does not exist; record an export after writing it")
+        if not isinstance(files, dict) or not files:
+            raise UsageError("record_export needs the exported files as {name: sha256}")
+        clean: dict[str, str] = {}
+        for name, digest in sorted(files.items()):
+            name, digest = str(name), str(digest).lower()
+            if not _HEX64.match(digest):
+                raise UsageError(f"export file {name!r}: {digest!r} is not a SHA-256 hex digest")
+            p = (exp / name).resolve()
+            if not p.is_relative_to(exp) or not p.is_file():
+                raise UsageError(f"export file {name!r} is not a file inside {exp}")
+            if _file_sha(p) != digest:
+                raise UsageError(f"export file {p} does not have the SHA-256 given for it")
+            clean[name] = digest
+        payload = {
+            "run_dir": str(run),
+            "manifest_sha256": hashlib.sha256(mbytes).hexdigest(),
+            "export_dir": str(exp),
+            "files": clean,
+            "pseudonymised": bool(pseudonymised),
+        }
+        if details:
+            try:
+                payload["details"] = json.loads(canonical_json(details))
+            except (TypeError, ValueError) as exc:
+                raise UsageError(f"record_export details are not plain JSON data: {exc}") from None
+        return self._append("export", str(run), payload, user)
+
+    # -- reading ----------------------------------------------------------------------------
+    def _rows(self, kind: str | None = None, subject: str | None = None) -> list:
+        if not self.exists():
+            return []
+        from sqlalchemy import select
+        from sqlalchemy.exc import SQLAlchemyError
+        q = select(_T).order_by(_T.c.seq)
+        if kind is not None:
+            q = q.where(_T.c.kind == kind)
+        if subject is not None:
+            q = q.where(_T.c.subject == subject)
+        try:
+            with self.engine.connect() as conn:
+                return conn.execute(q).all()
+        except SQLAlchemyError as exc:
+            raise self._db_error(exc, "reading") from None
+
+    def entries(self, kind: str | None = None, run_dir: str | os.PathLike | None = None) -> list[Entry]:
+        """Entries in ``seq`` order, optionally only one kind and/or one run folder."""
+        if kind is not None and kind not in KINDS:
+            raise UsageError(f"kind must be one of {', '.join(KINDS)}, not {kind!r}")
+        subject = str(Path(run_dir).expanduser().resolve()) if run_dir is not None else None
+        out = []
+        for r in self._rows(kind, subject):
+            try:
+                payload = json.loads(r.payload)
+                if not isinstance(payload, dict):
+                    payload = {"unreadable_payload": r.payload}
+            except ValueError:
+                payload = {"unreadable_payload": r.payload}
+            out.append(Entry(r.seq, r.kind, r.created_at, r.username, r.subject, payload, r.prev_hash,
+                             r.entry_hash))
+        return out
+
+    def head(self) -> tuple[int, str]:
+        """``(seq, entry_hash)`` of the last entry; ``(0, GENESIS)`` for an empty log."""
+        rows = self._rows()
+        return (rows[-1].seq, rows[-1].entry_hash) if rows else (0, GENESIS)
+
+    def verify(self, expect_head: str | None = None) -> VerifyReport:
+        """Recompute the whole chain and name every entry that was edited, deleted or reordered.
+
+        ``expect_head`` is a head hash printed earlier (kept outside the log): it must still be in
+        the chain, otherwise entries were cut off the end or the chain was rebuilt.
+        """
+        anchor = None
+        if expect_head is not None:
+            anchor = str(expect_head).strip().lower()
+            if not _HEX64.match(anchor):
+                raise UsageError(f"--expect-head must be a 64-character SHA-256 hex digest, not {expect_head!r}")
+        rows = self._rows()
+        rep = VerifyReport(url=self.display_url, entries=len(rows), anchor=anchor)
+        if rows:
+            rep.head_seq, rep.head_hash = rows[-1].seq, rows[-1].entry_hash
+        rep.problems = _check_chain(rows)
+        if anchor is not None:
+            if anchor == GENESIS:
+                rep.anchor_seq = 0
+            else:
+                hit = [r.seq for r in rows if r.entry_hash == anchor]
+                if hit:
+                    rep.anchor_seq = hit[0]
+                else:
+                    rep.problems.append(Problem(None, "truncated", (
+                        f"the expected head {anchor} is not in the log (now {len(rows)} entries, head seq "
+                        f"{rep.head_seq}): entries were removed from the end (tail truncation) or the chain "
+                        "was rebuilt")))
+        if rows or self.exists():
+            missing = [n for n, ok in self.guards().items() if not ok]
+            if missing:
+                rep.notes.append(f"append-only guard missing or disabled: {', '.join(missing)} — the database "
+                                 "no longer refuses UPDATE/DELETE (tampering is still detected by the chain)")
+        else:
+            rep.notes.append(f"no audit log at {self.display_url} yet")
+        if rows and anchor is None:
+            rep.notes.append("no expected head given: entries removed from the end of the log cannot be detected")
+        return rep
+
+    def reviews(self, run_dir: str | os.PathLike) -> Any:
+        """The latest decision per (run manifest, person, list) for a run folder, with history counts.
+
+        Columns: list, rank, person_id, decision, reason, reviewer, decided_at, seq, decisions
+        (how many decisions were recorded for that person and list), manifest_sha256, current
+        (False when the folder now holds a different run than the one reviewed).
+        """
+        import pandas as pd
+        cols = ["list", "rank", "person_id", "decision", "reason", "reviewer", "decided_at", "seq",
+                "decisions", "manifest_sha256", "current"]
+        run = Path(run_dir).expanduser().resolve()
+        mpath = run / "manifest.json"
+        current_sha = _file_sha(mpath) if mpath.is_file() else None
+        latest: dict[tuple, dict] = {}
+        for e in self.entries(kind="review", run_dir=run):
+            p = e.payload
+            for name, info in sorted((p.get("lists") or {}).items()):
+                key = (p.get("manifest_sha256"), p.get("person_id"), name)
+                prev = latest.get(key)
+                latest[key] = {"list": name, "rank": (info or {}).get("rank"), "person_id": p.get("person_id"),
+                               "decision": p.get("decision"), "reason": p.get("reason"), "reviewer": e.user,
+                               "decided_at": e.created_at, "seq": e.seq,
+                               "decisions": (prev["decisions"] + 1) if prev else 1,
+                               "manifest_sha256": p.get("manifest_sha256"),
+                               "current": (p.get("manifest_sha256") == current_sha) if current_sha else None}
+        order = {n: i for i, n in enumerate(LISTS)}
+        rows = sorted(latest.values(), key=lambda r: (not r["current"], order.get(r["list"], 9),
+                                                     r["rank"] if isinstance(r["rank"], int) else 1 << 30,
+                                                     str(r["person_id"]), str(r["manifest_sha256"])))
+        return pd.DataFrame(rows, columns=cols)
+
+
+# ---------------------------------------------------------------------------- helpers
+
+def _run_folder(run_dir: str | os.PathLike) -> Path:
+    run = Path(run_dir).expanduser().resolve()
+    if not run.is_dir():
+        raise UsageError(f"run folder {run} does not exist")
+    if not (run / "manifest.json").is_file():
+        raise UsageError(f"{run} has no manifest.json: not an fdnet run folder")
+    return run
+
+
+def _parse_manifest(run: Path, data: bytes) -> dict:
+    try:
+        m = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise UsageError(f"{run / 'manifest.json'} is not valid JSON: {exc}") from None
+    if not isinstance(m, dict):
+        raise UsageError(f"{run / 'manifest.json'} is not an fdnet manifest (not a JSON object)")
+    return m
+
+
+def _count_rows(path: Path) -> int:
+    with open(path, encoding="utf-8-sig", newline="") as f:
+        return max(sum(1 for _ in csv.reader(f)) - 1, 0)
+
+
+def _check_chain(rows: list) -> list[Problem]:
+    """Every defect in ``rows`` (ordered by seq): see :meth:`AuditLog.verify`."""
+    problems: list[Problem] = []
+    by_hash = {r.entry_hash: r.seq for r in rows}
+    seq_of_hash: dict[str, int] | None = None
+    for i, r in enumerate(rows):
+        expected_prev = rows[i - 1].entry_hash if i else GENESIS
+        expected_seq = rows[i - 1].seq + 1 if i else 1
+        edited_fields: list[str] = []
+        # 1. does the entry still hash to its recorded hash?
+        try:
+            payload = json.loads(r.payload)
+            payload_ok = True
+        except (TypeError, ValueError):
+            payload, payload_ok = None, False
+        try:
+            stored = json.loads(r.field_hashes)
+            if not (isinstance(stored, dict) and set(stored) == set(HASHED_FIELDS)):
+                stored = None
+        except (TypeError, ValueError):
+            stored = None
+        if not payload_ok:
+            edited_fields = ["payload"]
+            problems.append(Problem(r.seq, "edited", "the payload is no longer valid JSON", ("payload",)))
+        else:
+            fh = field_hashes(r.seq, r.kind, r.created_at, r.username, r.subject, payload)
+            if chain_hash(r.prev_hash, fh) != r.entry_hash:
+                if stored is not None and chain_hash(r.prev_hash, stored) == r.entry_hash:
+                    edited_fields = [f for f in HASHED_FIELDS if stored[f] != fh[f]]
+                elif stored is not None and chain_hash(expected_prev, stored) == r.entry_hash:
+                    edited_fields = ["prev_hash"] + [f for f in HASHED_FIELDS if stored[f] != fh[f]]
+                else:
+                    edited_fields = ["entry_hash or field_hashes"]
+                if edited_fields == ["seq"]:
+                    if seq_of_hash is None:
+                        top = max(max(x.seq for x in rows), len(rows)) + 2
+                        seq_of_hash = {_sha(canonical_json(k)): k for k in range(0, top + 1)}
+                    orig = seq_of_hash.get(stored["seq"])
+                    if orig is not None:
+                        problems.append(Problem(r.seq, "reordered",
+                                                f"recorded as entry {orig}, now stored as entry {r.seq}", ("seq",)))
+                    else:
+                        problems.append(Problem(r.seq, "edited", "changed after recording: seq", ("seq",)))
+                else:
+                    what = ", ".join(edited_fields)
+                    problems.append(Problem(r.seq, "edited", f"changed after recording: {what}"
+                                            + (" (the entry no longer matches its own hash)"
+                                               if edited_fields == ["entry_hash or field_hashes"] else ""),
+                                            tuple(edited_fields)))
+            elif r.payload != canonical_json(payload):
+                problems.append(Problem(r.seq, "edited", "payload text re-formatted after recording", ("payload",)))
+        # 2. is it linked to the entry before it?
+        if r.seq > expected_seq:
+            gap = (f"entry {expected_seq}" if r.seq - expected_seq == 1
+                   else f"entries {expected_seq}–{r.seq - 1}")
+            problems.append(Problem(expected_seq, "deleted", f"{gap} missing before entry {r.seq}"
+                                    + ("" if r.prev_hash != expected_prev else
+                                       " (entry numbers changed; the chain itself is linked)")))
+        elif r.prev_hash != expected_prev and "prev_hash" not in edited_fields:
+            if r.prev_hash in by_hash and by_hash[r.prev_hash] != r.seq:
+                if edited_fields != ["seq"]:  # a renumbered entry is already reported as reordered
+                    before = f"entry {rows[i - 1].seq}" if i else "the start of the log"
+                    problems.append(Problem(r.seq, "reordered", (
+                        f"in the chain it follows the entry now stored as {by_hash[r.prev_hash]}, not {before}")))
+            elif i == 0:
+                problems.append(Problem(r.seq, "broken", "the first entry does not start from the genesis hash "
+                                        "(earlier entries were removed and the rest renumbered, or the log "
+                                        "was rebuilt)"))
+            else:
+                problems.append(Problem(r.seq, "broken", (
+                    f"its prev_hash is not the hash of entry {rows[i - 1].seq}: entry {rows[i - 1].seq} was "
+                    "rewritten with recomputed hashes, or entries were deleted and the rest renumbered")))
+    return problems
