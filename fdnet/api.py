@@ -23,7 +23,7 @@ from .graph.layers import Network, build_network
 from .records.validate import Records, load_records
 from .scoring.features import compute_features
 from .scoring.policy import Policy, load_policy, policy_from_dict
-from .scoring.score import score_table
+from .scoring.score import age_on, score_table
 
 
 @dataclass
@@ -81,7 +81,11 @@ def study(data_dir: str | Path, *, as_of: str | None = None, policy: Policy | di
     an = analyze(net, persons=rec.persons, audit=rec.groups, relations=rec.group_relations, policy=policy,
                  previous_groups=previous_groups, as_of=rec.as_of)
     step("features and scores")
-    feats = compute_features(net, an.person)
+    primary = an.groups.primary.reindex(net.person_ids).fillna("").to_numpy(dtype=object)
+    feats = compute_features(net, an.person, primary=primary, conflicts=an.conflicts,
+                             age=age_on(rec.persons, net.person_ids, rec.as_of),
+                             recent_days=policy.features.recent_days,
+                             group_recent_days=policy.features.group_recent_days)
     scores = score_table(net.person_ids, feats, policy, rec.persons, an.groups.primary, rec.as_of,
                          analytics=an.person.drop(columns=["person_id"]))
     return Study(rec, net, an, scores, policy)

@@ -265,6 +265,87 @@ def policy_check(path: Path = typer.Argument(..., help="Policy YAML to validate.
     print(json.dumps(load_policy(path).effective(), indent=2))
 
 
+def _calibration_command(data_dirs, out_dir, policy, horizon, origins, step, top_k, target, fit, max_bins):
+    import yaml
+
+    from .pipeline import check_run_dir, write_files
+    from .scoring.calibrate import calibrate as run_calibration
+    from .scoring.calibrate import report_markdown
+    from .scoring.policy import load_policy
+
+    check_run_dir(out_dir)
+    for d in data_dirs:
+        if not Path(d).is_dir():
+            from .errors import UsageError
+            raise UsageError(f"DATA {d} is not a folder of input tables")
+    base = load_policy(policy)
+    with err.status("backtesting") as status:
+        res = run_calibration([str(d) for d in data_dirs], base=base, horizon_days=horizon, origins=origins,
+                              step_days=step, top_k=top_k, target=target, fit=fit, max_bins=max_bins,
+                              progress=lambda s: status.update(f"snapshot {s}"))
+    rep = res.report
+    files = {
+        "backtest.md": report_markdown(rep, res.policy).encode("utf-8"),
+        "backtest.json": (json.dumps(rep, indent=2, ensure_ascii=False) + "\n").encode("utf-8"),
+        "folds.csv": res.folds.to_csv(index=False, lineterminator="\n").encode("utf-8"),
+    }
+    if fit:
+        head = ("# fdnet policy fitted by `fdnet calibrate` (see backtest.md beside it).\n"
+                f"# {res.policy.calibration.fitted_on}\n"
+                "# Review every component's points and sign off before using it for a run.\n")
+        files["policy.yaml"] = (head + yaml.safe_dump(res.policy.effective(), sort_keys=False)).encode("utf-8")
+    write_files(files, out_dir)
+    t = Table(title=f"{'calibrate' if fit else 'backtest'}: {rep['target']} within {rep['horizon_days']} days "
+                    f"(mean over {len(rep['test_origins'])} test origins)")
+    for c in ("ranking", "ROC AUC", "top 1%", "top 2%", f"top {rep['top_k']}"):
+        t.add_column(c, justify="left" if c == "ranking" else "right")
+    for r in rep["summary"]:
+        t.add_row(r["ranking"], *[("—" if r[k] is None else f"{r[k]:.3f}") for k in
+                                  ("auc_mean", "capture_top_1pct", "capture_top_2pct", f"capture_top_{rep['top_k']}")])
+    out.print(t)
+    out.print(f"best single feature: {rep['best_single_feature']['ranking']} "
+              f"({rep['best_single_feature']['auc_mean']:.3f}); fdnet margin "
+              f"{rep['margin_over_best_single_feature']:+.3f}. Wrote {', '.join(sorted(files))} to {out_dir}")
+
+
+@app.command()
+def calibrate(
+    data_dirs: list[Path] = typer.Argument(..., help="One or more input folders (the same format as `fdnet run`)."),
+    out_dir: Path = typer.Option(..., "--out", help="Folder to create for policy.yaml and the backtest report."),
+    policy: Optional[Path] = typer.Option(None, "--policy", help="Base policy: its windows, lists and guardrails "
+                                          "are kept; its points are refitted."),
+    horizon: int = typer.Option(120, "--horizon", min=1, help="Label period in days after each origin."),
+    origins: int = typer.Option(6, "--origins", min=2, help="Rolling origins per folder."),
+    step: Optional[int] = typer.Option(None, "--step", min=1, help="Days between origins (default: the horizon)."),
+    top_k: Optional[int] = typer.Option(None, "--top-k", min=1, help="K for capture in the top K "
+                                        "(default: the custom-notification list size)."),
+    target: str = typer.Option("shooting", "--target", help="shooting (shoots or is shot), violent, or offending."),
+    max_bins: int = typer.Option(6, "--max-bins", min=1, max=20, help="Most bins per component's points table."),
+):
+    """Fit the score's points from history (rolling-origin splits) and write a policy plus a backtest report.
+
+    Each test origin is scored by points fitted only on earlier snapshots whose labels were complete, and
+    compared with baselines (single features, demographics only, an SSL-style 8-predictor score).
+    See docs/calibration.md.
+    """
+    _calibration_command(data_dirs, out_dir, policy, horizon, origins, step, top_k, target, True, max_bins)
+
+
+@app.command()
+def backtest(
+    data_dirs: list[Path] = typer.Argument(..., help="One or more input folders."),
+    out_dir: Path = typer.Option(..., "--out", help="Folder to create for the backtest report."),
+    policy: Optional[Path] = typer.Option(None, "--policy", help="Policy to evaluate as it is (default: fdnet's)."),
+    horizon: int = typer.Option(120, "--horizon", min=1),
+    origins: int = typer.Option(6, "--origins", min=1),
+    step: Optional[int] = typer.Option(None, "--step", min=1),
+    top_k: Optional[int] = typer.Option(None, "--top-k", min=1),
+    target: str = typer.Option("shooting", "--target", help="shooting, violent, or offending."),
+):
+    """Evaluate a policy's ranking as it is (no fitting) against single-feature baselines."""
+    _calibration_command(data_dirs, out_dir, policy, horizon, origins, step, top_k, target, False, 6)
+
+
 def _register_subcommands() -> None:
     """Commands that live beside their stage: audit log, review, retention (fdnet.audit.commands)
     and exports (fdnet.export.commands). Each module has ``register(app)``."""

@@ -104,7 +104,8 @@ def compute_run(data_dir: str | Path, *, as_of: str | None = None, policy: Polic
     for name in ("call_in", "custom_notifications", "service_referrals"):
         for pid in lists[name]["person_id"]:
             listed.setdefault(pid, []).append(name)
-    explainer = Explainer(net, rec.involvements, scores, policy, sorted(listed))
+    explainer = Explainer(net, rec.involvements, scores, policy, sorted(listed), analytics=an,
+                          persons=rec.persons, lists=lists)
     expl_lines = [json.dumps(explainer.explain(pid, listed[pid]), ensure_ascii=False, sort_keys=False)
                   for pid in sorted(listed)]
 
@@ -184,16 +185,27 @@ def check_run_dir(out_dir: Path) -> None:
 
 def write_run(result: RunResult, out_dir: str | Path) -> Path:
     """Write all outputs and the manifest into ``out_dir``, all or nothing."""
+    files = dict(result.outputs)
+    files["manifest.json"] = manifest_bytes(result.manifest)
+    return write_files(files, out_dir)
+
+
+def write_files(files: dict[str, bytes], out_dir: str | Path) -> Path:
+    """Write ``files`` (name -> bytes) into the new or empty folder ``out_dir``, all or nothing.
+
+    Names are plain file names: nothing is written outside ``out_dir``.
+    """
     out_dir = Path(out_dir)
     check_run_dir(out_dir)
+    for name in files:
+        if Path(name).name != name or name in ("", ".", ".."):
+            raise ValueError(f"output name {name!r} is not a plain file name")
     created = not out_dir.exists()
     stage = out_dir / f".fdnet-staging-{uuid.uuid4().hex[:12]}"
     moved: list[Path] = []
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         stage.mkdir()
-        files = dict(result.outputs)
-        files["manifest.json"] = manifest_bytes(result.manifest)
         for name, data in files.items():
             with open(stage / name, "wb") as f:
                 f.write(data)

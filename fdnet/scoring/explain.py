@@ -2,10 +2,20 @@
 
 Every number traces to input rows: the incidents (IDs, dates, the person's
 roles) behind a count, the co-offenders behind the degree, and for exposure
-the path through the co-offending network with the incidents on each edge
-and the shooting in which the victim was shot.
+and contagion the path through the co-offending network with the incidents
+on each edge and the shooting in which the victim was shot, told as a
+sentence ("co-arrested with P in incident I on D; P was shot on E in
+incident J").
+
+Each explanation also says what would take the person off each list they are
+on, and the date they would leave it if nothing new happened: the evidence
+ages out of the window (and recent-activity counts out of their shorter
+windows) on known dates, so the future score is recomputed at each of those
+dates with the same policy.
 """
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import pandas as pd
@@ -13,9 +23,18 @@ import pandas as pd
 from ..graph.exposure import exposure_paths
 from ..graph.layers import FLAG_OFFENDING, FLAG_VICTIM, Network
 from ..records.validate import day_to_iso
-from .features import FEATURES
-from .policy import COMPONENT_DOCS, VICTIMIZATION_COMPONENTS, Policy
-from .score import SERVICE_COMPONENTS
+from .features import FEATURES, group_shootings
+from .policy import COMPONENT_DOCS, Policy
+
+ENFORCEMENT_LISTS = ("call_in", "custom_notifications")
+
+
+def _num(v):
+    """A JSON-friendly number: int when whole, None when missing."""
+    v = float(v)
+    if v != v:
+        return None
+    return int(v) if v.is_integer() else round(v, 6)
 
 
 class Explainer:
@@ -26,7 +45,8 @@ class Explainer:
     """
 
     def __init__(self, net: Network, involvements: pd.DataFrame, scores: pd.DataFrame, policy: Policy,
-                 persons_needed: list[str]):
+                 persons_needed: list[str], *, analytics=None, persons: pd.DataFrame | None = None,
+                 lists: dict[str, pd.DataFrame] | None = None):
         self.net = net
         self.policy = policy
         need = scores[scores["person_id"].isin(persons_needed)]
@@ -38,10 +58,22 @@ class Explainer:
             self.roles.setdefault((inc_id, pid), set()).add(role)
         self.co = net.layers["co_offending"]
         self.victims = net.shooting_victims()
+        self.victim_set = set(self.victims.tolist())
         self.shooting = net.shooting_incidents()
         self.days = np.asarray(net.inc_day)
         self._vic_cache: dict[int, list] = {}
+        self.primary = scores["group"].to_numpy(dtype=object)       # scores are in person-index order
+        self.core = scores["core_number"].to_numpy() if "core_number" in scores else None
+        self.an = analytics
+        self.persons = persons.set_index("person_id") if persons is not None else None
+        self.lists = lists or {}
+        I = net.incidence
+        off = (I.flags & FLAG_OFFENDING) != 0
+        self.shooters = set(np.unique(I.person[off & self.shooting[I.inc]]).tolist())
+        self.group_shoot = group_shootings(net, self.primary, net.as_of_day - policy.features.group_recent_days + 1)
+        self._list_rank = {name: dict(zip(df["person_id"], df["rank"])) for name, df in self.lists.items()}
 
+    # --- evidence helpers --------------------------------------------------------------
     def _incidents(self, p: int):
         I = self.net.incidence
         lo, hi = I.p_indptr[p], I.p_indptr[p + 1]
@@ -60,17 +92,51 @@ class Explainer:
         if v not in self._vic_cache:
             incs, flags = self._incidents(v)
             m = ((flags & FLAG_VICTIM) != 0) & self.shooting[incs]
-            self._vic_cache[v] = [{"incident_id": i, "date": day_to_iso(int(d))}
+            self._vic_cache[v] = [{"incident_id": i, "date": day_to_iso(int(d)), "day": int(d)}
                                   for i, d in zip(self.net.incident_ids[incs[m]].tolist(),
                                                   self.days[incs[m]].tolist())]
         return self._vic_cache[v]
 
-    def _edge(self, a: int, b: int) -> list[str]:
-        e = self.co.edge_index(a, b)
-        return self.net.incident_ids[self.co.evidence(e)].tolist() if e >= 0 else []
+    def _shot_by(self, v: int) -> list[dict]:
+        """The shootings in which person index v had an offending role."""
+        incs, flags = self._incidents(v)
+        m = ((flags & FLAG_OFFENDING) != 0) & self.shooting[incs]
+        return [{"incident_id": i, "date": day_to_iso(int(d)), "day": int(d)}
+                for i, d in zip(self.net.incident_ids[incs[m]].tolist(), self.days[incs[m]].tolist())]
 
+    def _edge(self, a: int, b: int) -> tuple[list[str], list[str], int]:
+        """Incident IDs, their dates, and the last day of the co-offending tie a-b."""
+        e = self.co.edge_index(a, b)
+        if e < 0:
+            return [], [], -1
+        ev = self.co.evidence(e)
+        order = np.lexsort((self.net.incident_ids[ev], self.days[ev]))
+        ev = ev[order]
+        return (self.net.incident_ids[ev].tolist(), [day_to_iso(int(d)) for d in self.days[ev]],
+                int(self.co.last_day[e]))
+
+    def _path_record(self, path: list[int], shots: list[dict], kind: str = "was shot") -> dict:
+        ids = self.net.person_ids
+        edges, said, last_days = [], [], []
+        for k in range(len(path) - 1):
+            inc_ids, dates, last = self._edge(path[k], path[k + 1])
+            last_days.append(last)
+            edges.append({"between": [ids[path[k]], ids[path[k + 1]]], "incident_ids": inc_ids, "dates": dates})
+            who = "co-offended" if k == 0 else f"{ids[path[k]]} co-offended"
+            said.append(f"{who} with {ids[path[k + 1]]} in " +
+                        ", ".join(f"incident {i} on {d}" for i, d in zip(inc_ids, dates)))
+        tail = ids[path[-1]]
+        said.append(f"{tail} {kind} " + ", ".join(f"on {s['date']} in incident {s['incident_id']}" for s in shots))
+        return {"path": [ids[x] for x in path], "edges": edges,
+                ("victim_shot_in" if kind == "was shot" else "shooting_incidents"):
+                    [{"incident_id": s["incident_id"], "date": s["date"]} for s in shots],
+                "sentence": "; ".join(said) + ".",
+                "_expires": min(min(last_days), max(s["day"] for s in shots)) + self.policy.window_days + 1
+                if shots else None}
+
+    # --- one person ---------------------------------------------------------------------
     def explain(self, pid: str, lists: list[str]) -> dict:
-        net = self.net
+        net, pol = self.net, self.policy
         p = net.person_index(pid)
         row = self.rows[pid]
         incs, flags = self._incidents(p)
@@ -78,52 +144,95 @@ class Explainer:
         vic = (flags & FLAG_VICTIM) != 0
         sh = self.shooting[incs]
         ids = net.person_ids
+        recent = self.days[incs] > net.as_of_day - pol.features.recent_days
         masks = {
             "offending": off,
             "violent_offending": off & net.inc_violent[incs],
             "gun_offending": off & sh,
+            "recent_offending": off & recent,
             "shooting_victimization": vic & sh,
         }
         paths = None
+        expiry: dict[str, list] = {}       # component -> [(day the item stops counting, weight)]
         comps = []
+        W = pol.window_days
         for name in FEATURES:
             ev: dict = {}
             if name in masks:
-                ev["incidents"] = self._inc_list(incs[masks[name]], pid)
+                sel = incs[masks[name]]
+                ev["incidents"] = self._inc_list(sel, pid)
+                span = pol.features.recent_days if name == "recent_offending" else W + 1
+                expiry[name] = [(int(d) + span, 1.0) for d in self.days[sel]]
             elif name == "degree":
+                nb = self.co.neighbors(p).tolist()
+                ev["co_offenders"] = []
+                expiry[name] = []
+                for b in nb:
+                    inc_ids, dates, last = self._edge(p, int(b))
+                    ev["co_offenders"].append({"person_id": ids[b], "incident_ids": inc_ids, "dates": dates})
+                    expiry[name].append((last + W + 1, 1.0))
+            elif name == "core_number":
+                k = int(row[name])
                 nb = self.co.neighbors(p)
-                ev["co_offenders"] = [{"person_id": ids[b], "incident_ids": self._edge(p, int(b))}
-                                      for b in nb.tolist()]
-            else:
+                keep = [ids[b] for b in nb.tolist() if self.core is not None and self.core[b] >= k] if k else []
+                ev["note"] = (f"in a {k}-core: {len(keep)} of the person's co-offenders also have core number "
+                              f">= {k}" if k else "no co-offenders")
+                ev["core_co_offenders"] = keep
+            elif name in ("exposure_1", "exposure_2", "exposure_decayed"):
                 if paths is None:
                     paths = exposure_paths(self.co, p, self.victims)
-                chosen = paths[0] if name == "exposure_1" else paths[1]
-                ev["paths"] = [{
-                    "path": [ids[x] for x in path],
-                    "edges": [{"between": [ids[path[k]], ids[path[k + 1]]],
-                               "incident_ids": self._edge(path[k], path[k + 1])}
-                              for k in range(len(path) - 1)],
-                    "victim_shot_in": self._shot_in(path[-1]),
-                } for path in chosen]
-            counts_for = (["service_referrals"] if name in VICTIMIZATION_COMPONENTS else
-                          ["call_in", "custom_notifications"] +
-                          (["service_referrals"] if name in SERVICE_COMPONENTS else []))
-            comp = self.policy.components[name]
+                chosen = paths[1] if name == "exposure_2" else paths[0]
+                recs = [self._path_record(path, self._shot_in(path[-1])) for path in chosen]
+                if name == "exposure_decayed":
+                    hl = pol.analytics.exposure_half_life_days
+                    for r, path in zip(recs, chosen):
+                        last_shot = max(s["day"] for s in self._shot_in(path[-1]))
+                        r["weight"] = round(0.5 ** ((net.as_of_day - last_shot) / hl), 6)
+                        r["_last_shot"] = last_shot
+                    expiry[name] = [(r["_expires"], r["_last_shot"]) for r in recs if r["_expires"] is not None]
+                else:
+                    expiry[name] = [(r["_expires"], 1.0) for r in recs if r["_expires"] is not None]
+                ev["paths"] = [{k: v for k, v in r.items() if not k.startswith("_")} for r in recs]
+            elif name == "shooter_exposure":
+                nb = [b for b in self.co.neighbors(p).tolist() if b in self.shooters]
+                recs = [self._path_record([p, b], self._shot_by(b), kind="had an offending role in shootings")
+                        for b in nb]
+                expiry[name] = [(r["_expires"], 1.0) for r in recs if r["_expires"] is not None]
+                ev["paths"] = [{k: v for k, v in r.items() if not k.startswith("_")} for r in recs]
+            elif name == "contagion_risk":
+                ev.update(self._contagion(p, row))
+            elif name == "group_violence":
+                g = self.primary[p]
+                items = self.group_shoot.get(g, np.array([], dtype=np.int64)) if g else []
+                ev["group"] = g
+                ev["incidents"] = [{"incident_id": net.incident_ids[i], "date": day_to_iso(int(self.days[i]))}
+                                   for i in sorted(items, key=lambda i: (self.days[i], net.incident_ids[i]))]
+                expiry[name] = [(int(self.days[i]) + pol.features.group_recent_days, 1.0) for i in items]
+            elif name == "group_conflicts":
+                g = self.primary[p]
+                ev["group"] = g
+                ev["conflicts"] = self._conflicts_of(g)
+            elif name == "age":
+                ev.update(self._age_evidence(pid))
+            comp = pol.components[name]
+            counts_for = ((list(ENFORCEMENT_LISTS) if "enforcement" in comp.counts_for else []) +
+                          (["service_referrals"] if "service" in comp.counts_for else []))
             comps.append({
                 "name": name,
                 "meaning": COMPONENT_DOCS[name],
-                "value": int(row[name]),
-                "points_per_unit": comp.points,
-                "cap": comp.cap,
+                "value": _num(row[name]),
+                "rule": comp.describe(row[name]),
                 "points": float(row[f"points_{name}"]),
                 "counts_for": counts_for,
                 "evidence": ev,
             })
         age = row["age"]
+        off_list = self._off_list(pid, row, lists, expiry)
         return {
             "person_id": pid,
             "lists": lists,
             "score": float(row["score"]),
+            "risk": float(row["risk"]) if "risk" in row else None,
             "enforcement_score": float(row["enforcement_score"]),
             "service_score": float(row["service_score"]),
             "group": row["group"],
@@ -134,4 +243,146 @@ class Explainer:
                 "age": None if age != age else int(age),
             },
             "components": comps,
+            "off_list": off_list,
         }
+
+    def _contagion(self, p: int, row) -> dict:
+        fit = getattr(self.an, "contagion", None) if self.an is not None else None
+        out = {"background_per_1000_per_year": round(float(row.get("contagion_background", 0.0)) * 1000, 6),
+               "network_per_1000_per_year": round(float(row.get("contagion_network", 0.0)) * 1000, 6)}
+        if fit is None or not fit.n_events:
+            out["note"] = "contagion model off or no shootings in the window"
+            return out
+        out["model"] = {"alpha": round(fit.alpha, 6), "mean_delay_days": round(fit.mean_delay, 2)}
+        max_lag = self.policy.contagion.max_lag_days
+        contribs = []
+        for b in self.co.neighbors(p).tolist():
+            for s in self._shot_in(b):
+                lag = self.net.as_of_day + 1 - s["day"]   # the hazard is read at the end of the as-of day
+                if 0 < lag <= max_lag:
+                    per_year = fit.alpha * fit.beta * math.exp(-fit.beta * lag) * 365.25 * 1000
+                    inc_ids, dates, _ = self._edge(p, b)
+                    contribs.append({
+                        "co_offender": self.net.person_ids[b], "shot_in": s["incident_id"], "date": s["date"],
+                        "per_1000_per_year": round(per_year, 6), "tie_incident_ids": inc_ids,
+                        "sentence": (f"co-offended with {self.net.person_ids[b]} in "
+                                     + ", ".join(f"incident {i} on {d}" for i, d in zip(inc_ids, dates))
+                                     + f"; {self.net.person_ids[b]} was shot on {s['date']} in incident "
+                                     f"{s['incident_id']}, adding {per_year:.3g} per 1,000 per year today.")})
+        contribs.sort(key=lambda c: (-c["per_1000_per_year"], c["co_offender"], c["shot_in"]))
+        out["contributions"] = contribs
+        return out
+
+    def _conflicts_of(self, g: str) -> list[dict]:
+        if not g or self.an is None or self.an.conflicts is None or not len(self.an.conflicts):
+            return []
+        c = self.an.conflicts
+        c = c[(c["relation"] == "conflict") & ((c["group_a"] == g) | (c["group_b"] == g))]
+        return [{"rival": r.group_b if r.group_a == g else r.group_a, "source": r.source,
+                 "incident_ids": [x for x in str(r.incident_ids).split(";") if x],
+                 "last_date": r.last_date} for r in c.itertuples()]
+
+    def _age_evidence(self, pid: str) -> dict:
+        if self.persons is None or pid not in self.persons.index:
+            return {"note": "no persons row: age unknown"}
+        r = self.persons.loc[pid]
+        out = {"source": "persons table"}
+        for k in ("birth_date", "birth_year"):
+            if k in r.index and str(r[k]) not in ("", "nan", "None", "<NA>"):
+                out[k] = str(r[k])
+        return out
+
+    # --- what would take the person off -----------------------------------------------
+    def _score_on(self, day: int, row, expiry: dict, kind: str) -> float:
+        """The ``kind`` score on ``day`` if nothing new happens (evidence ageing out, age rising)."""
+        pol = self.policy
+        total = 0.0
+        for name in FEATURES:
+            comp = pol.components[name]
+            if kind not in comp.counts_for:
+                continue
+            v = float(row[name]) if row[name] == row[name] else float("nan")
+            if name in expiry:
+                items = expiry[name]
+                if name == "exposure_decayed":
+                    hl = pol.analytics.exposure_half_life_days
+                    v = sum(0.5 ** ((day - last) / hl) for end, last in items if end > day)
+                else:
+                    v = float(sum(1 for end, _ in items if end > day))
+            elif name == "age" and v == v:
+                v = v + math.floor((day - self.net.as_of_day) / 365.25)
+            elif name == "core_number":
+                v = min(v, float(sum(1 for end, _ in expiry.get("degree", []) if end > day)))
+            elif name == "contagion_risk" and self.an is not None and getattr(self.an, "contagion", None):
+                fit = self.an.contagion
+                bg = float(row.get("contagion_background", 0.0)) * 1000
+                v = bg + (v - bg) * math.exp(-fit.beta * (day - self.net.as_of_day))
+            total += float(comp.score([v])[0])
+        return round(total, 6)
+
+    def _off_list(self, pid: str, row, lists: list[str], expiry: dict) -> dict:
+        pol = self.policy
+        res = {}
+        ends = sorted({e for items in expiry.values() for e, _ in items if e > self.net.as_of_day})
+        offend_ends = sorted(e for e, _ in expiry.get("offending", []))
+        for name in lists:
+            rule = getattr(pol.lists, name)
+            kind = "service" if name == "service_referrals" else "enforcement"
+            score = float(row[f"{kind}_score"])
+            threshold = float(rule.min_score)
+            comps = [(c, float(row[f"points_{c}"])) for c in FEATURES if kind in pol.components[c].counts_for]
+            single = sorted([c for c, pts in comps if pts > 0 and score - pts < threshold])
+            info = {"list_score": score, "policy_minimum": threshold, "margin": round(score - threshold, 6),
+                    "rank": _num(self._list_rank.get(name, {}).get(pid, float("nan")))}
+            leave, why = None, None
+            if kind == "enforcement":
+                need = pol.guardrails.min_offending_incidents
+                if len(offend_ends) >= need:
+                    elig_end = offend_ends[len(offend_ends) - need]  # the need-th latest incident leaves
+                else:
+                    elig_end = self.net.as_of_day + 1
+                for d in ends + [elig_end]:
+                    if d >= elig_end:
+                        leave, why = elig_end, (f"fewer than {need} incident(s) in an offending role remain "
+                                                "in the window (guardrail)")
+                        break
+                    if self._score_on(d, row, expiry, kind) < threshold:
+                        leave, why = d, f"the enforcement score falls below the policy minimum {threshold:g}"
+                        break
+                guards = ["a record of death or incarceration (guardrails)"]
+                if pol.guardrails.juveniles == "exclude":
+                    guards.append("being under 18")
+                what = ([f"losing the points of {', '.join(single)} alone would take the score below "
+                         f"{threshold:g}"] if single else []) + [f"{' or '.join(guards)} would remove the person"]
+            else:
+                sr = pol.lists.service_referrals
+                last_v = row.get("last_victimization_date") or ""
+                recent_end = None
+                if last_v:
+                    from ..records.validate import iso_to_day
+                    recent_end = iso_to_day(last_v) + sr.victim_recent_days + 1
+                for d in ends:
+                    if recent_end is not None and d < recent_end:
+                        continue
+                    if self._score_on(d, row, expiry, kind) < threshold:
+                        leave = max(d, recent_end or d)
+                        why = "the service score falls below the policy minimum and no recent shooting victimization"
+                        break
+                if leave is None and recent_end is not None and score < threshold:
+                    leave, why = recent_end, "the last shooting victimization is no longer recent"
+                what = [f"losing the points of {', '.join(single)} alone would take the service score below "
+                        f"{threshold:g}"] if single else []
+                what.append("services are offered, never imposed: the person can decline")
+            if name == "call_in":
+                what.append("the group no longer being chosen (recent violence and conflicts decide it), or other "
+                            "members reaching more of the group")
+            else:
+                what.append(f"others scoring higher while the list is full ({rule.size} places)")
+            info["leaves_on_if_nothing_new"] = day_to_iso(leave) if leave is not None else None
+            info["leaves_because"] = why or ("the evidence stays in the window beyond the dates checked"
+                                             if leave is None else None)
+            info["what_would_take_off"] = what
+            info["note"] = ("the date assumes no new incident, a list of the same size and the same policy; "
+                            "the list cut-off also depends on other people's scores")
+            res[name] = info
+        return res

@@ -6,8 +6,8 @@ cannot silently fall back to a default. The *effective* policy (defaults
 filled in) is written to the run's manifest.
 
 >>> p = Policy()
->>> p.window_days, p.components["exposure_1"].points
-(1095, 4.0)
+>>> p.window_days, sorted(p.components["exposure_1"].counts_for)
+(1095, ['enforcement', 'service'])
 >>> Policy.model_validate({"window_days": -3})
 Traceback (most recent call last):
 ...
@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ..errors import PolicyError
 
@@ -28,37 +29,135 @@ ListName = Literal["call_in", "custom_notifications", "service_referrals"]
 
 # What each component measures; the score is the sum of points over them.
 COMPONENT_DOCS = {
+    "offending": "incidents in the window where the person had an offending role",
     "violent_offending": "incidents in the window where the person had an offending role in a violent incident",
     "gun_offending": "shootings in the window where the person had an offending role",
-    "offending": "incidents in the window where the person had an offending role",
-    "degree": "distinct co-offenders in the window",
+    "recent_offending": "incidents in an offending role in the last features.recent_days days",
     "shooting_victimization": "shootings in the window where the person was a victim",
+    "degree": "distinct co-offenders in the window",
+    "core_number": "k-core number in the co-offending layer (the person has k co-offenders who also have k)",
     "exposure_1": "distinct shooting victims at co-offending distance 1",
     "exposure_2": "distinct shooting victims at co-offending distance 2",
+    "exposure_decayed": "shooting victims at co-offending distance 1, each weighted 0.5^(days since shot / analytics.exposure_half_life_days)",
+    "shooter_exposure": "distinct co-offenders who had an offending role in a shooting in the window",
+    "contagion_risk": "the contagion model's hazard of being shot, per 1,000 people per year, at the as-of date",
+    "group_violence": "shootings in the last features.group_recent_days days with a member of the person's group as victim or suspect",
+    "group_conflicts": "active conflicts of the person's group (group_relations and inferred from shootings)",
+    "age": "age in whole years on the as-of date (unknown: missing_points)",
 }
-# Components that describe harm done *to* the person: they route people to
-# services and never count towards an enforcement list.
-VICTIMIZATION_COMPONENTS = frozenset({"shooting_victimization"})
+# Components that describe harm done *to* the person (or the risk of it):
+# they route people to services and can never count towards an enforcement list.
+VICTIMIZATION_COMPONENTS = frozenset({"shooting_victimization", "contagion_risk"})
+ListKind = Literal["enforcement", "service"]
 
 
 class Component(BaseModel):
-    """Points for one score component: ``points * min(value, cap)``."""
+    """Points for one score component, in one of two forms.
+
+    - linear: ``points * min(value, cap)`` (``points`` a number);
+    - table (a scorecard): ``bins`` are increasing thresholds and ``points``
+      has one entry more: a value below ``bins[0]`` scores ``points[0]``, a
+      value in ``[bins[k-1], bins[k])`` scores ``points[k]``, a value at or
+      above the last threshold scores ``points[-1]``.
+
+    A missing value (age unknown) scores ``missing_points``. ``counts_for``
+    says which list scores the component adds to.
+
+    >>> Component(points=[0, 5, 9], bins=[1, 3]).score([0, 1, 2, 3, 10])
+    array([0., 5., 5., 9., 9.])
+    >>> Component(points=2, cap=3).score([0, 1, 5])
+    array([0., 2., 6.])
+    """
 
     model_config = ConfigDict(extra="forbid")
-    points: float = Field(ge=0, description="points per unit of the component's value")
-    cap: float | None = Field(default=None, gt=0, description="value above which no more points accrue")
+    points: float | list[float] = Field(description="points per unit (linear) or per bin (table)")
+    cap: float | None = Field(default=None, gt=0, description="linear form: value above which no more points accrue")
+    bins: list[float] | None = Field(default=None, description="table form: increasing thresholds")
+    missing_points: float = Field(default=0.0, description="points when the value is unknown")
+    counts_for: list[ListKind] = Field(default_factory=lambda: ["enforcement"],
+                                       description="list scores this component adds to")
+
+    @model_validator(mode="after")
+    def _form(self):
+        if self.bins is None:
+            if isinstance(self.points, list):
+                raise ValueError("points is a list but bins is missing (a table needs both)")
+            if self.points < 0:
+                raise ValueError("points must be >= 0")
+        else:
+            if not isinstance(self.points, list) or len(self.points) != len(self.bins) + 1:
+                raise ValueError("a table needs len(points) == len(bins) + 1")
+            if any(b >= c for b, c in zip(self.bins, self.bins[1:])):
+                raise ValueError("bins must be strictly increasing")
+            if self.cap is not None:
+                raise ValueError("cap applies to the linear form only")
+        if len(set(self.counts_for)) != len(self.counts_for):
+            raise ValueError("counts_for lists a list score twice")
+        return self
+
+    def score(self, values) -> np.ndarray:
+        """Points for an array of values."""
+        v = np.asarray(values, dtype=float)
+        miss = np.isnan(v)
+        if self.bins is None:
+            x = np.nan_to_num(v)
+            if self.cap is not None:
+                x = np.minimum(x, self.cap)
+            out = self.points * x
+        else:
+            idx = np.searchsorted(np.asarray(self.bins, dtype=float), np.nan_to_num(v), side="right")
+            out = np.asarray(self.points, dtype=float)[idx]
+        return np.round(np.where(miss, self.missing_points, out), 6)
+
+    def describe(self, value) -> str:
+        """The rule that gave ``value`` its points, in words."""
+        if value is None or value != value:
+            return f"value unknown: {self.missing_points:g} points"
+        if self.bins is None:
+            capped = f", capped at {self.cap:g}" if self.cap is not None else ""
+            return f"{self.points:g} points per unit{capped}"
+        b = self.bins
+        k = int(np.searchsorted(np.asarray(b, dtype=float), float(value), side="right"))
+        rng = (f"below {b[0]:g}" if k == 0 else f"{b[-1]:g} or more" if k == len(b) else
+               f"from {b[k - 1]:g} to below {b[k]:g}")
+        return f"value {rng}: {self.points[k]:g} points"
+
+
+def _load_default_components() -> dict:
+    """The shipped scorecard (scoring/default_components.yaml, calibrated on synthetic cities)."""
+    path = Path(__file__).with_name("default_components.yaml")
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    return data
+
+
+_DEFAULTS = _load_default_components()
 
 
 def _default_components() -> dict[str, Component]:
-    return {
-        "violent_offending": Component(points=10, cap=5),
-        "gun_offending": Component(points=12, cap=3),
-        "offending": Component(points=2, cap=10),
-        "degree": Component(points=1, cap=15),
-        "shooting_victimization": Component(points=8, cap=3),
-        "exposure_1": Component(points=4, cap=5),
-        "exposure_2": Component(points=1, cap=10),
-    }
+    return {k: Component.model_validate(v) for k, v in _DEFAULTS["components"].items()}
+
+
+class Features(BaseModel):
+    """Settings of the features the components are computed from."""
+
+    model_config = ConfigDict(extra="forbid")
+    recent_days: int = Field(default=180, ge=1, description="recent_offending counts this many days back from as_of")
+    group_recent_days: int = Field(default=365, ge=1, description="group_violence counts this many days back")
+
+
+class Calibration(BaseModel):
+    """Maps the score to an estimated probability of shooting involvement (``fdnet calibrate``).
+
+    probability = 1 / (1 + exp(-(intercept + slope * score))) over the next
+    ``horizon_days``. The default is fitted on synthetic cities: refit it on
+    local data before reading the probability as a local rate.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    horizon_days: int = Field(default=120, ge=1)
+    intercept: float = -9.0
+    slope: float = Field(default=0.0347, ge=0)
+    fitted_on: str = Field(default="", description="where the points and this mapping were fitted")
 
 
 class Guardrails(BaseModel):
@@ -178,7 +277,9 @@ class Policy(BaseModel):
                                 description="records dated more than this many days before as_of are purged "
                                 "from the run (28 CFR 23.20(h): five years) and counted in the manifest")
     half_life_days: float = Field(default=365, gt=0, description="half-life of the time-decayed edge weight")
+    features: Features = Field(default_factory=Features)
     components: dict[str, Component] = Field(default_factory=_default_components)
+    calibration: Calibration = Field(default_factory=lambda: Calibration.model_validate(_DEFAULTS["calibration"]))
     guardrails: Guardrails = Field(default_factory=Guardrails)
     lists: Lists = Field(default_factory=Lists)
     groups: Groups = Field(default_factory=Groups)
@@ -202,6 +303,17 @@ class Policy(BaseModel):
         full = _default_components()
         full.update(v)
         return {k: full[k] for k in COMPONENT_DOCS}
+
+    @model_validator(mode="after")
+    def _victims_never_enforcement(self):
+        bad = [k for k in VICTIMIZATION_COMPONENTS if "enforcement" in self.components[k].counts_for]
+        if bad:
+            raise ValueError(f"components {', '.join(sorted(bad))}: victimization never counts towards an "
+                             "enforcement list (counts_for may only be [service])")
+        if self.retention_days < self.window_days:
+            raise ValueError(f"retention_days ({self.retention_days}) is shorter than window_days "
+                             f"({self.window_days}): records would be purged while still inside the window")
+        return self
 
     def effective(self) -> dict:
         """The policy as plain data, every default filled in (for the manifest)."""
@@ -246,13 +358,21 @@ def policy_from_dict(raw: dict, source: str = "policy") -> Policy:
     """Validate a policy given as data; keys left out (at any depth) keep their defaults.
 
     >>> p = policy_from_dict({"components": {"degree": {"points": 2}}, "lists": {"call_in": {"size": 40}}})
-    >>> p.components["degree"].cap, p.lists.call_in.min_score
-    (15.0, 20.0)
+    >>> p.components["degree"].cap, p.components["degree"].counts_for, p.lists.call_in.size
+    (None, ['enforcement'], 40)
     """
     if not isinstance(raw, dict):
         raise PolicyError(f"{source}: the policy must be a YAML mapping of keys to values")
+    raw = dict(raw)
+    comps = raw.pop("components", None)
+    merged = _deep_merge(Policy().effective(), raw)
+    if comps is not None:
+        if not isinstance(comps, dict):
+            raise PolicyError(f"{source}: invalid policy: components: must be a mapping of component names")
+        # a component given in the file replaces the default one whole (its form may differ)
+        merged["components"] = {**merged["components"], **comps}
     try:
-        return Policy.model_validate(_deep_merge(Policy().effective(), raw))
+        return Policy.model_validate(merged)
     except ValidationError as exc:
         raise PolicyError(f"{source}: invalid policy: {_format_errors(exc)}") from None
 

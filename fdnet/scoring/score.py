@@ -1,15 +1,19 @@
 """The additive points score, list scores and the enforcement guardrails.
 
-Each component contributes ``points * min(value, cap)``; the score is their
-sum, so every point on a list traces to one component and its evidence.
+Each component turns its feature value into points (a capped linear rule or
+a scorecard table, :class:`fdnet.scoring.policy.Component`); the score is
+their sum, so every point on a list traces to one component and its
+evidence. ``risk`` maps the score to an estimated probability of shooting or
+being shot within the policy's calibration horizon.
 
-Two list scores are derived from the same components:
+Two list scores are derived from the same components, by each component's
+``counts_for``:
 
-- the **enforcement score** (call-in, custom notifications) leaves out every
-  victimization component: being shot never moves anyone up an enforcement
-  list;
-- the **service score** (service referrals) counts only victimization and
-  exposure to victimization.
+- the **enforcement score** (call-in, custom notifications) never includes a
+  victimization component (the policy refuses it): being shot, or being at
+  risk of being shot, never moves anyone up an enforcement list;
+- the **service score** (service referrals) counts victimization and exposure
+  to it.
 """
 from __future__ import annotations
 
@@ -19,19 +23,21 @@ import pandas as pd
 from .features import FEATURES
 from .policy import VICTIMIZATION_COMPONENTS, Policy
 
-SERVICE_COMPONENTS = ("shooting_victimization", "exposure_1", "exposure_2")
+def components_for(policy: Policy, kind: str) -> list[str]:
+    """Components that add to the ``kind`` ("enforcement" or "service") score."""
+    return [n for n in FEATURES if kind in policy.components[n].counts_for]
 
 
 def points(features: pd.DataFrame, policy: Policy) -> pd.DataFrame:
     """Points per component, one column ``points_<name>`` each."""
-    out = {}
-    for name in FEATURES:
-        c = policy.components[name]
-        v = features[name].to_numpy(dtype=float)
-        if c.cap is not None:
-            v = np.minimum(v, c.cap)
-        out[f"points_{name}"] = np.round(c.points * v, 6)
-    return pd.DataFrame(out, index=features.index)
+    return pd.DataFrame({f"points_{name}": policy.components[name].score(features[name].to_numpy(dtype=float))
+                         for name in FEATURES}, index=features.index)
+
+
+def risk_of(score: np.ndarray, policy: Policy) -> np.ndarray:
+    """Estimated probability of shooting involvement within the calibration horizon."""
+    c = policy.calibration
+    return np.round(1.0 / (1.0 + np.exp(-(c.intercept + c.slope * np.asarray(score, dtype=float)))), 6)
 
 
 def age_on(persons: pd.DataFrame | None, person_ids: np.ndarray, as_of: str) -> np.ndarray:
@@ -66,10 +72,12 @@ def score_table(person_ids: np.ndarray, features: pd.DataFrame, policy: Policy,
     score components.
     """
     pts = points(features, policy)
-    enf_cols = [f"points_{n}" for n in FEATURES if n not in VICTIMIZATION_COMPONENTS]
-    svc_cols = [f"points_{n}" for n in SERVICE_COMPONENTS]
+    enf_cols = [f"points_{n}" for n in components_for(policy, "enforcement")]
+    svc_cols = [f"points_{n}" for n in components_for(policy, "service")]
+    assert not any(c[len("points_"):] in VICTIMIZATION_COMPONENTS for c in enf_cols)
     df = pd.DataFrame({"person_id": person_ids})
     df["score"] = np.round(pts.sum(axis=1).to_numpy(), 6)
+    df["risk"] = risk_of(df["score"].to_numpy(), policy)
     df["group"] = primary_group.reindex(person_ids).fillna("").to_numpy(dtype=object)
     for n in ("degree", "exposure_1", "exposure_2"):
         df[n] = features[n].to_numpy()
@@ -87,8 +95,7 @@ def score_table(person_ids: np.ndarray, features: pd.DataFrame, policy: Policy,
         df[col] = np.where(d >= 0, (epoch + np.maximum(d, 0).astype("timedelta64[D]")).astype(str), "")
     # guardrails
     g = policy.guardrails
-    age = age_on(persons, person_ids, as_of)
-    df["age"] = age
+    age = features["age"].to_numpy(dtype=float) if "age" in features else age_on(persons, person_ids, as_of)
     juvenile = age < 18
     deceased = np.zeros(len(df), bool)
     incarcerated = np.zeros(len(df), bool)

@@ -1,0 +1,552 @@
+"""Calibrate the scorecard from history, and backtest rankings against baselines.
+
+A ranking that decides who is invited to a call-in or whose door is
+knocked on must be shown to beat what an analyst would do by hand. This
+module does it the honest way, with **rolling-origin** time splits:
+
+1. *Snapshots.* For origins ``o_1 < ... < o_m`` (every ``step_days`` back
+   from the last date at which a full horizon is observed), the pipeline is
+   run exactly as ``fdnet run --as-of o_k`` would run it (records after
+   ``o_k`` absent), giving every network person's features. The label is
+   whether the person **shoots or is shot** (a victim, or an offending role,
+   in a shooting) in ``(o_k, o_k + horizon_days]``; other targets
+   (``violent``, ``offending``) serve data without shootings.
+2. *Folds.* Each origin after the first is a test fold; its training data are
+   the snapshots whose label period ended by that origin (``o + horizon <=
+   o_k``), so nothing from the future of a test origin is ever used.
+3. *Model.* scikit-learn's histogram gradient boosting with
+   ``interaction_cst="no_interactions"`` (every tree uses one feature, so the
+   fitted log-odds are a sum of one function per feature: an additive model)
+   and monotone constraints (more offending, exposure or group violence never
+   lowers the score; age only lowers it). Each feature's function is read off
+   the fitted model and compressed into a scorecard table of at most
+   ``max_bins`` bins with whole points (20 points double the odds), so the
+   explanation of every score stays exact: the policy *is* the model.
+4. *Evaluation.* Every test fold is scored with that scorecard exactly as a
+   run would score it, and compared with baselines: single features (violent
+   offending, offending, shooting involvement), demographics only (age, sex;
+   logistic regression), and an SSL-style eight-predictor points score
+   (Chicago's Strategic Subject List: shooting victimizations, age,
+   assault/battery victimizations, violent arrests, gang affiliation,
+   narcotics arrests, trend in activity, weapon arrests; logistic regression
+   turned into points). Metrics: ROC AUC, capture of the next period's
+   shooting-involved people in the top 1%, 2% and top K, and a calibration
+   table.
+
+The final scorecard is fitted on every snapshot whose label is observed.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from ..errors import UsageError
+from ..records.validate import day_to_iso, iso_to_day, load_records
+from .features import FEATURES
+from .policy import VICTIMIZATION_COMPONENTS, Component, Policy, policy_from_dict
+
+PDO = 20.0                        # points to double the odds
+SCALE = PDO / math.log(2.0)       # points per unit of log-odds
+DECREASING = frozenset({"age"})   # features whose points can only fall as the value rises
+TARGETS = ("shooting", "violent", "offending")
+SSL_PREDICTORS = ("ssl_shooting_victim", "ssl_age", "ssl_assault_victim", "ssl_violent_arrests",
+                  "ssl_gang", "ssl_narcotics_arrests", "ssl_trend", "ssl_weapon_arrests")
+NARCOTICS = frozenset({"35A", "35B"})
+WEAPONS = frozenset({"520"})
+ASSAULT = frozenset({"13A", "13B"})
+
+
+# --------------------------------------------------------------------------------------
+# snapshots
+# --------------------------------------------------------------------------------------
+
+@dataclass
+class Snapshot:
+    data: str
+    origin: str
+    frame: pd.DataFrame            # one row per network person: features, baselines' inputs, y
+    positives_outside: int         # label-positive people not in the network at the origin
+
+
+def _labels(records, origin_day: int, horizon: int, target: str) -> tuple[set, set, set]:
+    """(people involved, victims, offenders) in the target events of (origin, origin + horizon]."""
+    inc, inv = records.incidents, records.involvements
+    days = inc["day"].to_numpy()
+    inper = (days > origin_day) & (days <= origin_day + horizon)
+    if target == "shooting":
+        gun = inc["gun"].to_numpy(dtype=bool) if "gun" in inc else np.zeros(len(inc), bool)
+        with_victim = inc["incident_id"].isin(set(inv.loc[inv["role"] == "victim", "incident_id"])).to_numpy()
+        sel = inper & gun & with_victim
+    elif target == "violent":
+        sel = inper & (inc["violent"].to_numpy(dtype=bool) if "violent" in inc else np.zeros(len(inc), bool))
+    else:
+        sel = inper
+    ids = set(inc["incident_id"].to_numpy()[sel])
+    rows = inv[inv["incident_id"].isin(ids)]
+    off = rows[rows["role"].isin(["offender", "suspect", "arrestee"])]
+    vic = rows[rows["role"] == "victim"]
+    if target == "offending":
+        return set(off["person_id"]), set(), set(off["person_id"])
+    return set(off["person_id"]) | set(vic["person_id"]), set(vic["person_id"]), set(off["person_id"])
+
+
+def _ssl_inputs(st) -> pd.DataFrame:
+    """The SSL-style baseline's eight predictors, from the same window as the run."""
+    net, rec = st.network, st.records
+    from ..graph.layers import FLAG_OFFENDING, FLAG_VICTIM
+    I = net.incidence
+    code = pd.Series("", index=net.incident_ids)
+    inc = rec.incidents.set_index("incident_id")
+    for col in ("nibrs_code", "offense"):
+        if col in inc:
+            code = code.where(code != "", inc[col].reindex(net.incident_ids).fillna("").astype(str).str.upper())
+    code = code.to_numpy(dtype=object)
+    n = net.n_persons
+    off = (I.flags & FLAG_OFFENDING) != 0
+    vic = (I.flags & FLAG_VICTIM) != 0
+    c = code[I.inc]
+
+    def count(mask):
+        return np.bincount(I.person[mask], minlength=n)
+
+    s = st.scores
+    last = net.as_of_day - 365
+    recent = count(off & (net.inc_day[I.inc] > last))
+    older = count(off & (net.inc_day[I.inc] <= last))
+    return pd.DataFrame({
+        "ssl_shooting_victim": s["shooting_victimization"].to_numpy(),
+        "ssl_age": s["age"].to_numpy(dtype=float),
+        "ssl_assault_victim": count(vic & np.isin(c, list(ASSAULT))),
+        "ssl_violent_arrests": s["violent_offending"].to_numpy(),
+        "ssl_gang": (s["group"].to_numpy(dtype=object) != "").astype(int),
+        "ssl_narcotics_arrests": count(off & np.isin(c, list(NARCOTICS))),
+        "ssl_trend": recent - older / max(1.0, (net.as_of_day - net.window_start_day - 365) / 365.0),
+        "ssl_weapon_arrests": count(off & np.isin(c, list(WEAPONS))),
+    })
+
+
+def snapshots(data_dirs: Sequence[str | Path], *, policy: Policy, horizon_days: int = 120,
+              origins: int = 6, step_days: int | None = None, min_history_days: int = 365,
+              as_of: Sequence[str] | None = None, target: str = "shooting",
+              progress: Callable[[str], None] | None = None) -> list[Snapshot]:
+    """Run the pipeline at each origin of each input folder and attach next-period labels."""
+    from ..api import study
+
+    if target not in TARGETS:
+        raise UsageError(f"--target must be one of {', '.join(TARGETS)}")
+    step = step_days or horizon_days
+    say = progress or (lambda s: None)
+    out = []
+    for d in data_dirs:
+        full = load_records(d)
+        first = int(full.incidents["day"].min())
+        last = int(full.incidents["day"].max())
+        if as_of:
+            days = sorted(iso_to_day(a) for a in as_of)
+        else:
+            days = [last - horizon_days - k * step for k in range(origins)][::-1]
+            days = [x for x in days if x - first >= min_history_days]
+        if not days:
+            raise UsageError(f"{d}: the records span {day_to_iso(first)}..{day_to_iso(last)}, too short for "
+                             f"{horizon_days}-day labels after {min_history_days} days of history")
+        for od in days:
+            if od + horizon_days > last:
+                raise UsageError(f"{d}: origin {day_to_iso(od)} plus the {horizon_days}-day horizon passes the "
+                                 f"last record ({day_to_iso(last)}); its labels would be incomplete")
+            o = day_to_iso(od)
+            say(f"{Path(d).name} as of {o}")
+            st = study(d, as_of=o, policy=policy)
+            f = st.scores.copy()
+            feats = f[list(FEATURES)].copy()
+            feats.insert(0, "person_id", f["person_id"].to_numpy())
+            sex = pd.Series("", index=f["person_id"])
+            if st.records.persons is not None and "sex" in st.records.persons:
+                sex = st.records.persons.set_index("person_id")["sex"].reindex(f["person_id"]).fillna("")
+            feats["male"] = sex.astype(str).str.lower().isin(["m", "male"]).to_numpy().astype(int)
+            feats["score_policy"] = f["score"].to_numpy()
+            feats["shooting_involvement"] = f["gun_offending"].to_numpy() + f["shooting_victimization"].to_numpy()
+            feats = pd.concat([feats, _ssl_inputs(st)], axis=1)
+            people, vic, off = _labels(full, od, horizon_days, target)
+            feats["y"] = feats["person_id"].isin(people).astype(int)
+            feats["y_victim"] = feats["person_id"].isin(vic).astype(int)
+            feats["y_offender"] = feats["person_id"].isin(off).astype(int)
+            outside = len(people - set(feats["person_id"]))
+            out.append(Snapshot(str(d), o, feats, outside))
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# the scorecard fit
+# --------------------------------------------------------------------------------------
+
+def _segment(g: np.ndarray, w: np.ndarray, k: int) -> list[int]:
+    """Cut a monotone step function into at most k contiguous segments (weighted least squares).
+
+    Returns the start index of each segment after the first. Exact dynamic
+    programme, O(k n^2) with n <= 256 steps.
+    """
+    n = len(g)
+    if n <= 1 or k <= 1:
+        return []
+    w = np.maximum(w, 1e-9)
+    cw = np.concatenate([[0], np.cumsum(w)])
+    cg = np.concatenate([[0], np.cumsum(w * g)])
+    cg2 = np.concatenate([[0], np.cumsum(w * g * g)])
+
+    def sse(i, j):  # segment [i, j)
+        ww = cw[j] - cw[i]
+        s = cg[j] - cg[i]
+        return (cg2[j] - cg2[i]) - s * s / ww
+
+    k = min(k, n)
+    INF = float("inf")
+    cost = np.full((k + 1, n + 1), INF)
+    arg = np.zeros((k + 1, n + 1), dtype=int)
+    cost[0, 0] = 0.0
+    for s in range(1, k + 1):
+        for j in range(1, n + 1):
+            best, bi = INF, 0
+            for i in range(s - 1, j):
+                c = cost[s - 1, i] + sse(i, j)
+                if c < best - 1e-15:
+                    best, bi = c, i
+            cost[s, j], arg[s, j] = best, bi
+    s = int(np.argmin(cost[1:, n]) + 1)
+    # fewest segments within a whisker of the best
+    best = cost[s, n]
+    for t in range(1, k + 1):
+        if cost[t, n] <= best + 1e-9 * max(1.0, abs(best)):
+            s = t
+            break
+    cuts = []
+    j = n
+    while s > 0:
+        i = arg[s, j]
+        if i > 0:
+            cuts.append(i)
+        j, s = i, s - 1
+    return sorted(cuts)
+
+
+def _nice_threshold(t: float, integer: bool, values: np.ndarray) -> float:
+    """A readable threshold ``b`` with the fitted split's meaning: value <= t scores below, value > t above.
+
+    The table reads "value >= b", so ``b`` is the smallest observed value above
+    ``t``, rounded down to three significant digits while it stays above ``t``.
+    """
+    if integer:
+        return float(math.floor(t) + 1)
+    above = values[values > t]
+    v = float(above.min()) if len(above) else float(t) + 1e-9
+    if v == 0:
+        return 0.0
+    mag = 10 ** (math.floor(math.log10(abs(v))) - 2)
+    nice = float(round(math.floor(v / mag) * mag, 12))
+    return nice if nice > t else v
+
+
+def fit_scorecard(X: pd.DataFrame, y: np.ndarray, *, base: Policy, max_bins: int = 6, seed: int = 0,
+                  features: Sequence[str] = FEATURES) -> dict[str, Component]:
+    """Fit monotone additive points per feature (see the module docstring)."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    cols = list(features)
+    Xa = X[cols].to_numpy(dtype=float)
+    mono = [-1 if c in DECREASING else 1 for c in cols]
+    model = HistGradientBoostingClassifier(
+        loss="log_loss", learning_rate=0.05, max_iter=400, max_leaf_nodes=4, min_samples_leaf=200,
+        l2_regularization=1.0, interaction_cst="no_interactions", monotonic_cst=mono,
+        early_stopping=True, validation_fraction=0.2, n_iter_no_change=30, random_state=seed)
+    model.fit(Xa, y)
+    # Reference row: every feature at its lowest-risk value (0 for counts, the oldest age).
+    finite_max = np.nanmax(np.where(np.isfinite(Xa), Xa, np.nan), axis=0)
+    ref = np.array([finite_max[i] if c in DECREASING else 0.0 for i, c in enumerate(cols)])
+    ref = np.nan_to_num(ref)
+    raw_ref = float(model.decision_function(ref[None, :])[0])
+    thresholds = model._bin_mapper.bin_thresholds_  # the only places the fitted function can step
+    comps: dict[str, Component] = {}
+    for i, c in enumerate(cols):
+        th = np.asarray(thresholds[i], dtype=float)
+        vals = Xa[:, i]
+        fin = vals[np.isfinite(vals)]
+        integer = bool(np.all(np.equal(np.mod(fin, 1), 0))) if len(fin) else True
+        # one representative value per step: below the first threshold, between thresholds, above the last
+        if len(th):
+            reps = np.concatenate([[th[0] - 1.0], (th[:-1] + th[1:]) / 2.0, [th[-1] + 1.0]])
+        else:
+            reps = np.array([0.0])
+        grid = np.tile(ref, (len(reps) + 1, 1))
+        grid[:-1, i] = reps
+        grid[-1, i] = np.nan
+        raw = model.decision_function(grid) - raw_ref
+        g, g_missing = raw[:-1] * SCALE, raw[-1] * SCALE
+        counts = np.bincount(np.searchsorted(th, fin, side="left"), minlength=len(reps)).astype(float) \
+            if len(th) else np.array([float(len(fin))])
+        cuts = _segment(g, counts + 1e-3, max_bins)
+        bounds = [0] + cuts + [len(g)]
+        pts = []
+        for a, b in zip(bounds[:-1], bounds[1:]):
+            w = counts[a:b] + 1e-3
+            pts.append(float(np.round(np.sum(w * g[a:b]) / np.sum(w))))
+        bins = [_nice_threshold(float(th[k - 1]), integer, fin) for k in cuts]
+        # merge equal neighbours (after rounding) and duplicate thresholds
+        mb, mp = [], [pts[0]]
+        for t, p in zip(bins, pts[1:]):
+            if p == mp[-1] or (mb and t <= mb[-1]):
+                mp[-1] = mp[-1] if p == mp[-1] else p
+                continue
+            mb.append(t)
+            mp.append(p)
+        counts_for = base.components[c].counts_for
+        can_miss = bool(np.isnan(vals).any())
+        if not mb:
+            comps[c] = Component(points=0.0, counts_for=counts_for,
+                                 missing_points=float(np.round(g_missing)) if can_miss else 0.0)
+        else:
+            shift = min(mp)  # points are relative to the lowest-risk bin
+            comps[c] = Component(points=[p - shift for p in mp], bins=mb, counts_for=counts_for,
+                                 missing_points=float(max(0.0, np.round(g_missing) - shift)) if can_miss else 0.0)
+    return comps
+
+
+def score_with(components: dict[str, Component], X: pd.DataFrame) -> np.ndarray:
+    """The score a run would give: the sum of each component's points."""
+    return np.round(sum(components[c].score(X[c].to_numpy(dtype=float)) for c in components), 6)
+
+
+# --------------------------------------------------------------------------------------
+# evaluation
+# --------------------------------------------------------------------------------------
+
+def _auc(y: np.ndarray, s: np.ndarray) -> float | None:
+    from sklearn.metrics import roc_auc_score
+    if y.min() == y.max():
+        return None
+    return float(roc_auc_score(y, s))
+
+
+def _capture(y: np.ndarray, s: np.ndarray, k: int, total: int, tie_key: np.ndarray) -> float | None:
+    """Share of ``total`` positives found in the top ``k`` (ties broken by person_id, as the lists do)."""
+    if total == 0:
+        return None
+    order = np.lexsort((tie_key, -s))
+    return float(y[order[:k]].sum() / total)
+
+
+def evaluate(y: np.ndarray, s: np.ndarray, person_id: np.ndarray, *, outside: int, top_k: int) -> dict:
+    n = len(y)
+    total = int(y.sum()) + outside
+    res = {"auc": _auc(y, s), "people": n, "positives": int(y.sum()), "positives_outside_network": outside}
+    for name, k in (("top_1pct", max(1, n // 100)), ("top_2pct", max(1, n // 50)), (f"top_{top_k}", top_k)):
+        res[f"capture_{name}"] = _capture(y, s, k, total, person_id)
+    return res
+
+
+def _fit_logistic(X: np.ndarray, y: np.ndarray):
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    return make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, C=1.0)).fit(X, y)
+
+
+def _ssl_points(train: pd.DataFrame, test: pd.DataFrame) -> np.ndarray:
+    """SSL-style: logistic regression on eight predictors, coefficients turned into whole points."""
+    Xtr = train[list(SSL_PREDICTORS)].fillna({"ssl_age": 40}).to_numpy(dtype=float)
+    Xte = test[list(SSL_PREDICTORS)].fillna({"ssl_age": 40}).to_numpy(dtype=float)
+    m = _fit_logistic(Xtr, train["y"].to_numpy())
+    sc, lr = m.steps[0][1], m.steps[1][1]
+    coef = lr.coef_[0] / sc.scale_
+    return np.round(Xte @ np.round(coef * SCALE, 1), 6)
+
+
+def _demographics(train: pd.DataFrame, test: pd.DataFrame) -> np.ndarray:
+    def design(df):
+        age = df["age"].to_numpy(dtype=float)
+        known = ~np.isnan(age)
+        a = np.nan_to_num(age, nan=40.0)
+        bands = [(a < 18), (a >= 18) & (a < 25), (a >= 25) & (a < 35), (a >= 35) & (a < 45)]
+        return np.column_stack([b & known for b in bands] + [~known, df["male"].to_numpy()]).astype(float)
+    m = _fit_logistic(design(train), train["y"].to_numpy())
+    return m.decision_function(design(test))
+
+
+def calibration_table(y: np.ndarray, p: np.ndarray, bins: int = 10) -> list[dict]:
+    """Observed against predicted rates by predicted-risk decile (ties kept together)."""
+    order = np.argsort(p, kind="stable")
+    edges = np.linspace(0, len(p), bins + 1).astype(int)
+    rows = []
+    for b in range(bins):
+        idx = order[edges[b]:edges[b + 1]]
+        if len(idx) == 0:
+            continue
+        rows.append({"bin": b + 1, "people": int(len(idx)), "predicted": round(float(p[idx].mean()), 6),
+                     "observed": round(float(y[idx].mean()), 6), "positives": int(y[idx].sum())})
+    return rows
+
+
+@dataclass
+class CalibrationResult:
+    policy: Policy
+    report: dict
+    folds: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+
+def _fit_policy(train: pd.DataFrame, base: Policy, max_bins: int, seed: int, horizon: int,
+                fitted_on: str) -> Policy:
+    comps = fit_scorecard(train, train["y"].to_numpy(), base=base, max_bins=max_bins, seed=seed)
+    s = score_with(comps, train)
+    from sklearn.linear_model import LogisticRegression
+    lr = LogisticRegression(max_iter=1000, C=1e6).fit(s[:, None], train["y"].to_numpy())
+    raw = base.effective()
+    raw["components"] = {k: v.model_dump(mode="json", exclude_none=True) for k, v in comps.items()}
+    raw["calibration"] = {"horizon_days": horizon, "intercept": round(float(lr.intercept_[0]), 6),
+                          "slope": round(max(0.0, float(lr.coef_[0][0])), 8), "fitted_on": fitted_on}
+    return policy_from_dict(raw, source="calibrated policy")
+
+
+def calibrate(data_dirs: Sequence[str | Path], *, base: Policy | None = None, horizon_days: int = 120,
+              origins: int = 6, step_days: int | None = None, max_bins: int = 6, top_k: int | None = None,
+              seed: int = 0, target: str = "shooting", fit: bool = True,
+              progress: Callable[[str], None] | None = None) -> CalibrationResult:
+    """Rolling-origin backtest; with ``fit`` the points are fitted, else ``base`` is evaluated as it is."""
+    base = base or Policy()
+    top_k = top_k or base.lists.custom_notifications.size
+    t0 = time.time()
+    snaps = snapshots(data_dirs, policy=base, horizon_days=horizon_days, origins=origins, step_days=step_days,
+                      target=target, progress=progress)
+    origins_all = sorted({iso_to_day(s.origin) for s in snaps})
+    folds, rows = [], []
+    for od in origins_all[1:] if fit else origins_all:
+        test = [s for s in snaps if iso_to_day(s.origin) == od]
+        train = [s for s in snaps if iso_to_day(s.origin) + horizon_days <= od]
+        if fit and not train:
+            continue
+        te = pd.concat([s.frame for s in test], ignore_index=True)
+        outside = sum(s.positives_outside for s in test)
+        y = te["y"].to_numpy()
+        pid = te["person_id"].to_numpy(dtype=str)
+        rankings: dict[str, np.ndarray] = {}
+        if fit:
+            tr = pd.concat([s.frame for s in train], ignore_index=True)
+            if tr["y"].sum() < 5:
+                continue
+            pol = _fit_policy(tr, base, max_bins, seed, horizon_days, "fold")
+            rankings["fdnet (calibrated)"] = score_with(pol.components, te)
+        rankings["fdnet (policy as given)"] = te["score_policy"].to_numpy()
+        rankings["violent offending count"] = te["violent_offending"].to_numpy(dtype=float)
+        rankings["offending count"] = te["offending"].to_numpy(dtype=float)
+        rankings["shooting involvement"] = te["shooting_involvement"].to_numpy(dtype=float)
+        if fit:
+            rankings["demographics only (age, sex)"] = _demographics(tr, te)
+            rankings["SSL-style 8-predictor points"] = _ssl_points(tr, te)
+        for name, s in rankings.items():
+            r = evaluate(y, s, pid, outside=outside, top_k=top_k)
+            r.update({"origin": day_to_iso(od), "ranking": name,
+                      "train_origins": ";".join(sorted({s_.origin for s_ in train})) if fit else ""})
+            rows.append(r)
+        folds.append(day_to_iso(od))
+    table = pd.DataFrame(rows)
+    if table.empty:
+        raise UsageError("no fold could be evaluated: too little history or too few positive labels")
+    final = base
+    if fit:
+        tr_all = pd.concat([s.frame for s in snaps], ignore_index=True)
+        names = ", ".join(sorted({Path(s.data).name for s in snaps}))
+        final = _fit_policy(tr_all, base, max_bins, seed, horizon_days,
+                            f"fdnet calibrate on {names}: {len(snaps)} snapshots "
+                            f"({snaps[0].origin}..{snaps[-1].origin}), {int(tr_all['y'].sum())} positives, "
+                            f"target {target}, horizon {horizon_days} days")
+    # pooled evaluation of each ranking over the test folds (AUC per fold, then mean)
+    summary = (table.groupby("ranking", sort=False)
+               .agg(auc_mean=("auc", "mean"), auc_min=("auc", "min"), folds=("auc", "count"),
+                    capture_top_1pct=("capture_top_1pct", "mean"), capture_top_2pct=("capture_top_2pct", "mean"),
+                    **{f"capture_top_{top_k}": (f"capture_top_{top_k}", "mean")})
+               .reset_index())
+    single = summary[summary["ranking"].isin(["violent offending count", "offending count", "shooting involvement"])]
+    best_single = single.sort_values("auc_mean", ascending=False).iloc[0]
+    main = "fdnet (calibrated)" if fit else "fdnet (policy as given)"
+    ours = summary[summary["ranking"] == main].iloc[0]
+    # calibration table of the final (or given) scorecard on every test fold
+    te_all = pd.concat([s.frame for s in snaps if s.origin in folds], ignore_index=True)
+    p = 1 / (1 + np.exp(-(final.calibration.intercept + final.calibration.slope * score_with(final.components, te_all))))
+    report = {
+        "target": target, "horizon_days": horizon_days, "data": [str(Path(d)) for d in data_dirs],
+        "snapshots": [{"data": s.data, "origin": s.origin, "people": int(len(s.frame)),
+                       "positives": int(s.frame["y"].sum()), "positives_outside_network": s.positives_outside}
+                      for s in snaps],
+        "test_origins": folds, "top_k": top_k,
+        "summary": _records(summary),
+        "folds": _records(table),
+        "best_single_feature": {"ranking": best_single["ranking"], "auc_mean": best_single["auc_mean"]},
+        "fdnet_auc_mean": ours["auc_mean"],
+        "margin_over_best_single_feature": ours["auc_mean"] - best_single["auc_mean"],
+        "calibration_table_final_policy": calibration_table(te_all["y"].to_numpy(), p),
+        "seconds": round(time.time() - t0, 1),
+    }
+    return CalibrationResult(final, report, table)
+
+
+def _records(df: pd.DataFrame) -> list[dict]:
+    out = []
+    for r in df.to_dict("records"):
+        out.append({k: (None if isinstance(v, float) and v != v else round(v, 6) if isinstance(v, float) else v)
+                    for k, v in r.items()})
+    return out
+
+
+def report_markdown(rep: dict, policy: Policy | None = None) -> str:
+    """The backtest report as Markdown (backtest.md)."""
+    k = rep["top_k"]
+    lines = [f"# fdnet backtest — target: {rep['target']} within {rep['horizon_days']} days", "",
+             "Rolling-origin evaluation: each test origin is scored by a model fitted only on snapshots "
+             "whose label period ended by that origin (docs/calibration.md).", "",
+             "## Snapshots", "", "| data | origin | people | positives | positives outside the network |",
+             "|---|---|---:|---:|---:|"]
+    for s in rep["snapshots"]:
+        lines.append(f"| {Path(s['data']).name} | {s['origin']} | {s['people']:,} | {s['positives']:,} | "
+                     f"{s['positives_outside_network']:,} |")
+    lines += ["", "## Rankings (mean over test origins)", "",
+              f"| ranking | ROC AUC | min AUC | capture top 1% | capture top 2% | capture top {k} |",
+              "|---|---:|---:|---:|---:|---:|"]
+
+    def f(v):
+        return "—" if v is None else f"{v:.3f}"
+    for r in rep["summary"]:
+        lines.append(f"| {r['ranking']} | {f(r['auc_mean'])} | {f(r['auc_min'])} | {f(r['capture_top_1pct'])} | "
+                     f"{f(r['capture_top_2pct'])} | {f(r[f'capture_top_{k}'])} |")
+    lines += ["", f"Best single-feature baseline: **{rep['best_single_feature']['ranking']}** "
+              f"(AUC {rep['best_single_feature']['auc_mean']:.3f}); fdnet {rep['fdnet_auc_mean']:.3f}, margin "
+              f"**{rep['margin_over_best_single_feature']:+.3f}**.", "",
+              "Capture counts every person involved in the target events, including those not in the network at "
+              "the origin (who no ranking can find).", "",
+              "## Calibration of the final scorecard (test origins)", "",
+              "| decile | people | predicted | observed | positives |", "|---:|---:|---:|---:|---:|"]
+    for r in rep["calibration_table_final_policy"]:
+        lines.append(f"| {r['bin']} | {r['people']:,} | {r['predicted']:.4f} | {r['observed']:.4f} | {r['positives']} |")
+    lines += ["", "## Per test origin", "", "| origin | ranking | AUC | positives |", "|---|---|---:|---:|"]
+    for r in rep["folds"]:
+        lines.append(f"| {r['origin']} | {r['ranking']} | {f(r['auc'])} | {r['positives']} |")
+    if policy is not None:
+        lines += ["", "## The scorecard", "", "| component | rule | counts for |", "|---|---|---|"]
+        for name, c in policy.components.items():
+            if c.bins is None:
+                rule = f"{c.points:g} per unit" + (f", cap {c.cap:g}" if c.cap else "")
+            else:
+                parts = [f"< {c.bins[0]:g}: {c.points[0]:g}"] + [
+                    f"≥ {b:g}: {p:g}" for b, p in zip(c.bins, c.points[1:])]
+                rule = "; ".join(parts)
+            if c.missing_points:
+                rule += f"; unknown: {c.missing_points:g}"
+            lines.append(f"| {name} | {rule} | {', '.join(c.counts_for)} |")
+    lines.append("")
+    return "\n".join(lines)
+
+
+__all__ = ["calibrate", "snapshots", "fit_scorecard", "score_with", "evaluate", "calibration_table",
+           "report_markdown", "CalibrationResult", "VICTIMIZATION_COMPONENTS"]
