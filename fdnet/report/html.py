@@ -1,18 +1,48 @@
 """report.html: a self-contained, offline report of one run.
 
-Rendered with Jinja2 with autoescaping on, so every string that came from
-the input (IDs, group names, offense text) is HTML-escaped. No external
-URL is referenced: styles are inline, there are no scripts or fonts to
-fetch, and the page prints cleanly to PDF.
+The report is a **pure function of the run folder**: :func:`render_report`
+takes the bytes of the other output files (``scores.csv``, ``edges.csv``,
+the three lists, ...) and the manifest, and nothing else, so what a reader
+sees in the page can never disagree with the audited files beside it. Files
+an older run did not write are skipped with a note; files this module does
+not know are still listed, with their SHA-256, in the inventory at the end.
+
+Safety rules the page keeps (tests/test_report.py checks each):
+
+- Every string from the input (IDs, group names, reasons, rejected raw rows)
+  goes through Jinja2's autoescaping, or :func:`markupsafe.escape` in the
+  SVG charts.
+- Data for the page's script is embedded as JSON in
+  ``<script type="application/json">`` with ``<``, ``>`` and ``&`` written
+  as ``\\u003c``-style escapes (:func:`script_json`), so an ID such as
+  ``</script><img src=x>`` cannot end the script element; the script builds
+  the page with ``textContent`` only, never ``innerHTML``.
+- No external URL of any kind: vis-network (the JavaScript that pyvis ships)
+  is inlined once, with the URLs in its licence comment and strings defused
+  (:func:`vis_network_js`); there are no fonts, images, links or CDNs.
+- Deterministic bytes: no clock, no random numbers, stable sorts; the
+  network layouts run in the browser from a fixed seed.
+
+>>> script_json({"id": "</script><!--x-->", "n": 1})
+Markup('{"id":"\\\\u003c/script\\\\u003e\\\\u003c!--x--\\\\u003e","n":1}')
 """
 from __future__ import annotations
 
+import hashlib
+import importlib.util
+import io
+import json
+import re
+from functools import lru_cache
 from importlib import resources
+from pathlib import Path
 
 import jinja2
 import pandas as pd
+from markupsafe import Markup
 
 from .. import __version__
+from . import charts, networks
 
 _ENV = jinja2.Environment(
     loader=jinja2.FunctionLoader(
@@ -20,31 +50,402 @@ _ENV = jinja2.Environment(
     autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
 )
 
+LISTS = (("call_in", "call_in.csv", "Call-in"),
+         ("custom_notifications", "custom_notifications.csv", "Custom notifications"),
+         ("service_referrals", "service_referrals.csv", "Service referrals"))
+# Files the report reads; anything else in ``files`` is listed in the inventory only.
+KNOWN_FILES = {"scores.csv", "edges.csv", "groups.csv", "group_table.csv", "conflicts.csv",
+               "contagion_events.csv", "rejected.csv", "explanations.jsonl", "disparity.csv",
+               "call_in_groups.csv", *(f for _, f, _ in LISTS)}
+REJECTED_SAMPLE = 25
+GROUP_TABLE_ROWS = 40
+CONFLICT_TABLE_ROWS = 40
 
-def _rows(df: pd.DataFrame, cols: list[str], limit: int | None = None) -> list[dict]:
-    d = df[cols] if limit is None else df[cols].head(limit)
-    return d.to_dict("records")
+
+def script_json(obj) -> Markup:
+    """JSON that is safe inside a ``<script>`` element.
+
+    Compact, key order as given, non-ASCII kept; ``<``, ``>``, ``&`` and the
+    JavaScript line separators are escaped, so no value can close the script
+    element or open an HTML comment.
+    """
+    s = json.dumps(obj, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    s = (s.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+         .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
+    return Markup(s)
 
 
-def render_report(*, rec, summary: dict, lists: dict[str, pd.DataFrame], scores: pd.DataFrame,
-                  groups, policy, contagion: dict | None = None) -> str:
-    rej = rec.rejected
-    reasons = []
-    if len(rej):
-        r = rej.assign(kind=rej["reason"].str.replace(r"'[^']*'", "'…'", regex=True))
-        reasons = (r.groupby(["file", "kind"]).size().reset_index(name="rows")
-                   .sort_values(["file", "rows", "kind"], ascending=[True, False, True]).to_dict("records"))
-    grp = (scores[scores["group"] != ""].groupby("group")
-           .agg(members=("person_id", "size"), shooting_victims=("shooting_victimization", lambda s: int((s > 0).sum())),
-                gun_offenders=("gun_offending", lambda s: int((s > 0).sum())))
-           .reset_index().sort_values(["shooting_victims", "members", "group"], ascending=[False, False, True]))
-    tpl = _ENV.get_template("report.html")
-    return tpl.render(
-        version=__version__, summary=summary, inputs=rec.inputs, notes=rec.notes, reasons=reasons,
-        rejected_sample=_rows(rej, ["file", "line", "column", "reason"], 50) if len(rej) else [],
-        call_in=_rows(lists["call_in"], ["rank", "person_id", "group", "score", "reasons"]),
-        custom=_rows(lists["custom_notifications"], ["rank", "person_id", "group", "score", "reasons"]),
-        services=_rows(lists["service_referrals"], ["rank", "person_id", "group", "score", "referral_basis", "reasons"]),
-        groups=grp.head(30).to_dict("records"), n_groups=int(len(grp)),
-        disagreements=int(len(groups.disagreements)), policy=policy.effective(), contagion=contagion,
-    )
+@lru_cache(maxsize=1)
+def vis_network_js() -> str | None:
+    """vis-network's standalone build from the installed pyvis package, made safe to inline.
+
+    The newest ``vis-*/vis-network.min.js`` under pyvis's ``lib`` folder. The
+    URLs in its licence header lose their scheme (the licence text stays),
+    ``://`` inside its string literals is written ``:\\/\\/`` (the same
+    string to JavaScript, but no URL in the page's bytes), and the source-map
+    comment is dropped. Returns None when pyvis is not installed.
+    """
+    spec = importlib.util.find_spec("pyvis")   # found without importing pyvis (and IPython with it)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    cands = sorted((p for loc in spec.submodule_search_locations for p in Path(loc).glob("lib/vis-*/vis-network.min.js")),
+                   key=lambda p: (tuple(int(x) for x in re.findall(r"\d+", p.parent.name)), str(p)))
+    if not cands:
+        return None
+    js = cands[-1].read_text("utf-8")
+    js = re.sub(r"\n?//# sourceMappingURL=\S*\s*$", "\n", js)
+    head, sep, body = js.partition("*/")
+    if not head.lstrip().startswith("/**") or not sep:
+        head, sep, body = "", "", js
+    head = re.sub(r"https?://", "", head)
+    body = body.replace("http://", "http:\\/\\/").replace("https://", "https:\\/\\/")
+    js = head + sep + body
+    low = js.lower()
+    if "</script" in low or "<!--" in low:
+        raise RuntimeError(f"{cands[-1]} cannot be inlined safely (it contains </script or <!--)")
+    return js
+
+
+def read_table(files: dict[str, bytes], name: str) -> pd.DataFrame | None:
+    """A run-folder CSV as strings (missing values as ""), or None when absent or unreadable."""
+    b = files.get(name)
+    if b is None:
+        return None
+    if not b.strip():
+        return pd.DataFrame()
+    try:
+        return pd.read_csv(io.BytesIO(b), dtype=object, keep_default_na=False)
+    except (ValueError, pd.errors.ParserError):
+        return None
+
+
+def read_jsonl(files: dict[str, bytes], name: str) -> list[dict]:
+    out = []
+    for line in (files.get(name) or b"").decode("utf-8", "replace").splitlines():
+        line = line.strip()
+        if line:
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(obj, dict):
+                out.append(obj)
+    return out
+
+
+def policy_hash(policy: dict | None) -> str:
+    """SHA-256 of the effective policy as canonical JSON (sorted keys, compact, UTF-8).
+
+    >>> policy_hash({"b": 1, "a": [1, 2]}) == hashlib.sha256(b'{"a":[1,2],"b":1}').hexdigest()
+    True
+    """
+    if not policy:
+        return ""
+    canon = json.dumps(policy, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canon.encode("utf-8")).hexdigest()
+
+
+def flatten(d, prefix: str = "") -> list[tuple[str, str]]:
+    """Nested dict as ``(dotted.key, value)`` rows, in the dict's own order.
+
+    >>> flatten({"a": {"b": 1, "c": [1, 2]}, "d": None})
+    [('a.b', '1'), ('a.c', '1, 2'), ('d', '—')]
+    """
+    rows = []
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            rows += flatten(v, key + ".")
+        elif isinstance(v, list):
+            rows.append((key, ", ".join(str(x) for x in v)))
+        else:
+            rows.append((key, "—" if v is None else str(v)))
+    return rows
+
+
+def _num(s) -> float:
+    try:
+        return float(s)
+    except (TypeError, ValueError):
+        return 0.0
+
+
+def _table(df: pd.DataFrame | None, limit: int | None = None) -> dict | None:
+    """A frame as ``{"columns", "rows", "total", "numeric"}`` for the generic table macro."""
+    if df is None:
+        return None
+    d = df if limit is None else df.head(limit)
+    numeric = []
+    for c in df.columns:
+        vals = [v for v in df[c].tolist() if v != ""]
+        numeric.append(bool(vals) and all(_isnum(v) for v in vals[:200]))
+    return {"columns": list(df.columns), "rows": d.to_numpy().tolist(), "total": int(len(df)),
+            "numeric": numeric}
+
+
+def _isnum(v: str) -> bool:
+    try:
+        float(v)
+    except ValueError:
+        return False
+    return v.strip().lower() not in ("nan", "inf", "-inf", "infinity")
+
+
+KPI_LABELS = (("persons_in_network", "people in the network"), ("incidents_in_window", "incidents in the window"),
+              ("shootings_in_window", "shootings in the window"),
+              ("shooting_victims_in_window", "shooting victims in the window"),
+              ("co_offending_edges", "co-offending ties"), ("victimization_edges", "victimization ties"),
+              ("groups_detected", "groups detected in the network"), ("conflicts", "group conflicts"),
+              ("group_disagreements", "audit / network group disagreements"),
+              ("enforcement_eligible", "people eligible for enforcement lists"),
+              ("rows_rejected", "input rows rejected"))
+
+
+def _rejected_reasons(rej: pd.DataFrame) -> list[dict]:
+    if rej is None or not len(rej) or "reason" not in rej.columns:
+        return []
+    r = rej.assign(kind=rej["reason"].str.replace(r"'[^']*'", "'…'", regex=True),
+                   file=rej["file"] if "file" in rej.columns else "")
+    g = r.groupby(["file", "kind"]).size().reset_index(name="rows")
+    g = g.sort_values(["file", "rows", "kind"], ascending=[True, False, True], kind="stable")
+    return g.to_dict("records")
+
+
+def _composition(lists: dict[str, pd.DataFrame]) -> list[tuple[str, list[tuple[str, int]]]]:
+    bars = []
+    for key, _, title in LISTS:
+        df = lists.get(key)
+        if df is None:
+            continue
+        for col, what in (("supervision", "supervision"), ("juvenile", "juvenile"),
+                          ("referral_basis", "basis"), ("group", "group")):
+            if col not in df.columns:
+                continue
+            vals = df[col].replace("", "(none)")
+            vc = vals.value_counts()
+            cats = sorted(vc.items(), key=lambda kv: (-kv[1], str(kv[0])))
+            if col == "group" and len(cats) > 6:
+                cats = cats[:6] + [(f"{len(cats) - 6} other groups", int(sum(c for _, c in cats[6:])))]
+            bars.append((f"{title}: {what}", [(str(k), int(v)) for k, v in cats]))
+    return bars
+
+
+def _overlap(lists: dict[str, pd.DataFrame]) -> list[dict]:
+    on: dict[str, list[str]] = {}
+    for key, _, title in LISTS:
+        df = lists.get(key)
+        if df is not None and "person_id" in df.columns:
+            for pid in df["person_id"]:
+                on.setdefault(pid, []).append(title)
+    combos: dict[str, int] = {}
+    for names in on.values():
+        k = " + ".join(names)
+        combos[k] = combos.get(k, 0) + 1
+    return [{"lists": k, "people": v} for k, v in sorted(combos.items(), key=lambda kv: (-kv[1], kv[0]))]
+
+
+def _monthly(manifest: dict, contagion_events: pd.DataFrame | None) -> dict | None:
+    by_month = (manifest.get("summary") or {}).get("shootings_by_month")
+    if isinstance(by_month, list) and by_month:
+        rows = [r for r in by_month if isinstance(r, dict)]
+        return {"svg": charts.monthly_svg(rows, bar_key="shootings", line_key="victims", bar_label="shootings",
+                                          line_label="shooting victims"),
+                "source": "manifest.json (summary.shootings_by_month): shootings are incidents with a gun "
+                          "and at least one victim; victims are the people shot in them.",
+                "rows": rows}
+    ev = contagion_events
+    if ev is not None and len(ev) and {"date", "incident_id"} <= set(ev.columns):
+        month = ev["date"].str[:7]
+        g = pd.DataFrame({"month": month, "incident_id": ev["incident_id"]})
+        agg = g.groupby("month").agg(shootings=("incident_id", "nunique"), victims=("incident_id", "size"))
+        rows = [{"month": m, "shootings": int(r.shootings), "victims": int(r.victims)}
+                for m, r in agg.sort_index().iterrows()]
+        return {"svg": charts.monthly_svg(rows, bar_key="shootings", line_key="victims", bar_label="shootings",
+                                          line_label="people shot"),
+                "source": "contagion_events.csv (this run's manifest has no summary.shootings_by_month): "
+                          "the shootings of people in the network that the contagion model used.",
+                "rows": rows}
+    return None
+
+
+def _score_charts(scores: pd.DataFrame | None, policy: dict) -> list[Markup]:
+    if scores is None or not len(scores):
+        return []
+    lp = (policy or {}).get("lists") or {}
+
+    def thr(name, label):
+        v = (lp.get(name) or {}).get("min_score")
+        return [(label, float(v))] if v is not None else []
+
+    out = []
+    if "enforcement_score" in scores.columns:
+        out.append(charts.histogram_svg(
+            [_num(v) for v in scores["enforcement_score"]], title="enforcement score",
+            thresholds=thr("call_in", "call-in minimum") + thr("custom_notifications", "notification minimum")))
+    if "service_score" in scores.columns:
+        out.append(charts.histogram_svg([_num(v) for v in scores["service_score"]], title="service score",
+                                        thresholds=thr("service_referrals", "referral minimum")))
+    if not out and "score" in scores.columns:
+        out.append(charts.histogram_svg([_num(v) for v in scores["score"]], title="score"))
+    return out
+
+
+def _inventory(files: dict[str, bytes]) -> list[dict]:
+    out = []
+    for name in sorted(files):
+        b = files[name]
+        if name.endswith(".csv"):
+            rows = max(b.count(b"\n") - 1, 0) if b else 0
+        elif name.endswith(".jsonl"):
+            rows = b.count(b"\n")
+        else:
+            rows = None
+        out.append({"name": name, "bytes": len(b), "rows": rows, "sha256": hashlib.sha256(b).hexdigest(),
+                    "known": name in KNOWN_FILES})
+    return out
+
+
+def build_context(files: dict[str, bytes], manifest: dict) -> dict:
+    """Everything the template shows, computed from the run's files and manifest."""
+    files = {k: v for k, v in files.items() if k not in ("report.html", "manifest.json")}
+    manifest = manifest or {}
+    summary = manifest.get("summary") or {}
+    policy = manifest.get("policy") or {}
+    window = manifest.get("window") or {}
+    scores = read_table(files, "scores.csv")
+    edges = read_table(files, "edges.csv")
+    group_table = read_table(files, "group_table.csv")
+    conflicts = read_table(files, "conflicts.csv")
+    rejected = read_table(files, "rejected.csv")
+    contagion_events = read_table(files, "contagion_events.csv")
+    disparity = read_table(files, "disparity.csv")
+    call_in_groups = read_table(files, "call_in_groups.csv")
+    lists = {key: read_table(files, fname) for key, fname, _ in LISTS}
+    present = {k: v for k, v in lists.items() if v is not None}
+    explanations = {e.get("person_id"): e for e in read_jsonl(files, "explanations.jsonl")
+                    if isinstance(e.get("person_id"), str)}
+
+    listed = networks.listed_people(present)
+    picker = networks.picker_order(listed)
+    ego = None
+    if edges is not None and {"person_a", "person_b", "layer"} <= set(edges.columns) and picker:
+        ego = networks.ego_data(edges, picker, scores=scores, explanations=explanations, listed=listed)
+    groupnet = None
+    chosen: list[str] = []
+    if scores is not None and edges is not None and "group" in scores.columns and len(scores):
+        chosen = networks.top_groups(present, call_in_groups, group_table, scores)
+        if chosen:
+            groupnet = networks.group_network(edges, scores, chosen, listed)
+    conflict = None
+    if conflicts is not None and len(conflicts) and {"group_a", "group_b"} <= set(conflicts.columns):
+        conflict = networks.conflict_map(conflicts, group_table, scores, chosen)
+
+    flagged = 0
+    if disparity is not None and "flag" in disparity.columns:
+        flagged = int((disparity["flag"].str.strip() != "").sum())
+    conflicts_top = None
+    if conflicts is not None and len(conflicts):
+        c = conflicts.copy()
+        if "shootings" in c.columns:
+            c["_s"] = [-_num(v) for v in c["shootings"]]
+            c = c.sort_values(["_s"], kind="stable").drop(columns="_s")
+        conflicts_top = _table(c, CONFLICT_TABLE_ROWS)
+    contagion = (manifest.get("analytics") or {}).get("contagion")
+    list_tables = []
+    for key, fname, title in LISTS:
+        df = lists[key]
+        list_tables.append({"key": key, "file": fname, "title": title, "table": _table(df),
+                            "rule": (policy.get("lists") or {}).get(key)})
+    rej_sample = None
+    if rejected is not None and len(rejected):
+        r = rejected.head(REJECTED_SAMPLE).copy()
+        if "raw" in r.columns:
+            r["raw"] = [v if len(v) <= 200 else v[:200] + "…" for v in r["raw"]]
+        rej_sample = _table(r)
+    return {
+        "version": manifest.get("fdnet_version") or __version__,
+        "renderer_version": __version__,
+        "as_of": manifest.get("as_of") or summary.get("as_of", ""),
+        "window": {"start": window.get("start") or summary.get("window_start", ""),
+                   "end": window.get("end") or manifest.get("as_of") or summary.get("as_of", ""),
+                   "days": window.get("days", policy.get("window_days", ""))},
+        "policy_hash": policy_hash(policy),
+        "policy_rows": flatten(policy) if policy else [],
+        "kpis": [(summary[k], label) for k, label in KPI_LABELS if k in summary],
+        "list_sizes": summary.get("lists") or {},
+        "inputs": [(name, inp) for name, inp in (manifest.get("inputs") or {}).items() if isinstance(inp, dict)],
+        "notes": [str(n) for n in manifest.get("notes") or []],
+        "has_rejected_file": rejected is not None,
+        "reasons": _rejected_reasons(rejected),
+        "rejected_total": int(len(rejected)) if rejected is not None else 0,
+        "rejected_sample": rej_sample,
+        "lists": list_tables,
+        "picker": [(pid, ", ".join(f"{t} #{r}" for t, r in _titles(listed[pid]))) for pid in picker],
+        "composition": charts.stacked_bars_svg(_composition(present)) if present else None,
+        "overlap": _overlap(present),
+        "call_in_groups": _table(call_in_groups),
+        "disparity": _table(disparity),
+        "disparity_flagged": flagged,
+        "score_charts": _score_charts(scores, policy),
+        "monthly": _monthly(manifest, contagion_events),
+        "group_table": _table(group_table, GROUP_TABLE_ROWS),
+        "conflicts_table": conflicts_top,
+        "contagion": contagion if isinstance(contagion, dict) else None,
+        "contagion_events": int(len(contagion_events)) if contagion_events is not None else None,
+        "chosen_groups": chosen,
+        "data": {"groupnet": groupnet, "conflicts": conflict, "ego": ego},
+        "has_edges": edges is not None,
+        "has_conflicts_file": conflicts is not None,
+        "inventory": _inventory(files),
+        "outputs_in_manifest": "outputs" in manifest,
+    }
+
+
+def _titles(entries: list[tuple[str, int]]) -> list[tuple[str, int]]:
+    names = {k: t for k, _, t in LISTS}
+    return [(names.get(n, n), r) for n, r in entries]
+
+
+def render_report(files: dict[str, bytes] | None = None, manifest: dict | None = None, *, rec=None,
+                  summary: dict | None = None, lists: dict[str, pd.DataFrame] | None = None,
+                  scores: pd.DataFrame | None = None, groups=None, policy=None,
+                  contagion: dict | None = None) -> str:
+    """The report.html text for one run.
+
+    New form: ``render_report(files, manifest)``, ``files`` mapping each other
+    run-folder file name (``"scores.csv"``, ...) to its bytes and ``manifest``
+    the run's manifest (its ``outputs`` may be missing). The older keyword
+    form (``rec=, summary=, lists=, scores=, groups=, policy=, contagion=``)
+    still works: it is turned into the same files first, without edges,
+    conflicts or explanations, so those sections say they are absent.
+    """
+    if files is None:
+        if rec is None or summary is None or lists is None or scores is None or policy is None:
+            raise TypeError("render_report needs (files, manifest) or the keywords rec, summary, lists, "
+                            "scores and policy")
+        files, manifest = _legacy_inputs(rec=rec, summary=summary, lists=lists, scores=scores, groups=groups,
+                                         policy=policy, contagion=contagion)
+    ctx = build_context(files, manifest or {})
+    data = ctx.pop("data")
+    ctx["data_json"] = {k: script_json(v) for k, v in data.items()}
+    ctx["has_net"] = {k: v is not None for k, v in data.items()}
+    ctx["vis_js"] = Markup(vis_network_js() or "")
+    ctx["has_vis"] = bool(ctx["vis_js"])
+    return _ENV.get_template("report.html").render(**ctx)
+
+
+def _legacy_inputs(*, rec, summary, lists, scores, groups, policy, contagion) -> tuple[dict[str, bytes], dict]:
+    from ..pipeline import csv_bytes   # local: pipeline imports this module lazily too
+    files = {"scores.csv": csv_bytes(scores), "rejected.csv": csv_bytes(rec.rejected)}
+    for key, fname, _ in LISTS:
+        if key in lists:
+            files[fname] = csv_bytes(lists[key])
+    if groups is not None and getattr(groups, "table", None) is not None:
+        files["groups.csv"] = csv_bytes(groups.table)
+    eff = policy.effective() if hasattr(policy, "effective") else dict(policy)
+    manifest = {"fdnet_version": __version__, "as_of": summary.get("as_of", rec.as_of),
+                "window": {"start": summary.get("window_start", ""), "end": summary.get("as_of", rec.as_of),
+                           "days": eff.get("window_days")},
+                "policy": eff, "inputs": dict(rec.inputs), "summary": dict(summary),
+                "analytics": {"contagion": contagion}, "notes": list(rec.notes)}
+    return files, manifest
