@@ -20,6 +20,7 @@ import pandas as pd
 
 from .graph.analytics import Analytics, analyze
 from .graph.layers import Network, build_network
+from .records.retention import apply_retention
 from .records.validate import Records, load_records
 from .scoring.features import compute_features
 from .scoring.policy import Policy, load_policy, policy_from_dict
@@ -73,7 +74,7 @@ def study(data_dir: str | Path, *, as_of: str | None = None, policy: Policy | di
         policy = policy_from_dict(policy)
     policy = policy or Policy()
     step("read and validate")
-    rec = load_records(data_dir, as_of=as_of, mapping_path=mapping_path)
+    rec = apply_retention(load_records(data_dir, as_of=as_of, mapping_path=mapping_path), policy.retention_days)
     step("build networks")
     net = build_network(rec.incidents, rec.involvements, as_of_day=rec.as_of_day,
                         window_days=policy.window_days, half_life_days=policy.half_life_days)

@@ -346,6 +346,53 @@ def backtest(
     _calibration_command(data_dirs, out_dir, policy, horizon, origins, step, top_k, target, False, 6)
 
 
+retention_app = typer.Typer(help="Records past the policy's retention limit (28 CFR 23: five years).",
+                             no_args_is_help=True)
+app.add_typer(retention_app, name="retention")
+
+
+@retention_app.command("report")
+def retention_report_cmd(
+    data_dir: Path = typer.Argument(..., help="Input folder to check."),
+    as_of: Optional[str] = typer.Option(None, "--as-of", help="YYYY-MM-DD; default: today."),
+    policy: Optional[Path] = typer.Option(None, "--policy", help="Policy whose retention_days applies."),
+    mapping: Optional[Path] = typer.Option(None, "--mapping"),
+    csv_out: Optional[Path] = typer.Option(None, "--csv", help="Also write the full list to this new CSV file."),
+):
+    """List the input rows due for purge: dated more than retention_days before the as-of date."""
+    from rich.markup import escape
+
+    from .errors import UsageError
+    from .records.retention import retention_report
+    from .scoring.policy import load_policy
+
+    pol = load_policy(policy)
+    if csv_out is not None and csv_out.exists():
+        raise UsageError(f"--csv {csv_out} exists; fdnet will not overwrite it")
+    df, cutoff = retention_report(data_dir, as_of=as_of, retention_days=pol.retention_days, mapping_path=mapping)
+    out.print(f"retention {pol.retention_days} days: rows dated before {cutoff} are due for purge")
+    counts = df["table"].value_counts()
+    t = Table(show_header=True)
+    t.add_column("table")
+    t.add_column("rows due", justify="right")
+    t.add_column("oldest")
+    for name in ("incidents", "involvements", "groups", "group_relations"):
+        sub = df[df["table"] == name]
+        t.add_row(name, f"{int(counts.get(name, 0)):,}", sub["date"].min() if len(sub) else "")
+    out.print(t)
+    for r in df.head(20).itertuples():
+        out.print(f"  {escape(r.file)} line {r.line}: {escape(r.key)} ({r.date}, {r.days_past_limit} days past)",
+                  highlight=False)
+    if len(df) > 20:
+        out.print(f"  … {len(df) - 20:,} more" + ("" if csv_out else " (use --csv FILE for the full list)"))
+    if csv_out is not None:
+        from .pipeline import csv_bytes
+        tmp = csv_out.with_name(csv_out.name + ".partial")
+        tmp.write_bytes(csv_bytes(df))
+        os.replace(tmp, csv_out)
+        out.print(f"wrote {csv_out}")
+
+
 def _register_subcommands() -> None:
     """Commands that live beside their stage: audit log, review, retention (fdnet.audit.commands)
     and exports (fdnet.export.commands). Each module has ``register(app)``."""
