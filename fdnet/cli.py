@@ -346,6 +346,52 @@ def backtest(
     _calibration_command(data_dirs, out_dir, policy, horizon, origins, step, top_k, target, False, 6)
 
 
+@app.command()
+def notify(
+    run_dir: Path = typer.Argument(..., help="A run folder written by `fdnet run`."),
+    incident: str = typer.Option(..., "--incident", help="The new shooting's incident ID (in the input folder)."),
+    data: Optional[Path] = typer.Option(None, "--data", help="Input folder holding the incident (default: the "
+                                        "run's own input folder, from its manifest)."),
+    limit: int = typer.Option(40, "--limit", min=1, help="Rows to print."),
+    as_json: bool = typer.Option(False, "--json", help="Print every row as JSON."),
+    csv_out: Optional[Path] = typer.Option(None, "--csv", help="Also write all rows to this new CSV file."),
+):
+    """After a new shooting: the people at risk of retaliating or being retaliated against, ranked, with evidence.
+
+    The victims' and suspects' direct co-offenders, their groups, and groups in conflict with those groups.
+    """
+    from rich.markup import escape
+
+    from .errors import UsageError
+    from .lists.notify import retaliation_risk
+
+    if csv_out is not None and csv_out.exists():
+        raise UsageError(f"--csv {csv_out} exists; fdnet will not overwrite it")
+    df, facts = retaliation_risk(run_dir, incident, data_dir=data)
+    if as_json:
+        print(json.dumps({"incident": facts, "people": df.to_dict("records")}, indent=2, ensure_ascii=False))
+    else:
+        kind = "shooting" if facts["shooting"] else "incident (not a shooting: gun=false or no victim)"
+        out.print(f"{kind} {escape(incident)} on {facts['date']}: victims {escape(', '.join(facts['victims']) or '—')}; "
+                  f"suspects {escape(', '.join(facts['suspects']) or '—')} (run as of {facts['run_as_of']})",
+                  highlight=False)
+        t = Table(show_header=True)
+        for c in ("rank", "person", "relation", "group", "score", "guardrail / lists", "evidence"):
+            t.add_column(c)
+        for r in df.head(limit).itertuples():
+            t.add_row(str(r.rank), escape(r.person_id), escape(r.relation), escape(r.group), f"{r.score:g}",
+                      escape("; ".join(x for x in (r.guardrail, r.on_lists) if x)), escape(r.evidence))
+        out.print(t)
+        if len(df) > limit:
+            out.print(f"… {len(df) - limit:,} more (--limit, --json or --csv)")
+        out.print("Outreach first: this list names people at risk, not suspects; it is not probable cause.")
+    if csv_out is not None:
+        from .pipeline import csv_bytes
+        tmp = csv_out.with_name(csv_out.name + ".partial")
+        tmp.write_bytes(csv_bytes(df))
+        os.replace(tmp, csv_out)
+
+
 retention_app = typer.Typer(help="Records past the policy's retention limit (28 CFR 23: five years).",
                              no_args_is_help=True)
 app.add_typer(retention_app, name="retention")
