@@ -343,7 +343,7 @@ def test_review_records_lists_and_ranks(db_url, run_dir):
     ({"reason": "   "}, "needs a reason"),
     ({"person_id": "P99"}, "on none of call_in.csv"),
     ({"person_id": "V1", "list_name": "call_in"}, r"not on call_in.csv .*\(on: service_referrals\)"),
-    ({"list_name": "hit_list"}, "--list must be one of"),
+    ({"list_name": "hit_list"}, r"list \(--list\) must be one of"),
     ({"reason": "ok\x1b[2J"}, "control characters"),
 ])
 def test_review_validation(db_url, run_dir, kwargs, message):
@@ -497,3 +497,31 @@ def test_cli_uses_env_and_refuses_to_verify_a_missing_log(tmp_path, capsys, monk
     assert main(["review", str(run_dir), "V1", "--decision", "approve", "--reason", "r"]) == 0
     assert (tmp_path / "env.sqlite").is_file()
     assert main(["audit", "verify"]) == 0
+
+
+def test_cli_record_run_and_hostile_stored_text(db_url, run_dir, capsys):
+    assert main(["audit", "record-run", str(run_dir), "--db", db_url, "--user", "ops"]) == 0
+    assert "recorded entry 1: run" in capsys.readouterr().out
+    drop_guards(db_url)
+    # someone writes terminal escapes and markup straight into the database
+    raw(db_url, "UPDATE fdnet_audit_entries SET username = '[blink]x' || CHAR(27) || '[2J' WHERE seq = 1"
+        if db_url.startswith("sqlite") else
+        "UPDATE fdnet_audit_entries SET username = '[blink]x' || CHR(27) || '[2J' WHERE seq = 1",
+        "UPDATE fdnet_audit_entries SET payload = '{not json' WHERE seq = 1")
+    assert main(["audit", "log", "--db", db_url]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "[blink]x" in out and "unreadable" in out
+    assert main(["audit", "verify", "--db", db_url]) == 1
+    err = capsys.readouterr().err
+    assert "\x1b" not in err and "entry 1: edited" in err
+
+
+def test_unreachable_database_is_a_usage_error(tmp_path, capsys):
+    url = f"postgresql+psycopg://nobody@/nodb?host={tmp_path}&port=1"
+    with pytest.raises(UsageError, match="audit log at postgresql"):
+        AuditLog(url).entries()
+    assert main(["audit", "log", "--db", url]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "opening failed" in err
+    (tmp_path / "junk.sqlite").write_bytes(b"this is not a database" * 100)
+    assert main(["audit", "verify", "--db", str(tmp_path / "junk.sqlite")]) == 2

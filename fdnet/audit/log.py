@@ -48,6 +48,7 @@ from __future__ import annotations
 import csv
 import getpass
 import hashlib
+import io
 import json
 import os
 import re
@@ -437,6 +438,7 @@ class AuditLog:
         payload = json.loads(payload_text)  # exactly what a reader will parse back
         self.ensure()
         last_exc: Exception | None = None
+        locked = 0
         for attempt in range(APPEND_ATTEMPTS):
             try:
                 with self._write() as conn:
@@ -451,10 +453,13 @@ class AuditLog:
                                                    field_hashes=canonical_json(fh), prev_hash=prev, entry_hash=h))
                 return Entry(seq, kind, created, who, subject, payload, prev, h)
             except (IntegrityError, OperationalError) as exc:
-                # another writer took this seq (unique key) or holds the lock: read the new head, retry
+                # another writer took this seq (unique key) or held the lock too long: read the new
+                # head and retry (a lock wait already lasted the 30 s timeout, so retry that less)
                 last_exc = exc
-                if isinstance(exc, OperationalError) and "lock" not in str(exc).lower():
-                    raise self._db_error(exc, "appending") from None
+                if isinstance(exc, OperationalError):
+                    locked += 1
+                    if "lock" not in str(exc).lower() or locked >= 3:
+                        raise self._db_error(exc, "appending") from None
                 time.sleep(min(0.01 * (2 ** min(attempt, 6)), 0.5))
             except SQLAlchemyError as exc:
                 raise self._db_error(exc, "appending") from None
@@ -528,7 +533,7 @@ class AuditLog:
             name = str(list_name).strip()
             name = name[:-4] if name.endswith(".csv") else name
             if name not in LISTS:
-                raise UsageError(f"--list must be one of {', '.join(LISTS)}, not {list_name!r}")
+                raise UsageError(f"the list (--list) must be one of {', '.join(LISTS)}, not {list_name!r}")
             wanted = (name,)
         outputs = manifest.get("outputs") or {}
         found: dict[str, dict] = {}
@@ -543,7 +548,7 @@ class AuditLog:
             if recorded and recorded != hashes[name]:
                 raise UsageError(f"{p} differs from the SHA-256 in its manifest (edited after the run); "
                                  f"reviews are refused on altered lists; run `fdnet verify {run}`")
-            for row in csv.DictReader(data.decode("utf-8-sig").splitlines()):
+            for row in csv.DictReader(io.StringIO(data.decode("utf-8-sig"), newline="")):
                 if row.get("person_id") == pid:
                     found[name] = {"rank": int(row["rank"]), "score": row.get("score", "")}
                     break
