@@ -525,3 +525,29 @@ def test_unreachable_database_is_a_usage_error(tmp_path, capsys):
     assert "Traceback" not in err and "opening failed" in err
     (tmp_path / "junk.sqlite").write_bytes(b"this is not a database" * 100)
     assert main(["audit", "verify", "--db", str(tmp_path / "junk.sqlite")]) == 2
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_postgresql_hardening_from_the_docs(db_url, run_dir):
+    """docs/audit.md's roles: analysts may read and append, but neither edit nor drop the guards."""
+    AuditLog(db_url).record_run(run_dir)
+    db = db_url.split("/")[3].split("?")[0]
+    raw(db_url, "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'fdnet_owner') THEN "
+                "CREATE ROLE fdnet_owner NOLOGIN; CREATE ROLE fdnet_users NOLOGIN; "
+                "CREATE ROLE analyst LOGIN IN ROLE fdnet_users; CREATE ROLE reader LOGIN; END IF; END $$",
+        "ALTER TABLE fdnet_audit_entries OWNER TO fdnet_owner",
+        "REVOKE ALL ON fdnet_audit_entries FROM PUBLIC",
+        "GRANT SELECT, INSERT ON fdnet_audit_entries TO fdnet_users",
+        "GRANT SELECT ON fdnet_audit_entries TO reader",
+        f"GRANT CONNECT ON DATABASE {db} TO fdnet_users, reader")
+    analyst = db_url.replace("postgres@", "analyst@")
+    log = AuditLog(analyst)
+    assert log.record_review(run_dir, "P1", "approve", "ok", reviewer="ana").seq == 2
+    for sql in ("UPDATE fdnet_audit_entries SET username = 'x'",
+                "DROP TRIGGER fdnet_audit_no_update_delete ON fdnet_audit_entries"):
+        with pytest.raises(sa.exc.DBAPIError, match="permission denied|must be owner"):
+            raw(analyst, sql)
+    assert log.verify().ok and all(log.guards().values())
+    with pytest.raises(UsageError, match="may not append"):
+        AuditLog(db_url.replace("postgres@", "reader@")).ensure()
+    assert AuditLog(db_url.replace("postgres@", "reader@")).verify().ok

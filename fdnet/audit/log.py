@@ -45,6 +45,7 @@ else (a ticket, an e-mail, a printed memo) and pass it to ``verify(expect_head=.
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import getpass
 import hashlib
@@ -360,56 +361,50 @@ class AuditLog:
             raise self._db_error(exc, "opening") from None
 
     def ensure(self) -> AuditLog:
-        """Create the table and its append-only guards if absent; check the log can be written.
+        """Create the table and its append-only guards if absent, and check the log can be appended to.
 
         Call it before long work whose result must be logged, so a bad ``--audit-db`` fails early.
         """
         if self._schema_ready:
             return self
+        from sqlalchemy import inspect, text
         from sqlalchemy.exc import SQLAlchemyError
         if self._sqlite_file is not None:
             try:
                 self._sqlite_file.parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise UsageError(f"cannot create the folder for the audit log {self._sqlite_file}: {exc}") from None
+            for p in (self._sqlite_file, self._sqlite_file.parent):  # the journal is written beside the file
+                if p.exists() and not os.access(p, os.W_OK):
+                    raise UsageError(f"audit log at {self.display_url}: {p} is not writable")
         for attempt in range(3):
             try:
-                if not self.exists():
-                    with self._write() as conn:
-                        from sqlalchemy import inspect
-                        if not inspect(conn).has_table(TABLE):
-                            _METADATA.create_all(conn)
-                            from sqlalchemy import text
-                            if self.backend == "postgresql":
-                                conn.execute(text(_PG_FUNCTION))
-                            for ddl in (_PG_GUARDS if self.backend == "postgresql" else _SQLITE_GUARDS).values():
-                                conn.execute(text(ddl))
+                with self._write() as conn:  # on SQLite this also proves the write lock can be taken
+                    if not inspect(conn).has_table(TABLE):
+                        _METADATA.create_all(conn)
+                        if self.backend == "postgresql":
+                            conn.execute(text(_PG_FUNCTION))
+                        for ddl in (_PG_GUARDS if self.backend == "postgresql" else _SQLITE_GUARDS).values():
+                            conn.execute(text(ddl))
+                    elif self.backend == "postgresql" and not conn.execute(
+                            text("SELECT has_table_privilege(:t, 'INSERT')"), {"t": TABLE}).scalar():
+                        raise UsageError(f"audit log at {self.display_url}: this database user may not append "
+                                         f"to {TABLE} (needs INSERT)")
                 break
             except SQLAlchemyError as exc:  # another process may have created it at the same moment
                 if attempt == 2:
-                    raise self._db_error(exc, "creating the log") from None
+                    raise self._db_error(exc, "opening the log for writing") from None
                 time.sleep(0.05 * (attempt + 1))
         self._schema_ready = True
         return self
 
+    @contextlib.contextmanager
     def _write(self):
-        """A transaction that holds the write lock (SQLite: BEGIN IMMEDIATE)."""
-        conn = self.engine.connect().execution_options(fdnet_write=True)
-
-        class _Tx:
-            def __enter__(self_inner):
-                self_inner.tx = conn.begin()
-                return conn
-
-            def __exit__(self_inner, et, ev, tb):
-                try:
-                    if et is None:
-                        self_inner.tx.commit()
-                    else:
-                        self_inner.tx.rollback()
-                finally:
-                    conn.close()
-        return _Tx()
+        """A transaction that holds the write lock (SQLite: BEGIN IMMEDIATE); commits unless it raises."""
+        with self.engine.connect() as conn:
+            conn.execution_options(fdnet_write=True)
+            with conn.begin():
+                yield conn
 
     def guards(self) -> dict[str, bool]:
         """The append-only triggers and whether each is present and enabled."""
