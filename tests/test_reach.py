@@ -1,7 +1,9 @@
 """Call-in attendee choice (fdnet.lists.reach) against oracles written without the code under test.
 
 1. ``expected_reach`` against a Monte Carlo simulation of who shows up;
-2. the exact method against brute-force enumeration of every invited set
+2. the integer programme's constraints at every integer point (the LP with the
+   invited set fixed gives the true expected reach), the single-class cut
+   slopes p0 (1 - p0)^k, and the exact method against brute-force enumeration of every invited set
    (hypothesis: up to 12 members, mixed probability classes, ineligible
    members, 1 to 4 seats), with its own vectorised reach formula;
 3. greedy between (1 - 1/e) of the optimum and the optimum, bounds above it;
@@ -22,8 +24,8 @@ from hypothesis import strategies as st
 from scipy import sparse
 
 from fdnet.errors import UsageError
-from fdnet.lists.reach import (Choice, choose_attendees, exact_invite, expected_reach, greedy_invite,
-                               induced_csr, show_up_probabilities)
+from fdnet.lists.reach import (Choice, _programme, choose_attendees, exact_invite, expected_reach,
+                               greedy_invite, induced_csr, show_up_probabilities)
 
 SIXTH = 1 / 6
 
@@ -140,6 +142,59 @@ def test_exact_equals_brute_force_and_greedy_is_within_its_guarantee(g):
             assert c.expected_reach == pytest.approx(float(all_reaches(a, p, x[None, :])[0]), abs=1e-9)
         assert c.per_member.shape == (len(a),)
     assert chosen.bound == pytest.approx(best, abs=1e-5)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(groups(), st.integers(0, 2**32 - 1))
+def test_programme_is_exact_at_integer_points(g, seed):
+    """With x fixed to any feasible invited set, the best r is each member's true probability."""
+    from scipy.optimize import linprog
+    a, p, eligible, capacity = g
+    n = len(a)
+    indptr, indices = csr_from_dense(a)
+    A, rhs, cand, r_members = _programme(indptr, indices, n, p, eligible, capacity)
+    if len(cand) == 0:                       # nobody can be invited: no variables, nobody reached
+        assert len(r_members) == 0
+        return
+    rng = np.random.default_rng(seed)
+    m, nr = len(cand), len(r_members)
+    for _ in range(5):
+        k = int(rng.integers(0, min(capacity, m) + 1))
+        chosen = rng.choice(cand, size=k, replace=False) if k else np.zeros(0, dtype=np.int64)
+        x = np.isin(cand, chosen).astype(float)
+        bounds = [(v, v) for v in x] + [(0, 1)] * nr
+        res = linprog(np.concatenate([np.zeros(m), -np.ones(nr)]), A_ub=A, b_ub=rhs, bounds=bounds,
+                      method="highs")
+        assert res.status == 0
+        invited = np.zeros(n, dtype=bool)
+        invited[chosen] = True
+        # member by member: r_j equals P(j reached); members without an r can never be reached
+        per = np.zeros(n)
+        per[r_members] = res.x[m:]
+        miss = np.prod(1.0 - a * (p * invited)[None, :], axis=1)
+        assert np.allclose(per, np.where(invited, 1.0, 1.0 - miss), atol=1e-9)
+        assert -res.fun == pytest.approx(all_reaches(a, p, invited[None, :])[0], abs=1e-9)
+
+
+def test_single_class_cuts_are_the_interpolation_slopes():
+    # a centre with five unsupervised leaves (p0 = 1/6), seven seats: cuts b = 0..4 with
+    # per-invited-neighbour coefficient f'(k) = p0 (1 - p0)^k and right side a_k = f(k) - k f'(k)
+    n = 6
+    a = np.zeros((n, n), dtype=bool)
+    a[0, 1:] = a[1:, 0] = True
+    indptr, indices = csr_from_dense(a)
+    p0, q = SIXTH, 5 / 6
+    A, rhs, cand, r_members = _programme(indptr, indices, n, np.full(n, p0), np.ones(n, bool), 7)
+    A = A.toarray()
+    centre_rows = np.flatnonzero(A[:, len(cand) + 0] == 1.0)      # r of member 0 is the first r column
+    assert len(centre_rows) == 5
+    for k, row in enumerate(centre_rows):
+        f_k = 1 - q ** k
+        slope = p0 * q ** k
+        assert A[row, 1:6] == pytest.approx(np.full(5, -slope), abs=1e-12)
+        assert rhs[row] == pytest.approx(f_k - k * slope, abs=1e-12)
+        assert A[row, 0] == pytest.approx(-(1 - rhs[row]), abs=1e-12)    # x of the centre itself
+    assert rhs[-1] == 7 and A[-1, :6].tolist() == [1.0] * 6
 
 
 def test_exact_beats_greedy_where_greedy_is_myopic():

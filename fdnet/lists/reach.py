@@ -43,23 +43,25 @@ exact at every integer point:
   invited fractional neighbours per class with at most ``capacity`` in all).
   The piecewise-linear interpolation of the concave ``g`` through those values,
   sorted, is concave and equals ``g`` at each of them, so it is the minimum of
-  its segments extended to lines. Each segment gives one constraint::
+  its segments extended to lines. Segment *k* (slope ``s_k``, value
+  ``0 <= a_k = g(L_k) - s_k L_k < 1`` at ``L = 0``) gives one constraint::
 
-      r[j] <= x[j] + sum_{i ~ j, certain} x[i] + g(L_k) + s_k (L[j] - L_k)
+      r[j] <= a_k + s_k L[j] + (1 - a_k) (x[j] + sum_{i ~ j, certain} x[i])
 
-  with ``s_k`` the segment's slope. With one fractional class of probability
-  ``p0`` (the usual case: supervised and not) the values are ``L = b w`` for
-  ``b = 0..min(fractional degree, capacity)`` invited neighbours, and the
-  constraints are Wheeler et al.'s ``r <= f(k) + f'(k) (b - k)`` with
-  ``f(b) = 1 - (1 - p0)^b`` and ``f'(k) = f(k + 1) - f(k) = p0 (1 - p0)^k``.
-  Several fractional classes are handled exactly the same way (more values);
-  a member whose number of values exceeds :data:`MAX_CUTS_PER_MEMBER` (only
-  with many distinct probabilities among its neighbours) is refused with a
-  clear error rather than approximated.
+  With one fractional class of probability ``p0`` (the usual case:
+  supervised and not) the values are ``L = b w`` for ``b = 0..min(fractional
+  degree, capacity)`` invited neighbours, and the lines are
+  ``f(k) + f'(k) (b - k)`` with ``f(b) = 1 - (1 - p0)^b`` and
+  ``f'(k) = f(k + 1) - f(k) = p0 (1 - p0)^k``. Several fractional classes are
+  handled exactly the same way (more values); a member whose number of values
+  exceeds :data:`MAX_CUTS_PER_MEMBER` (only with many distinct probabilities
+  among its neighbours) is refused with a clear error rather than
+  approximated. A member with no fractional neighbour gets
+  ``r[j] <= x[j] + sum_{i ~ j, certain} x[i]``.
 
-At an integer ``x`` every cut's right side is at least 1 if *j* or a certain
-neighbour is invited (each line is at or above ``g >= 0`` at the achievable
-values), and otherwise their minimum is exactly the true probability, so the
+At an integer ``x``, if *j* or a certain neighbour is invited every right side
+is at least ``a_k + s_k L + 1 - a_k >= 1`` (``L >= 0``); otherwise the
+minimum over the lines is exactly the true probability ``g(L[j])``. So the
 programme's optimum is the true best expected reach. The solver runs with a
 zero relative gap (HiGHS's absolute gap, 1e-6, remains). Its choice replaces
 the greedy one only when its expected reach, recomputed with
@@ -357,18 +359,15 @@ def _achievable_log_values(counts: list[int], weights: list[float], capacity: in
     return values
 
 
-def _exact(indptr, indices, n, p, eligible, capacity, greedy: Choice, time_limit: float,
-           node_limit: int | None, t0: float) -> Choice:
+def _programme(indptr, indices, n, p, eligible, capacity):
+    """The integer programme's constraint rows: ``(A, rhs, cand, r_members)``, all rows ``A v <= rhs``.
+
+    Variables ``v``: ``x`` for ``cand`` (the eligible members, in index order),
+    then ``r`` for ``r_members`` (members with an eligible member in their
+    closed neighbourhood; the others can never be reached). The last row is
+    the seat limit.
+    """
     from scipy import sparse
-    from scipy.optimize import Bounds, LinearConstraint, milp
-
-    def done(invited, status, bound, note=""):
-        return _choice(indptr, indices, p, n, invited, "exact", status, bound, t0, note)
-
-    # the greedy set is proven optimal by its own bound (e.g. capacity covers everyone useful)
-    if greedy.bound is not None and greedy.bound <= greedy.expected_reach + TIE_TOLERANCE:
-        return done(greedy.invited, "optimal", greedy.bound)
-
     cand = np.flatnonzero(eligible)
     m = len(cand)
     col_of = np.full(n, -1, dtype=np.int64)
@@ -383,23 +382,21 @@ def _exact(indptr, indices, n, p, eligible, capacity, greedy: Choice, time_limit
     cls_of[np.flatnonzero(fractional)] = cls
     weights = classes.tolist()
 
-    # r variables only for members with an eligible member in their closed neighbourhood;
-    # each cut row: r_j - x_j - sum_{certain nbrs} x_i - s_k sum_{fractional nbrs} w_i x_i <= g(L_k) - s_k L_k
+    # each cut row: r_j - (1 - a_k)(x_j + sum_{certain nbrs} x_i) - s_k sum_{fractional nbrs} w_i x_i <= a_k
     row_cols: list[np.ndarray] = []
     row_vals: list[np.ndarray] = []
     rhs: list[float] = []
-    nr = 0
+    r_members: list[int] = []
     for j in range(n):
         nb = indices[indptr[j]:indptr[j + 1]]
         if not (eligible[j] or eligible[nb].any()):
             continue
-        rcol = m + nr
-        nr += 1
+        rcol = m + len(r_members)
+        r_members.append(j)
         ind = col_of[nb[certain[nb]]]
         if eligible[j]:
             ind = np.concatenate([[col_of[j]], ind])
         base_cols = np.concatenate([[rcol], ind])
-        base_vals = np.concatenate([[1.0], -np.ones(len(ind))])
         fnb = nb[fractional[nb]]
         counts = np.bincount(cls_of[fnb], minlength=len(weights))
         used = np.flatnonzero(counts)
@@ -408,16 +405,16 @@ def _exact(indptr, indices, n, p, eligible, capacity, greedy: Choice, time_limit
         g = -np.expm1(-values)                       # reach at each achievable log non-reach
         if len(values) == 1:                         # no fractional neighbour (or all p = 0): r <= x_j + certain
             row_cols.append(base_cols)
-            row_vals.append(base_vals)
+            row_vals.append(np.concatenate([[1.0], -np.ones(len(ind))]))
             rhs.append(0.0)
             continue
         slope = np.diff(g) / np.diff(values)
-        intercept = g[:-1] - slope * values[:-1]
+        intercept = g[:-1] - slope * values[:-1]     # >= 0: a chord of a concave g, extended, lies above it
         for b, s in zip(intercept.tolist(), slope.tolist()):
             row_cols.append(np.concatenate([base_cols, col_of[fnb]]))
-            row_vals.append(np.concatenate([base_vals, -s * w[fnb]]))
+            row_vals.append(np.concatenate([[1.0], np.full(len(ind), -(1.0 - b)), -s * w[fnb]]))
             rhs.append(b)
-    nvar = m + nr
+    nvar = m + len(r_members)
     # seats: sum x <= capacity
     row_cols.append(np.arange(m))
     row_vals.append(np.ones(m))
@@ -425,6 +422,23 @@ def _exact(indptr, indices, n, p, eligible, capacity, greedy: Choice, time_limit
     row_ptr = np.concatenate([[0], np.cumsum([len(r) for r in row_cols])])
     A = sparse.csr_array((np.concatenate(row_vals), np.concatenate(row_cols).astype(np.int64), row_ptr),
                          shape=(len(rhs), nvar))
+    return A, np.array(rhs), cand, np.array(r_members, dtype=np.int64)
+
+
+def _exact(indptr, indices, n, p, eligible, capacity, greedy: Choice, time_limit: float,
+           node_limit: int | None, t0: float) -> Choice:
+    from scipy.optimize import Bounds, LinearConstraint, milp
+
+    def done(invited, status, bound, note=""):
+        return _choice(indptr, indices, p, n, invited, "exact", status, bound, t0, note)
+
+    # the greedy set is proven optimal by its own bound (e.g. capacity covers everyone useful)
+    if greedy.bound is not None and greedy.bound <= greedy.expected_reach + TIE_TOLERANCE:
+        return done(greedy.invited, "optimal", greedy.bound)
+
+    A, rhs, cand, r_members = _programme(indptr, indices, n, p, eligible, capacity)
+    m, nr = len(cand), len(r_members)
+    nvar = m + nr
     c = np.concatenate([np.zeros(m), -np.ones(nr)])
     integrality = np.concatenate([np.ones(m), np.zeros(nr)])
     opts = {"time_limit": max(float(time_limit) - (time.perf_counter() - t0), 1e-3),
@@ -432,7 +446,7 @@ def _exact(indptr, indices, n, p, eligible, capacity, greedy: Choice, time_limit
     if node_limit is not None:
         opts["node_limit"] = int(node_limit)
     res = milp(c, integrality=integrality, bounds=Bounds(np.zeros(nvar), np.ones(nvar)),
-               constraints=LinearConstraint(A, -np.inf, np.array(rhs)), options=opts)
+               constraints=LinearConstraint(A, -np.inf, rhs), options=opts)
     if res.status in (2, 3):       # x = 0 is always feasible and the objective is bounded
         raise RuntimeError(f"the attendee integer programme failed ({res.status}: {res.message})")
     bound = greedy.bound
