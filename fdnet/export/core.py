@@ -1,0 +1,226 @@
+"""``export_run``: a finished run folder to GraphML, GEXF, XLSX, i2 and CSV copies.
+
+1. The export folder is checked first: new or empty, and not inside the run
+   folder (the run folder is sealed by its manifest; nothing is ever
+   written into it).
+2. The key, when pseudonymising, must lie outside both folders.
+3. The run folder is checked against its manifest (:func:`load_run`).
+4. Every file is built in memory, then written all or nothing: into a
+   hidden staging folder inside the export folder, fsynced, and moved into
+   place only when all are written. On any failure the export folder is
+   left as it was found (absent or empty).
+5. ``export_manifest.json`` records the run manifest's SHA-256, every
+   file's SHA-256 and size, whether IDs are pseudonymised and the key's
+   fingerprint. It holds no paths or timestamps, so the same run exported
+   twice (with the same key) gives byte-identical folders.
+
+Formats (``formats``): ``graphml`` and ``gexf`` (one file per layer,
+:mod:`fdnet.export.graphs`), ``xlsx`` (lists.xlsx, :mod:`fdnet.export.xlsx`),
+``i2`` (entities.csv, links.csv, :mod:`fdnet.export.i2`) and ``csv`` (the
+run's edges, scores, groups and list files; pseudonymised when a key is
+given, else byte copies).
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import shutil
+import uuid
+from pathlib import Path
+from typing import Iterable
+
+import pandas as pd
+
+from .. import __version__
+from ..errors import UsageError
+from .pseudonym import SCHEME, Pseudonymiser, key_fingerprint, read_key
+from .runfolder import (ID_COLUMNS, INCIDENT_ID_COLUMNS, LIST_NAMES, TABLE_FILES, RunFolder, column_kind,
+                        load_run, sha256_hex)
+
+FORMATS = ("graphml", "gexf", "xlsx", "i2", "csv")
+MANIFEST_NAME = "export_manifest.json"
+EXPORT_FORMAT_VERSION = 1
+
+
+def parse_formats(spec: str | Iterable[str] | None) -> tuple[str, ...]:
+    """Formats from ``"graphml,xlsx"`` / ``"all"`` / an iterable, in canonical order.
+
+    >>> parse_formats("xlsx, graphml"), parse_formats("all") == FORMATS
+    (('graphml', 'xlsx'), True)
+    >>> parse_formats("pdf")
+    Traceback (most recent call last):
+    ...
+    fdnet.errors.UsageError: --format: unknown format(s) pdf; choose from graphml, gexf, xlsx, i2, csv or all
+    """
+    if spec is None:
+        return FORMATS
+    items = [s.strip().lower() for s in (spec.split(",") if isinstance(spec, str) else spec)]
+    items = [s for s in items if s]
+    if not items or "all" in items:
+        return FORMATS
+    bad = sorted(set(items) - set(FORMATS))
+    if bad:
+        raise UsageError(f"--format: unknown format(s) {', '.join(bad)}; choose from {', '.join(FORMATS)} or all")
+    return tuple(f for f in FORMATS if f in items)
+
+
+def check_export_dir(run_dir: str | Path, out_dir: str | Path) -> None:
+    """EXPORT_DIR must be new or empty and lie outside RUN_DIR (symlinks resolved)."""
+    run_r = Path(run_dir).expanduser().resolve()
+    out = Path(out_dir).expanduser()
+    out_r = out.resolve()
+    if out_r == run_r or out_r.is_relative_to(run_r):
+        raise UsageError(f"--out {out_dir} lies inside the run folder {run_dir}; the run folder is sealed by its "
+                         "manifest, so exports go to a folder of their own")
+    if out.exists():
+        if not out.is_dir():
+            raise UsageError(f"--out {out_dir} exists and is not a folder; EXPORT_DIR must be new or empty")
+        if any(out.iterdir()):
+            raise UsageError(f"--out {out_dir} is not empty; EXPORT_DIR must be new or empty "
+                             "(fdnet never overwrites an earlier export)")
+
+
+def _all_person_ids(tables: dict[str, pd.DataFrame]) -> set[str]:
+    ids: set[str] = set()
+    for key, cols in ID_COLUMNS.items():
+        for c in cols:
+            ids.update(tables[key][c].tolist())
+    ids.discard("")
+    return ids
+
+
+def pseudonymise_tables(tables: dict[str, pd.DataFrame], p: Pseudonymiser) -> dict[str, pd.DataFrame]:
+    """The run's tables with every person ID replaced, in ID columns and in free text.
+
+    Rows are re-sorted by pseudonym (edges: pairs re-ordered so person_a <
+    person_b), so that row order does not betray the order of the real IDs;
+    list files keep their rank order.
+    """
+    out = {}
+    for key, df in tables.items():
+        df = df.copy()
+        for col in df.columns:
+            if col in ID_COLUMNS[key]:
+                df[col] = pd.Series([p(v) for v in df[col]], index=df.index, dtype=object)
+            elif col not in INCIDENT_ID_COLUMNS and column_kind(df[col]) == "text":
+                m = {u: p.text(u) for u in pd.unique(df[col])}
+                df[col] = pd.Series([m[v] for v in df[col]], index=df.index, dtype=object)
+        out[key] = df
+    e = out["edges"]
+    swap = e["person_a"] > e["person_b"]
+    e.loc[swap, ["person_a", "person_b"]] = e.loc[swap, ["person_b", "person_a"]].to_numpy()
+    order = {layer: i for i, layer in enumerate(pd.unique(e["layer"]))}
+    e = e.assign(_l=e["layer"].map(order)).sort_values(["_l", "person_a", "person_b"], kind="stable")
+    out["edges"] = e.drop(columns="_l").reset_index(drop=True)
+    out["scores"] = out["scores"].sort_values("person_id", kind="stable").reset_index(drop=True)
+    out["groups"] = out["groups"].sort_values(["person_id", "group"], kind="stable").reset_index(drop=True)
+    return out
+
+
+def text_csv_bytes(df: pd.DataFrame) -> bytes:
+    """A frame of text cells as CSV: UTF-8, LF line ends, RFC 4180 quoting where needed.
+
+    >>> text_csv_bytes(pd.DataFrame({"a": ["x", "y,z"], "b": ["1", ""]}))
+    b'a,b\\nx,1\\n"y,z",\\n'
+    """
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n", quoting=csv.QUOTE_MINIMAL)
+    w.writerow([str(c) for c in df.columns])
+    w.writerows(df.itertuples(index=False, name=None))
+    return buf.getvalue().encode("utf-8")
+
+
+def build_export(rf: RunFolder, formats: Iterable[str], key: bytes | None = None) -> tuple[dict[str, bytes], dict]:
+    """Every export file's bytes and the export manifest, writing nothing."""
+    from .graphs import graph_files
+    from .i2 import i2_files
+    from .xlsx import lists_workbook
+
+    formats = parse_formats(formats)
+    tables = rf.tables
+    fingerprint = None
+    if key is not None:
+        tables = pseudonymise_tables(tables, Pseudonymiser(key, _all_person_ids(tables)))
+        fingerprint = key_fingerprint(key)
+    files: dict[str, bytes] = {}
+    if "graphml" in formats or "gexf" in formats:
+        files.update(graph_files(tables, formats, rf.as_of))
+    if "xlsx" in formats:
+        meta = {"as_of": rf.as_of, "window_start": rf.manifest.get("window", {}).get("start", ""),
+                "policy_sha256": rf.policy_sha256, "run_fdnet_version": str(rf.manifest.get("fdnet_version", "")),
+                "fdnet_version": __version__, "run_manifest_sha256": rf.manifest_sha256,
+                "pseudonymised": key is not None, "key_fingerprint": fingerprint}
+        files["lists.xlsx"] = lists_workbook(tables, meta)
+    if "i2" in formats:
+        files.update(i2_files(tables))
+    if "csv" in formats:
+        if key is None:
+            for fname in TABLE_FILES.values():
+                files[fname] = rf.raw[fname]  # the bytes whose hash was checked
+        else:
+            for k, fname in TABLE_FILES.items():
+                files[fname] = text_csv_bytes(tables[k])
+    manifest = {
+        "export_format_version": EXPORT_FORMAT_VERSION,
+        "fdnet_version": __version__,
+        "run": {"manifest_sha256": rf.manifest_sha256, "as_of": rf.as_of,
+                "fdnet_version": rf.manifest.get("fdnet_version"), "policy_sha256": rf.policy_sha256,
+                "lists": {n: int(len(rf.tables[n])) for n in LIST_NAMES}},
+        "formats": list(formats),
+        "pseudonymised": key is not None,
+        "key_fingerprint": fingerprint,
+        "pseudonym_scheme": SCHEME if key is not None else None,
+        "files": {name: {"sha256": sha256_hex(b), "bytes": len(b)} for name, b in sorted(files.items())},
+    }
+    return files, manifest
+
+
+def write_all_or_nothing(files: dict[str, bytes], out_dir: str | Path) -> None:
+    """Write ``files`` into ``out_dir`` via a staging folder; on failure leave it absent or empty."""
+    out_dir = Path(out_dir)
+    created = not out_dir.exists()
+    stage = out_dir / f".fdnet-export-staging-{uuid.uuid4().hex[:12]}"
+    moved: list[Path] = []
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        stage.mkdir()
+        for name, data in files.items():
+            with open(stage / name, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+        for name in files:
+            target = out_dir / name
+            os.replace(stage / name, target)
+            moved.append(target)
+        stage.rmdir()
+    except BaseException:
+        for p in moved:
+            p.unlink(missing_ok=True)
+        shutil.rmtree(stage, ignore_errors=True)
+        if created:
+            shutil.rmtree(out_dir, ignore_errors=True)
+        raise
+
+
+def export_run(run_dir: str | Path, out_dir: str | Path, formats: Iterable[str] | str | None = FORMATS,
+               key_path: str | Path | None = None) -> dict:
+    """Export a run folder into ``out_dir`` (see the module docstring); return the export manifest.
+
+    With ``key_path`` every person ID is replaced by its keyed pseudonym
+    (:mod:`fdnet.export.pseudonym`); the key file must lie outside both folders.
+    """
+    run_dir, out_dir = Path(run_dir), Path(out_dir)
+    fmts = parse_formats(formats)
+    check_export_dir(run_dir, out_dir)
+    key = None
+    if key_path is not None:
+        key = read_key(key_path, {"the run folder": run_dir, "the export folder": out_dir})
+    rf = load_run(run_dir)
+    files, manifest = build_export(rf, fmts, key)
+    files[MANIFEST_NAME] = (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+    check_export_dir(run_dir, out_dir)  # still new or empty after the build
+    write_all_or_nothing(files, out_dir)
+    return manifest

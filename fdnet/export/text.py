@@ -1,0 +1,39 @@
+"""Making input strings safe for the formats they are exported to.
+
+Person IDs, group names and reasons come from police records: any string
+can arrive. Two hazards matter for exports:
+
+* **XML** (GraphML, GEXF, the XML inside XLSX) cannot hold most control
+  characters at all; :func:`xml_safe` replaces them with U+FFFD so the file
+  stays well-formed (``<``, ``&`` and quotes are escaped by the XML writers).
+* **Spreadsheet formulas**: a cell starting with ``=``, ``+``, ``-``, ``@``,
+  tab or carriage return may be run as a formula when a CSV is opened in a
+  spreadsheet (OWASP "CSV injection"). The XLSX writer stores such cells as
+  literal text with Excel's quote prefix; in CSV files
+  :func:`neutralise_formula` puts an apostrophe in front, as OWASP advises.
+
+>>> xml_safe("a\\x00b\\x1fc\\td")
+'a\\ufffdb\\ufffdc\\td'
+>>> neutralise_formula('=HYPERLINK("http://x","y")'), neutralise_formula("P1"), neutralise_formula("-5")
+('\\'=HYPERLINK("http://x","y")', 'P1', "'-5")
+"""
+from __future__ import annotations
+
+import re
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+_XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def xml_safe(s: str) -> str:
+    """``s`` with characters XML 1.0 cannot hold replaced by U+FFFD."""
+    return _XML_ILLEGAL.sub("\ufffd", s)
+
+
+def starts_like_formula(s: str) -> bool:
+    return s.startswith(FORMULA_STARTS)
+
+
+def neutralise_formula(s: str) -> str:
+    """Prefix an apostrophe to a text cell a spreadsheet would read as a formula."""
+    return "'" + s if starts_like_formula(s) else s
