@@ -16,18 +16,25 @@ specification (docs/exports.md describes one to build once and save).
   ``incident_ids``. Ties are undirected (edges.csv orders the pair by ID,
   not by who harmed whom): import them without arrowheads.
 
-Encoding: UTF-8 **with** a byte-order mark and CRLF line ends. The
-Importer (and Excel, which analysts often use to look at the files first)
-detects UTF-8 from the BOM; without it, names with accents are read in the
-Windows code page and garbled. Fields are quoted per RFC 4180 where needed.
-Text cells that a spreadsheet would read as a formula get a leading
-apostrophe (:func:`fdnet.export.text.neutralise_formula`), the same way in
-both files so identities still match.
+Encoding: UTF-8 **with** a byte-order mark and CRLF line ends, the form
+Windows programs recognise without being told: Excel (which analysts often
+use to look at the files first) reads a BOM-less UTF-8 CSV in the local
+code page and garbles accented names. If an importer shows a stray
+``ï»¿`` before the first heading, set the file's encoding to UTF-8 in its
+format step. Fields are quoted per RFC 4180 where needed.
+The importer reads one item per line, so line breaks inside a value become
+spaces. Text cells that a spreadsheet would read as a formula get a leading
+apostrophe (:func:`fdnet.export.text.neutralise_formula`). Both rules apply
+the same way in both files, so identities still match.
+
+>>> _cell("=1+1"), _cell("two\\nlines")
+("'=1+1", 'two lines')
 """
 from __future__ import annotations
 
 import csv
 import io
+import re
 
 import pandas as pd
 
@@ -36,6 +43,7 @@ from .text import neutralise_formula
 
 ENTITY_ATTRS = ("group", "score", "enforcement_score", "service_score", "degree", "exposure_1", "exposure_2",
                 "betweenness")
+_ONE_LINE = re.compile(r"\r\n|[\r\n]")
 LAYER_LABELS = {"co_offending": "co-offending", "victimization": "victimization"}
 
 
@@ -44,6 +52,11 @@ def _csv(rows: list[list[str]]) -> bytes:
     w = csv.writer(buf, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL)
     w.writerows(rows)
     return buf.getvalue().encode("utf-8-sig")
+
+
+def _cell(s: str) -> str:
+    """A text cell for i2: one line (the importer never reads an item across lines), no formula start."""
+    return neutralise_formula(_ONE_LINE.sub(" ", s))
 
 
 def _plural(n: str, word: str) -> str:
@@ -60,7 +73,7 @@ def i2_files(tables: dict[str, pd.DataFrame]) -> dict[str, bytes]:
     sc = sc[~sc.index.duplicated()]
     attrs = [a for a in ENTITY_ATTRS if a in sc.columns]
     sc = sc.reindex(people)[attrs].fillna("")
-    n = neutralise_formula
+    n = _cell
     header = ["entity_type", "identity", "label", *attrs,
               *[c for name in LIST_NAMES for c in (f"on_{name}", f"{name}_rank")]]
     rows = [header]
