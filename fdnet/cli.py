@@ -92,6 +92,9 @@ def run(
     previous: Optional[Path] = typer.Option(None, "--previous", help="An earlier run folder: detected groups "
                                             "keep their names where membership overlaps."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or summary table."),
+    audit_db: Optional[str] = typer.Option(None, "--audit-db", help="Record the run in this audit log (SQLite "
+                                           "path or SQLAlchemy URL; default $FDNET_AUDIT_DB when set). Without "
+                                           "either, nothing is written outside RUN_DIR. See docs/audit.md."),
 ):
     """Run the main job: validate the inputs, build the networks, score, and write the run folder.
 
@@ -101,12 +104,25 @@ def run(
     from .pipeline import run as run_pipeline
     from .scoring.policy import load_policy
 
+    audit = None
+    if audit_db or os.environ.get("FDNET_AUDIT_DB"):
+        from .audit.log import AuditLog
+        audit = AuditLog(audit_db).ensure()   # fails before the long run if the log can't be appended to
     pol = load_policy(policy)
     with _progress(not quiet) as prog:
         result = run_pipeline(data_dir, out_dir, as_of=as_of, policy=pol, mapping_path=mapping, progress=prog,
                               previous_run=previous)
     if not quiet:
         _summary_table(result, out_dir)
+    if audit is not None:
+        from .errors import UsageError
+        try:
+            entry = audit.record_run(out_dir, result.manifest)
+        except UsageError as exc:
+            raise UsageError(f"the run was written to {out_dir} but not recorded in the audit log ({exc}); "
+                             f"record it with `fdnet audit record-run {out_dir}`") from None
+        if not quiet:
+            out.print(f"recorded in the audit log {audit.display_url} as entry {entry.seq}")
 
 
 @app.command()
@@ -440,7 +456,7 @@ def retention_report_cmd(
 
 
 def _register_subcommands() -> None:
-    """Commands that live beside their stage: audit log, review, retention (fdnet.audit.commands)
+    """Commands that live beside their stage: audit log and review (fdnet.audit.commands)
     and exports (fdnet.export.commands). Each module has ``register(app)``."""
     from .audit import commands as audit_commands
     from .export import commands as export_commands

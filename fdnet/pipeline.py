@@ -26,6 +26,7 @@ import pandas as pd
 from . import __version__
 from .errors import UsageError
 from .api import study
+from .graph.layers import FLAG_VICTIM
 from .lists.build import build_lists
 from .records.validate import day_to_iso
 from .scoring.explain import Explainer
@@ -97,7 +98,9 @@ def compute_run(data_dir: str | Path, *, as_of: str | None = None, policy: Polic
 
     step("lists")
     group_sizes = scores.loc[scores["group"] != "", "group"].value_counts()
-    lists = build_lists(scores, policy, rec.as_of_day, group_sizes)
+    lists = build_lists(scores, policy, rec.as_of_day, group_sizes, co_offending=co, persons=rec.persons,
+                        as_of=rec.as_of)
+    call_in_groups = lists.pop("call_in_groups")
 
     step("explanations")
     listed: dict[str, list[str]] = {}
@@ -122,6 +125,7 @@ def compute_run(data_dir: str | Path, *, as_of: str | None = None, policy: Polic
         "call_in.csv": csv_bytes(lists["call_in"]),
         "custom_notifications.csv": csv_bytes(lists["custom_notifications"]),
         "service_referrals.csv": csv_bytes(lists["service_referrals"]),
+        "call_in_groups.csv": csv_bytes(call_in_groups),
         "explanations.jsonl": ("\n".join(expl_lines) + ("\n" if expl_lines else "")).encode("utf-8"),
     }
     shootings = net.shooting_incidents()
@@ -142,11 +146,14 @@ def compute_run(data_dir: str | Path, *, as_of: str | None = None, policy: Polic
         "rows_rejected": int(len(rec.rejected)),
         "lists": {k: int(len(v)) for k, v in lists.items()},
     }
-    step("report")
-    from .report.html import render_report
-    outputs["report.html"] = render_report(
-        rec=rec, summary=summary, lists=lists, scores=scores, groups=groups, policy=policy,
-        contagion=an.contagion.summary() if an.contagion is not None else None).encode("utf-8")
+    from .audit.disparity import disparity_summary, disparity_table
+    disparity = disparity_table(scores, lists, rec.persons, policy)
+    outputs["disparity.csv"] = csv_bytes(disparity)
+    summary["shootings_by_month"] = _shootings_by_month(net)
+    summary["call_in_groups"] = int(len(call_in_groups))
+    summary["call_in_expected_reach"] = round(float(call_in_groups["expected_reach"].sum()), 6) \
+        if len(call_in_groups) else 0.0
+    summary["disparity_flags"] = int((disparity["flag"].astype(str) != "").sum())
     inputs = dict(rec.inputs)
     if mapping_path or (Path(data_dir) / "mapping.yaml").exists():
         mp = Path(mapping_path) if mapping_path else Path(data_dir) / "mapping.yaml"
@@ -158,16 +165,39 @@ def compute_run(data_dir: str | Path, *, as_of: str | None = None, policy: Polic
         "data_dir": str(Path(data_dir).resolve()),
         "policy": policy.effective(),
         "inputs": inputs,
-        "outputs": {name: {"sha256": sha256_bytes(b), "bytes": len(b)} for name, b in sorted(outputs.items())},
         "summary": summary,
         "analytics": {
             "betweenness": an.betweenness_info,
             "contagion": an.contagion.summary() if an.contagion is not None else None,
         },
+        "disparity": disparity_summary(disparity),
         "notes": rec.notes,
         "environment": _versions(),
     }
+    step("report")
+    from .report.html import render_report
+    outputs["report.html"] = render_report(dict(outputs), manifest).encode("utf-8")
+    manifest["outputs"] = {name: {"sha256": sha256_bytes(b), "bytes": len(b)} for name, b in sorted(outputs.items())}
     return RunResult(outputs, manifest, summary)
+
+
+def _shootings_by_month(net) -> list[dict]:
+    """Shootings and shooting victims per calendar month of the window (for the report's chart)."""
+    I = net.incidence
+    sh = net.shooting_incidents()
+    months = (np.datetime64("1970-01-01", "D") + net.inc_day.astype("timedelta64[D]")).astype("datetime64[M]")
+    vic = ((I.flags & FLAG_VICTIM) != 0) & sh[I.inc]
+    out = []
+    if len(months) == 0:
+        return out
+    lo, hi = months.min(), months.max()
+    m_sh = pd.Series(months[sh]).value_counts()
+    m_v = pd.Series(months[I.inc[vic]]).value_counts()
+    m = lo
+    while m <= hi:
+        out.append({"month": str(m), "shootings": int(m_sh.get(m, 0)), "victims": int(m_v.get(m, 0))})
+        m = m + np.timedelta64(1, "M")
+    return out
 
 
 def manifest_bytes(manifest: dict) -> bytes:

@@ -14,7 +14,8 @@ from fdnet.cli import main
 
 LISTS = ("call_in.csv", "custom_notifications.csv", "service_referrals.csv")
 RUN_FILES = {"manifest.json", "rejected.csv", "edges.csv", "groups.csv", "scores.csv", *LISTS,
-             "explanations.jsonl", "report.html", "group_table.csv", "conflicts.csv", "contagion_events.csv"}
+             "explanations.jsonl", "report.html", "group_table.csv", "conflicts.csv", "contagion_events.csv",
+             "call_in_groups.csv", "disparity.csv"}
 
 
 @pytest.fixture
@@ -42,7 +43,8 @@ def test_run_writes_the_whole_contract_folder(run_dir):
     assert set(m["outputs"]) == RUN_FILES - {"manifest.json"}
     for name, meta in m["outputs"].items():
         assert hashlib.sha256((run_dir / name).read_bytes()).hexdigest() == meta["sha256"]
-    assert m["inputs"]["involvements"]["rows"] == {"read": 14, "used": 14, "rejected": 0, "after_as_of": 0}
+    assert m["inputs"]["involvements"]["rows"] == {"read": 14, "used": 14, "rejected": 0, "after_as_of": 0,
+                                                  "purged_retention": 0}
     e = read(run_dir / "edges.csv")
     assert list(e.columns[:8]) == ["person_a", "person_b", "layer", "weight", "incidents", "decayed_weight",
                                    "first_date", "last_date"] or {"person_a", "person_b", "layer", "weight",

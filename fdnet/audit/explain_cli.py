@@ -55,7 +55,7 @@ def _why_not(name: str, s: dict | None, lst: pd.DataFrame, policy: dict) -> str:
     if name in ("call_in", "custom_notifications"):
         if s["enforcement_eligible"].lower() != "true":
             return f"excluded by a guardrail: {s['enforcement_exclusion']}"
-        if name == "call_in" and rule.get("require_group", True) and not s["group"]:
+        if name == "call_in" and not s["group"]:
             return "not a member of any group (audit or detected); call-ins invite group members"
         score = float(s["enforcement_score"])
         if score < rule["min_score"]:

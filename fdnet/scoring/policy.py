@@ -189,9 +189,12 @@ class ServiceRule(ListRule):
 
 
 class CallInRule(ListRule):
-    """Call-in: choose groups, then the attendees who spread the message furthest inside each."""
+    """Call-in: choose groups, then the attendees who spread the message furthest inside each.
 
-    require_group: bool = Field(default=True, description="only members of a group (audit or detected) are invited")
+    ``size`` is the total number of seats; ``min_score`` the enforcement score
+    an invitee needs (guardrails apply too).
+    """
+
     max_groups: int = Field(default=8, ge=1, description="groups invited to the call-in")
     group_recent_days: int = Field(default=365, ge=1,
                                    description="a group's violence counts as recent within this many days of as_of")
@@ -208,7 +211,7 @@ class CallInRule(ListRule):
 
 class Lists(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    call_in: CallInRule = Field(default_factory=lambda: CallInRule(size=60, min_score=20))
+    call_in: CallInRule = Field(default_factory=lambda: CallInRule(size=48, min_score=20))
     custom_notifications: ListRule = Field(default_factory=lambda: ListRule(size=30, min_score=30))
     service_referrals: ServiceRule = Field(default_factory=lambda: ServiceRule(size=100, min_score=8))
 
