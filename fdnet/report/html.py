@@ -39,7 +39,7 @@ from pathlib import Path
 
 import jinja2
 import pandas as pd
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from .. import __version__
 from . import charts, networks
@@ -49,6 +49,7 @@ _ENV = jinja2.Environment(
         lambda name: resources.files("fdnet.report").joinpath("templates", name).read_text("utf-8")),
     autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
 )
+LONG_TEXT = 60      # table cells longer than this get a minimum width on screen
 
 LISTS = (("call_in", "call_in.csv", "Call-in"),
          ("custom_notifications", "custom_notifications.csv", "Custom notifications"),
@@ -170,17 +171,40 @@ def _num(s) -> float:
         return 0.0
 
 
-def _table(df: pd.DataFrame | None, limit: int | None = None) -> dict | None:
-    """A frame as ``{"columns", "rows", "total", "numeric"}`` for the generic table macro."""
+def breakable(value) -> Markup:
+    """Escaped text with a line-break opportunity after each ``;`` and ``_`` (ID lists, column names).
+
+    The text a reader copies is unchanged: ``<wbr>`` adds no character.
+
+    >>> breakable("I1;I2<x>"), breakable("expected_reach")
+    (Markup('I1;<wbr>I2&lt;x&gt;'), Markup('expected_<wbr>reach'))
+    """
+    return Markup(";<wbr>").join(Markup(str(escape(part)).replace("_", "_<wbr>"))
+                                 for part in str(value).split(";"))
+
+
+_ENV.filters["breakable"] = breakable
+
+
+def _table(df: pd.DataFrame | None, limit: int | None = None, flag_col: str | None = None) -> dict | None:
+    """A frame as ``{"columns", "rows", "total", "numeric", "flags"}`` for the generic table macro.
+
+    With ``flag_col``, that column is taken out of the table and ``flags``
+    holds its non-empty values (the rows to highlight) in row order.
+    """
     if df is None:
         return None
+    flags = None
+    if flag_col and flag_col in df.columns:
+        flags = [str(v).strip() for v in df[flag_col].tolist()]
+        df = df.drop(columns=flag_col)
     d = df if limit is None else df.head(limit)
     numeric = []
     for c in df.columns:
         vals = [v for v in df[c].tolist() if v != ""]
         numeric.append(bool(vals) and all(_isnum(v) for v in vals[:200]))
     return {"columns": list(df.columns), "rows": d.to_numpy().tolist(), "total": int(len(df)),
-            "numeric": numeric}
+            "numeric": numeric, "flags": flags[:len(d)] if flags is not None else None}
 
 
 def _isnum(v: str) -> bool:
@@ -384,7 +408,7 @@ def build_context(files: dict[str, bytes], manifest: dict) -> dict:
         "composition": charts.stacked_bars_svg(_composition(present)) if present else None,
         "overlap": _overlap(present),
         "call_in_groups": _table(call_in_groups),
-        "disparity": _table(disparity),
+        "disparity": _table(disparity, flag_col="flag"),
         "disparity_flagged": flagged,
         "score_charts": _score_charts(scores, policy),
         "monthly": _monthly(manifest, contagion_events),
@@ -426,6 +450,7 @@ def render_report(files: dict[str, bytes] | None = None, manifest: dict | None =
         files, manifest = _legacy_inputs(rec=rec, summary=summary, lists=lists, scores=scores, groups=groups,
                                          policy=policy, contagion=contagion)
     ctx = build_context(files, manifest or {})
+    ctx["long_text"] = LONG_TEXT
     data = ctx.pop("data")
     ctx["data_json"] = {k: script_json(v) for k, v in data.items()}
     ctx["has_net"] = {k: v is not None for k, v in data.items()}
