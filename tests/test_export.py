@@ -505,3 +505,55 @@ def test_cli_records_the_export_in_the_audit_log(run_dir, tmp_path, monkeypatch)
         payload = json.loads(payload)
     assert payload["pseudonymised"] is False
     assert set(payload["files"]) == {"co_offending.graphml", "victimization.graphml", "export_manifest.json"}
+
+
+# --- hostile strings in every format ---------------------------------------------------------------
+
+def _tables(pid_a: str, pid_b: str, group: str) -> dict[str, pd.DataFrame]:
+    lst = pd.DataFrame({"rank": ["1"], "person_id": [pid_a], "group": [group], "score": ["5"],
+                        "reasons": [f"tied to {pid_b}\nsecond line"]}, dtype=object)
+    return {
+        "edges": pd.DataFrame({"person_a": [pid_a], "person_b": [pid_b], "layer": ["co_offending"],
+                               "weight": ["2"], "incidents": ["2"], "first_date": ["2024-01-01"],
+                               "last_date": ["2024-02-01"], "incident_ids": ["I1;I2"]}, dtype=object),
+        "scores": pd.DataFrame({"person_id": [pid_a, pid_b], "score": ["5", "1"], "group": [group, ""],
+                                "degree": ["1", "1"], "exposure_1": ["0", "0"], "exposure_2": ["0", "0"]},
+                               dtype=object),
+        "groups": pd.DataFrame({"person_id": [pid_a], "group": [group]}, dtype=object),
+        "call_in": lst, "custom_notifications": lst.iloc[0:0], "service_referrals": lst.iloc[0:0],
+    }
+
+
+def test_markup_quotes_line_breaks_and_control_characters_stay_well_formed():
+    from fdnet.export.graphs import gexf_bytes, graphml_bytes, layer_data
+    from fdnet.export.i2 import i2_files
+    from fdnet.export.xlsx import lists_workbook
+
+    a, b = 'A&<b>"q\'\tx', "B\x01ctl"
+    group = "<script>alert(1)</script> & \"crew\"\r\nline"
+    t = _tables(a, b, group)
+    d = layer_data(t, "co_offending")
+    for g in (nx.read_graphml(io.BytesIO(graphml_bytes(d))), nx.read_gexf(io.BytesIO(gexf_bytes(d, "2024-03-01")))):
+        assert set(g.nodes) == {a, "B\ufffdctl"}                     # XML cannot hold \x01: shown as U+FFFD
+        assert g.nodes[a]["group"] == group                           # tab, CR, LF and markup survive
+        assert g.edges[a, "B\ufffdctl"]["weight"] == 2.0
+    meta = {"as_of": "2024-03-01", "window_start": "2021-03-02", "policy_sha256": "0" * 64,
+            "run_fdnet_version": "x", "fdnet_version": "x", "run_manifest_sha256": "1" * 64,
+            "pseudonymised": False, "key_fingerprint": None}
+    wb = openpyxl.load_workbook(io.BytesIO(lists_workbook(t, meta)))
+    row = [c.value for c in wb["Call-in"][2]]
+    # XML reads CR LF inside a cell as LF: the line break stays, the CR goes
+    assert row[1] == a and row[2] == group.replace("\r\n", "\n")
+    assert row[4] == f"tied to {b.replace(chr(1), chr(0xfffd))}\nsecond line"
+    files = i2_files(t)
+    ent = pd.read_csv(io.BytesIO(files["entities.csv"]), dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    assert ent.set_index("identity").loc[a, "group"] == "<script>alert(1)</script> & \"crew\" line"
+    assert files["links.csv"].decode("utf-8-sig").count("\r\n") == 2   # header + one link: one line each
+
+
+def test_policy_hash_is_the_audit_logs():
+    from fdnet.audit.log import canonical_json
+    from fdnet.export.runfolder import policy_sha256
+    from fdnet.scoring.policy import Policy
+    p = Policy().effective()
+    assert policy_sha256(p) == hashlib.sha256(canonical_json(p).encode("utf-8")).hexdigest()

@@ -13,6 +13,9 @@ in a person ID as a live formula, so each text cell is forced to type
 ``s``, and cells that start like a formula (``= + - @``, tab, CR) also get
 Excel's quote prefix, which keeps them text even when edited.
 
+Characters XML cannot hold (control characters) become U+FFFD; a line
+break is kept, though a CR LF pair reads back as LF (XML's rule).
+
 The workbook is deterministic: document dates set to the run's as_of and
 the zip entries stamped 1980-01-01, so a re-export is byte-identical.
 """
