@@ -281,7 +281,8 @@ def policy_check(path: Path = typer.Argument(..., help="Policy YAML to validate.
     print(json.dumps(load_policy(path).effective(), indent=2))
 
 
-def _calibration_command(data_dirs, out_dir, policy, horizon, origins, step, top_k, target, fit, max_bins):
+def _calibration_command(data_dirs, out_dir, policy, horizon, origins, step, top_k, target, fit, max_bins,
+                         as_of=None):
     import yaml
 
     from .pipeline import check_run_dir, write_files
@@ -298,6 +299,7 @@ def _calibration_command(data_dirs, out_dir, policy, horizon, origins, step, top
     with err.status("backtesting") as status:
         res = run_calibration([str(d) for d in data_dirs], base=base, horizon_days=horizon, origins=origins,
                               step_days=step, top_k=top_k, target=target, fit=fit, max_bins=max_bins,
+                              as_of=as_of or None, min_history_days=0 if as_of else 365,
                               progress=lambda s: status.update(f"snapshot {s}"))
     rep = res.report
     files = {
@@ -337,6 +339,8 @@ def calibrate(
                                         "(default: the custom-notification list size)."),
     target: str = typer.Option("shooting", "--target", help="shooting (shoots or is shot), violent, or offending."),
     max_bins: int = typer.Option(6, "--max-bins", min=1, max=20, help="Most bins per component's points table."),
+    as_of: Optional[list[str]] = typer.Option(None, "--as-of", help="Origin dates YYYY-MM-DD instead of the "
+                                              "rolling origins (repeat the option; at least two)."),
 ):
     """Fit the score's points from history (rolling-origin splits) and write a policy plus a backtest report.
 
@@ -344,7 +348,7 @@ def calibrate(
     compared with baselines (single features, demographics only, an SSL-style 8-predictor score).
     See docs/calibration.md.
     """
-    _calibration_command(data_dirs, out_dir, policy, horizon, origins, step, top_k, target, True, max_bins)
+    _calibration_command(data_dirs, out_dir, policy, horizon, origins, step, top_k, target, True, max_bins, as_of)
 
 
 @app.command()
@@ -357,9 +361,15 @@ def backtest(
     step: Optional[int] = typer.Option(None, "--step", min=1),
     top_k: Optional[int] = typer.Option(None, "--top-k", min=1),
     target: str = typer.Option("shooting", "--target", help="shooting, violent, or offending."),
+    as_of: Optional[list[str]] = typer.Option(None, "--as-of", help="Origin date(s) YYYY-MM-DD instead of the "
+                                              "rolling origins (repeat the option for several)."),
 ):
-    """Evaluate a policy's ranking as it is (no fitting) against single-feature baselines."""
-    _calibration_command(data_dirs, out_dir, policy, horizon, origins, step, top_k, target, False, 6)
+    """Evaluate a policy's ranking as it is (no fitting) against single-feature baselines.
+
+    Example (rank on January-March, check April-June): fdnet backtest DATA --out bt --as-of 2020-03-31
+    --horizon 91 --target offending
+    """
+    _calibration_command(data_dirs, out_dir, policy, horizon, origins, step, top_k, target, False, 6, as_of)
 
 
 @app.command()

@@ -256,13 +256,18 @@ def fit_scorecard(X: pd.DataFrame, y: np.ndarray, *, base: Policy, max_bins: int
     """Fit monotone additive points per feature (see the module docstring)."""
     from sklearn.ensemble import HistGradientBoostingClassifier
 
-    cols = list(features)
+    # a feature without two distinct known values in the training data cannot be fitted: 0 points
+    flat = [c for c in features if X[c].dropna().nunique() < 2]
+    cols = [c for c in features if c not in flat]
     Xa = X[cols].to_numpy(dtype=float)
     mono = [-1 if c in DECREASING else 1 for c in cols]
+    big = len(y) >= 20_000
+    # small histories (a few hundred people) need smaller leaves and no held-out early stopping
     model = HistGradientBoostingClassifier(
-        loss="log_loss", learning_rate=0.05, max_iter=400, max_leaf_nodes=4, min_samples_leaf=200,
+        loss="log_loss", learning_rate=0.05, max_iter=400 if big else 100, max_leaf_nodes=4,
+        min_samples_leaf=int(np.clip(len(y) // 100, 10, 200)),
         l2_regularization=1.0, interaction_cst="no_interactions", monotonic_cst=mono,
-        early_stopping=True, validation_fraction=0.2, n_iter_no_change=30, random_state=seed)
+        early_stopping=big, validation_fraction=0.2 if big else None, n_iter_no_change=30, random_state=seed)
     model.fit(Xa, y)
     # Reference row: every feature at its lowest-risk value (0 for counts, the oldest age).
     finite_max = np.nanmax(np.where(np.isfinite(Xa), Xa, np.nan), axis=0)
@@ -312,7 +317,9 @@ def fit_scorecard(X: pd.DataFrame, y: np.ndarray, *, base: Policy, max_bins: int
             shift = min(mp)  # points are relative to the lowest-risk bin
             comps[c] = Component(points=[p - shift for p in mp], bins=mb, counts_for=counts_for,
                                  missing_points=float(max(0.0, np.round(g_missing) - shift)) if can_miss else 0.0)
-    return comps
+    for c in flat:
+        comps[c] = Component(points=0.0, counts_for=base.components[c].counts_for)
+    return {c: comps[c] for c in features}
 
 
 def score_with(components: dict[str, Component], X: pd.DataFrame) -> np.ndarray:
@@ -412,14 +419,15 @@ def _fit_policy(train: pd.DataFrame, base: Policy, max_bins: int, seed: int, hor
 
 def calibrate(data_dirs: Sequence[str | Path], *, base: Policy | None = None, horizon_days: int = 120,
               origins: int = 6, step_days: int | None = None, max_bins: int = 6, top_k: int | None = None,
-              seed: int = 0, target: str = "shooting", fit: bool = True,
+              seed: int = 0, target: str = "shooting", fit: bool = True, as_of: Sequence[str] | None = None,
+              min_history_days: int = 365,
               progress: Callable[[str], None] | None = None) -> CalibrationResult:
     """Rolling-origin backtest; with ``fit`` the points are fitted, else ``base`` is evaluated as it is."""
     base = base or Policy()
     top_k = top_k or base.lists.custom_notifications.size
     t0 = time.time()
     snaps = snapshots(data_dirs, policy=base, horizon_days=horizon_days, origins=origins, step_days=step_days,
-                      target=target, progress=progress)
+                      target=target, as_of=as_of, min_history_days=min_history_days, progress=progress)
     origins_all = sorted({iso_to_day(s.origin) for s in snaps})
     folds, rows = [], []
     for od in origins_all[1:] if fit else origins_all:
