@@ -110,7 +110,8 @@ def test_export_writes_every_format_with_checksums_and_leaves_the_run_untouched(
     names = {p.name for p in out.iterdir()}
     assert names == {"co_offending.graphml", "victimization.graphml", "co_offending.gexf", "victimization.gexf",
                      "lists.xlsx", "entities.csv", "links.csv", "edges.csv", "scores.csv", "groups.csv",
-                     *(f"{n}.csv" for n in LISTS), "export_manifest.json"}
+                     *(f"{n}.csv" for n in LISTS), "export_manifest.json"} | (
+                        {"disparity.csv"} & set(json.loads((run_dir / "manifest.json").read_text())["outputs"]))
     on_disk = json.loads((out / "export_manifest.json").read_text(encoding="utf-8"))
     assert on_disk == m
     assert set(m["files"]) == names - {"export_manifest.json"}
@@ -121,8 +122,9 @@ def test_export_writes_every_format_with_checksums_and_leaves_the_run_untouched(
     assert m["pseudonymised"] is False and m["key_fingerprint"] is None
     assert m["formats"] == list(FORMATS)
     # CSV copies of a plain export are the run's own bytes
-    for n in ("edges.csv", "scores.csv", "call_in.csv"):
-        assert (out / n).read_bytes() == (run_dir / n).read_bytes()
+    for n in ("edges.csv", "scores.csv", "call_in.csv", "disparity.csv"):
+        if (run_dir / n).exists():
+            assert (out / n).read_bytes() == (run_dir / n).read_bytes()
     assert not any(p.name.startswith(".") for p in out.iterdir())
 
 

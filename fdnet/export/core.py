@@ -17,8 +17,8 @@
 Formats (``formats``): ``graphml`` and ``gexf`` (one file per layer,
 :mod:`fdnet.export.graphs`), ``xlsx`` (lists.xlsx, :mod:`fdnet.export.xlsx`),
 ``i2`` (entities.csv, links.csv, :mod:`fdnet.export.i2`) and ``csv`` (the
-run's edges, scores, groups and list files; pseudonymised when a key is
-given, else byte copies).
+run's edges, scores, groups and list files, and disparity.csv when the run
+has one; pseudonymised when a key is given, else byte copies).
 """
 from __future__ import annotations
 
@@ -36,8 +36,8 @@ import pandas as pd
 from .. import __version__
 from ..errors import UsageError
 from .pseudonym import SCHEME, Pseudonymiser, key_fingerprint, read_key
-from .runfolder import (ID_COLUMNS, INCIDENT_ID_COLUMNS, LIST_NAMES, TABLE_FILES, RunFolder, column_kind,
-                        load_run, sha256_hex)
+from .runfolder import (ID_COLUMNS, INCIDENT_ID_COLUMNS, LIST_NAMES, OPTIONAL_TABLE_FILES, TABLE_FILES, RunFolder,
+                        column_kind, load_run, sha256_hex)
 
 FORMATS = ("graphml", "gexf", "xlsx", "i2", "csv")
 MANIFEST_NAME = "export_manifest.json"
@@ -157,11 +157,12 @@ def build_export(rf: RunFolder, formats: Iterable[str], key: bytes | None = None
         files.update(i2_files(tables))
     if "csv" in formats:
         if key is None:
-            for fname in TABLE_FILES.values():
+            for fname in rf.raw:
                 files[fname] = rf.raw[fname]  # the bytes whose hash was checked
         else:
-            for k, fname in TABLE_FILES.items():
-                files[fname] = text_csv_bytes(tables[k])
+            for k, fname in {**TABLE_FILES, **OPTIONAL_TABLE_FILES}.items():
+                if k in tables:
+                    files[fname] = text_csv_bytes(tables[k])
     manifest = {
         "export_format_version": EXPORT_FORMAT_VERSION,
         "fdnet_version": __version__,

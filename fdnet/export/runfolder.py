@@ -30,15 +30,18 @@ from ..errors import UsageError
 LIST_NAMES = ("call_in", "custom_notifications", "service_referrals")
 TABLE_FILES = {"edges": "edges.csv", "scores": "scores.csv", "groups": "groups.csv",
                **{n: f"{n}.csv" for n in LIST_NAMES}}
+# tables exported when the run has them (older runs do not): aggregates without person ID columns
+OPTIONAL_TABLE_FILES = {"disparity": "disparity.csv"}
 REQUIRED_COLUMNS = {
     "edges": ("person_a", "person_b", "layer", "weight", "incidents", "first_date", "last_date", "incident_ids"),
     "scores": ("person_id", "score", "group", "degree", "exposure_1", "exposure_2"),
     "groups": ("person_id", "group"),
     **{n: ("rank", "person_id", "group", "score", "reasons") for n in LIST_NAMES},
+    "disparity": ("list", "attribute", "category", "listed"),
 }
 # columns that hold person IDs (mapped one to one when pseudonymising)
 ID_COLUMNS = {"edges": ("person_a", "person_b"), "scores": ("person_id",), "groups": ("person_id",),
-              **{n: ("person_id",) for n in LIST_NAMES}}
+              **{n: ("person_id",) for n in LIST_NAMES}, "disparity": ()}
 # columns that hold only incident IDs: never scanned for person IDs
 INCIDENT_ID_COLUMNS = frozenset({"incident_ids", "incident_id"})
 
@@ -139,7 +142,8 @@ def load_run(run_dir: str | Path) -> RunFolder:
                          "altered after the run, so fdnet will not export it. Check it with `fdnet verify "
                          f"{run_dir}` and export an unaltered run.")
     rf = RunFolder(run_dir, manifest, sha256_hex(mbytes))
-    for key, fname in TABLE_FILES.items():
+    present = {**TABLE_FILES, **{k: f for k, f in OPTIONAL_TABLE_FILES.items() if f in outputs}}
+    for key, fname in present.items():
         try:
             # object dtype: plain Python strings iterate ~20x faster than pandas' Arrow strings
             df = pd.read_csv(io.BytesIO(data[fname]), dtype=object, keep_default_na=False)
