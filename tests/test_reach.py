@@ -25,7 +25,7 @@ from scipy import sparse
 
 from fdnet.errors import UsageError
 from fdnet.lists.reach import (Choice, _programme, choose_attendees, exact_invite, expected_reach,
-                               greedy_invite, induced_csr, show_up_probabilities)
+                               greedy_invite, induced_csr, marginal_reach, show_up_probabilities)
 
 SIXTH = 1 / 6
 
@@ -134,6 +134,7 @@ def test_exact_equals_brute_force_and_greedy_is_within_its_guarantee(g):
     for c in (chosen, greedy):
         assert c.bound >= best - 1e-6 and c.bound >= c.expected_reach
         assert len(c.invited) <= capacity and eligible[c.invited].all()
+        assert np.all(marginal_reach(indptr, indices, c.invited, p) > 1e-9)     # nobody invited for nothing
         assert np.all(np.diff(c.invited) > 0)
         # the reported reach is the reach of the reported set (oracle formula)
         x = np.zeros(len(a), dtype=bool)
@@ -273,6 +274,28 @@ def test_ties_go_to_the_lowest_index():
     assert greedy.invited.tolist() == [1] and chosen.invited.tolist() == [1]
 
 
+def test_invitees_who_add_nothing_are_dropped():
+    # hub 0 (p = 0.9) with leaves 1..10; supervised 11 and 12 each see the hub and five leaves.
+    # Greedy takes the hub first (gain 11.8 > 7), then 11 and 12, which reach everyone the hub does:
+    # the hub adds nothing left and is dropped.
+    n = 13
+    a = np.zeros((n, n), dtype=bool)
+    a[0, 1:] = a[1:, 0] = True
+    for s, leaves in ((11, range(1, 6)), (12, range(6, 11))):
+        for v in leaves:
+            a[s, v] = a[v, s] = True
+    indptr, indices = csr_from_dense(a)
+    p = np.full(n, SIXTH)
+    p[0], p[11], p[12] = 0.9, 1.0, 1.0
+    eligible = np.zeros(n, dtype=bool)
+    eligible[[0, 11, 12]] = True
+    g = greedy_invite(indptr, indices, p, eligible, 3)
+    assert g.invited.tolist() == [11, 12] and g.expected_reach == 13.0
+    assert marginal_reach(indptr, indices, [0, 11, 12], p).tolist()[0] == 0.0
+    e = exact_invite(indptr, indices, p, eligible, 3)
+    assert e.invited.tolist() == [11, 12] and e.expected_reach == 13.0 and e.status == "optimal"
+
+
 def test_greedy_stops_when_nothing_adds_reach():
     # star: the supervised centre reaches everyone; the spare seats stay empty
     indptr, indices = csr_from_dense(np.array([[0, 1, 1, 1], [1, 0, 0, 0], [1, 0, 0, 0], [1, 0, 0, 0]]))
@@ -350,6 +373,9 @@ def test_many_distinct_probabilities_are_refused_for_the_exact_method():
     (dict(capacity=-1), "capacity"),
     (dict(capacity=2.5), "capacity"),
     (dict(method="random"), "exact' or 'greedy"),
+    (dict(time_limit=0), "time limit"),
+    (dict(time_limit=float("nan")), "time limit"),
+    (dict(node_limit=0), "node limit"),
 ])
 def test_bad_arguments_raise_usage_errors(kwargs, message):
     args = dict(indptr=[0, 1, 2], indices=[1, 0], p=[0.5, 0.5], eligible=np.ones(2, bool), capacity=1)
@@ -374,6 +400,22 @@ def test_induced_csr_matches_dense_slicing():
     assert np.array_equal(sub, dense[np.ix_(members, members)])
     with pytest.raises(UsageError, match="distinct"):
         induced_csr(indptr, indices, [1, 1])
+
+
+def test_marginal_reach_is_the_loss_without_each_invitee():
+    indptr, indices = random_sparse(30, 50, seed=5)
+    a = sparse.csr_array((np.ones(len(indices)), indices, indptr), shape=(30, 30)).toarray()
+    p = np.random.default_rng(5).choice([1.0, SIXTH], size=30)
+    chosen, _ = choose_attendees(indptr, indices, p, np.ones(30, bool), 5)
+    marg = marginal_reach(indptr, indices, chosen.invited, p)
+    x = np.zeros(30, dtype=bool)
+    x[chosen.invited] = True
+    full = all_reaches(a, p, x[None, :])[0]
+    for k, i in enumerate(chosen.invited):
+        y = x.copy()
+        y[i] = False
+        assert marg[k] == pytest.approx(full - all_reaches(a, p, y[None, :])[0], abs=1e-12)
+    assert np.all(marg > 0)          # an optimal set has no passenger
 
 
 def test_show_up_probabilities():

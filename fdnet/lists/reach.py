@@ -74,8 +74,11 @@ greedy set is returned with status ``"time_limit"``: never worse than greedy.
 Note that a time limit makes a run depend on the machine's speed; pass
 ``node_limit`` for a reproducible cap instead.
 
-Every reported reach comes from :func:`expected_reach`, the plain definition,
-whatever the method. The greedy choice also carries a proven upper bound on the
+Nobody is invited for nothing: whatever the method, an invitee whose
+:func:`marginal_reach` (the expected reach lost without them) is at most
+:data:`TIE_TOLERANCE` is dropped, so a set can have fewer invitees than
+seats. Every reported reach comes from :func:`expected_reach`, the plain
+definition, whatever the method. The greedy choice also carries a proven upper bound on the
 best reach (Leskovec et al., 2007: the current reach plus the ``capacity``
 largest marginal gains, minimised over the steps), so a greedy choice whose bound
 equals its reach is known to be optimal without a solver.
@@ -134,7 +137,8 @@ SUPERVISED = frozenset({"probation", "parole", "pretrial"})
 class Choice:
     """The invited set of one group and what it is expected to reach.
 
-    ``invited``: sorted local indices. ``per_member``: P(reached) per member.
+    ``invited``: sorted local indices, each adding expected reach (see
+    :func:`marginal_reach`). ``per_member``: P(reached) per member.
     ``method``: ``"greedy"`` or ``"exact"``. ``status``: ``"greedy"`` (no solver),
     ``"optimal"`` (proven best, within the solver's 1e-6 absolute gap) or
     ``"time_limit"`` (the solver stopped at its time or node limit, or for another
@@ -250,7 +254,7 @@ def expected_reach(indptr, indices, invited, p) -> tuple[float, np.ndarray]:
 
 
 def _choice(indptr, indices, p, n, invited_idx, method, status, bound, t0, note: str = "") -> Choice:
-    invited_idx = np.sort(np.asarray(invited_idx, dtype=np.int64))
+    invited_idx = _without_passengers(indptr, indices, p, invited_idx)
     mask = np.zeros(n, dtype=bool)
     mask[invited_idx] = True
     total, per = expected_reach(indptr, indices, mask, p)
@@ -425,6 +429,15 @@ def _programme(indptr, indices, n, p, eligible, capacity):
     return A, np.array(rhs), cand, np.array(r_members, dtype=np.int64)
 
 
+def _check_limits(time_limit, node_limit) -> None:
+    if isinstance(time_limit, bool) or not isinstance(time_limit, (int, float, np.integer, np.floating)) \
+            or not math.isfinite(time_limit) or time_limit <= 0:
+        raise UsageError(f"the exact method's time limit must be a positive number of seconds; got {time_limit!r}")
+    if node_limit is not None and (isinstance(node_limit, bool) or not isinstance(node_limit, (int, np.integer))
+                                   or node_limit < 1):
+        raise UsageError(f"the exact method's node limit must be a whole number, 1 or more; got {node_limit!r}")
+
+
 def _exact(indptr, indices, n, p, eligible, capacity, greedy: Choice, time_limit: float,
            node_limit: int | None, t0: float) -> Choice:
     from scipy.optimize import Bounds, LinearConstraint, milp
@@ -484,6 +497,7 @@ def exact_invite(indptr, indices, p, eligible, capacity, time_limit: float = 20.
     """
     t0 = time.perf_counter()
     indptr, indices, n, p, eligible, capacity = _checked(indptr, indices, p, eligible, capacity)
+    _check_limits(time_limit, node_limit)
     g_inv, g_bound = _greedy(indptr, indices, n, p, eligible, capacity)
     greedy = _choice(indptr, indices, p, n, g_inv, "greedy", "greedy", g_bound, t0)
     return _exact(indptr, indices, n, p, eligible, capacity, greedy, time_limit, node_limit, t0)
@@ -502,6 +516,8 @@ def choose_attendees(indptr, indices, p, eligible, capacity, method: str = "exac
         raise UsageError(f"call-in attendee method must be 'exact' or 'greedy', not {method!r}")
     t0 = time.perf_counter()
     indptr, indices, n, p, eligible, capacity = _checked(indptr, indices, p, eligible, capacity)
+    if method == "exact":
+        _check_limits(time_limit, node_limit)
     g_inv, g_bound = _greedy(indptr, indices, n, p, eligible, capacity)
     greedy = _choice(indptr, indices, p, n, g_inv, "greedy", "greedy", g_bound, t0)
     if method == "greedy":
@@ -510,6 +526,56 @@ def choose_attendees(indptr, indices, p, eligible, capacity, method: str = "exac
 
 
 # --------------------------------------------------------------------------- helpers for callers
+
+def marginal_reach(indptr, indices, invited, p) -> np.ndarray:
+    """For each invitee (``invited``: local indices), the expected reach lost without them.
+
+    ``expected_reach(S) - expected_reach(S minus i)``: the explanation of why
+    each invitee is on the list. Computed term by term, so a zero is exactly
+    zero: invitee *i* loses their own certain reach, keeping only the chance
+    the other invitees reach them, ``prod_{k in S ~ i} (1 - p[k])``, and each
+    uninvited co-offender *j* loses ``p[i] prod_{k in S ~ j, k != i} (1 - p[k])``.
+
+    >>> import numpy as np
+    >>> path = ([0, 1, 3, 4], [1, 0, 2, 1])                # a - b - c
+    >>> marginal_reach(*path, [0, 1], np.array([1.0, 1.0, 1.0])).tolist()   # a adds nothing beyond b
+    [0.0, 1.0]
+    """
+    indptr, indices, n = _as_csr(indptr, indices)
+    invited = np.asarray(invited, dtype=np.int64)
+    p = np.asarray(p, dtype=np.float64)
+    mask = np.zeros(n, dtype=bool)
+    mask[invited] = True
+
+    def miss_without(j: int, i: int) -> float:
+        """P(j not reached by the invitees other than i), j not invited."""
+        out = 1.0
+        for k in indices[indptr[j]:indptr[j + 1]].tolist():
+            if mask[k] and k != i:
+                out *= 1.0 - p[k]
+        return out
+
+    loss = np.empty(len(invited), dtype=np.float64)
+    for t, i in enumerate(invited.tolist()):
+        lost = miss_without(i, i)
+        for j in indices[indptr[i]:indptr[i + 1]].tolist():
+            if not mask[j]:
+                lost += p[i] * miss_without(j, i)
+        loss[t] = lost
+    return loss
+
+
+def _without_passengers(indptr, indices, p, invited) -> np.ndarray:
+    """Drop invitees who add no expected reach (at most :data:`TIE_TOLERANCE`), one at a time,
+    the highest index first (dropping one can only raise the others' contributions)."""
+    invited = np.sort(np.asarray(invited, dtype=np.int64))
+    while len(invited):
+        idle = invited[marginal_reach(indptr, indices, invited, p) <= TIE_TOLERANCE]
+        if not len(idle):
+            break
+        invited = invited[invited != idle.max()]
+    return invited
+
 
 def induced_csr(indptr, indices, members) -> tuple[np.ndarray, np.ndarray]:
     """CSR of the subgraph induced by ``members`` (global indices), with local index k = members[k].
