@@ -339,6 +339,9 @@ def build_context(files: dict[str, bytes], manifest: dict) -> dict:
     scores = read_table(files, "scores.csv")
     edges = read_table(files, "edges.csv")
     group_table = read_table(files, "group_table.csv")
+    if group_table is not None and "members_shot" in group_table.columns:   # most members shot first
+        group_table = (group_table.assign(_k=[-_num(v) for v in group_table["members_shot"]])
+                       .sort_values("_k", kind="stable").drop(columns="_k").reset_index(drop=True))
     conflicts = read_table(files, "conflicts.csv")
     rejected = read_table(files, "rejected.csv")
     contagion_events = read_table(files, "contagion_events.csv")
