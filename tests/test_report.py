@@ -260,3 +260,22 @@ def test_legacy_keyword_signature_still_works(run):
     assert policy_hash(manifest["policy"]) in html
     with pytest.raises(TypeError):
         render_report()
+
+
+@pytest.mark.parametrize("damage", ["empty", "header only", "not a table", "non-finite numbers"])
+def test_damaged_or_odd_files_never_break_the_report(run, damage):
+    """Each file in turn emptied, cut to its header or replaced by junk: the report still renders."""
+    files, manifest = run
+    for name in sorted(files):
+        b = files[name]
+        if damage == "empty":
+            new = b""
+        elif damage == "header only":
+            new = b.split(b"\n", 1)[0] + b"\n"
+        elif damage == "not a table":
+            new = b"\xff\xfe\x00junk,\"unclosed\n{not json\n"
+        else:
+            new = re.sub(rb"(?<=,)\d+(?:\.\d+)?(?=,|\n)", b"nan", b).replace(b"nan,", b"inf,", 3)
+        html = render_report({**files, name: new}, manifest)
+        assert "List status is not probable cause" in html and "</html>" in html
+        embedded(html)                           # the embedded JSON stays valid JSON

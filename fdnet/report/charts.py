@@ -148,6 +148,19 @@ def histogram_svg(values: Iterable[float], *, title: str, thresholds: Sequence[t
     return Markup("".join(out))
 
 
+def _count(v) -> float:
+    """A count from data: a finite number at least 0, else 0.
+
+    >>> _count(3), _count("2"), _count(None), _count("x"), _count(float("inf")), _count(-1)
+    (3.0, 2.0, 0.0, 0.0, 0.0, 0.0)
+    """
+    try:
+        x = float(v)
+    except (TypeError, ValueError):
+        return 0.0
+    return x if math.isfinite(x) and x > 0 else 0.0
+
+
 def _months_between(first: str, last: str) -> list[str]:
     """Every ``YYYY-MM`` from ``first`` to ``last`` inclusive.
 
@@ -188,8 +201,8 @@ def monthly_svg(rows: Sequence[dict], *, bar_key: str, line_key: str | None, bar
     months = _months_between(min(good), max(good))
     left, right, top, bottom = 46, 10, 26, 42
     pw, ph = width - left - right, height - top - bottom
-    bars = [float(good.get(m, {}).get(bar_key, 0) or 0) for m in months]
-    line = [float(good.get(m, {}).get(line_key, 0) or 0) for m in months] if line_key else []
+    bars = [_count(good.get(m, {}).get(bar_key)) for m in months]
+    line = [_count(good.get(m, {}).get(line_key)) for m in months] if line_key else []
     vmax = max(bars + line + [1])
     tick = nice_step(vmax, 5)
     ymax = tick * math.ceil(vmax / tick)

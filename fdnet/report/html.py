@@ -32,6 +32,7 @@ import hashlib
 import importlib.util
 import io
 import json
+import math
 import re
 from functools import lru_cache
 from importlib import resources
@@ -165,10 +166,12 @@ def flatten(d, prefix: str = "") -> list[tuple[str, str]]:
 
 
 def _num(s) -> float:
+    """A CSV value as a finite float (0 when empty, not a number, NaN or infinite)."""
     try:
-        return float(s)
+        v = float(s)
     except (TypeError, ValueError):
         return 0.0
+    return v if math.isfinite(v) else 0.0
 
 
 def breakable(value) -> Markup:
@@ -355,11 +358,12 @@ def build_context(files: dict[str, bytes], manifest: dict) -> dict:
     listed = networks.listed_people(present)
     picker = networks.picker_order(listed)
     ego = None
-    if edges is not None and {"person_a", "person_b", "layer"} <= set(edges.columns) and picker:
+    edge_cols = edges is not None and {"person_a", "person_b", "layer"} <= set(edges.columns)
+    if edge_cols and picker:
         ego = networks.ego_data(edges, picker, scores=scores, explanations=explanations, listed=listed)
     groupnet = None
     chosen: list[str] = []
-    if scores is not None and edges is not None and "group" in scores.columns and len(scores):
+    if scores is not None and edge_cols and {"person_id", "group"} <= set(scores.columns) and len(scores):
         chosen = networks.top_groups(present, call_in_groups, group_table, scores)
         if chosen:
             groupnet = networks.group_network(edges, scores, chosen, listed)
@@ -381,8 +385,9 @@ def build_context(files: dict[str, bytes], manifest: dict) -> dict:
     list_tables = []
     for key, fname, title in LISTS:
         df = lists[key]
+        rule = (policy.get("lists") or {}).get(key)
         list_tables.append({"key": key, "file": fname, "title": title, "table": _table(df),
-                            "rule": (policy.get("lists") or {}).get(key)})
+                            "rule": rule if isinstance(rule, dict) else None})
     rej_sample = None
     if rejected is not None and len(rejected):
         r = rejected.head(REJECTED_SAMPLE).copy()

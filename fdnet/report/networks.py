@@ -34,6 +34,7 @@ demand with the same rule (:func:`ego_ball` is the reference).
 """
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from datetime import date
 from functools import lru_cache
@@ -45,18 +46,37 @@ LIST_BITS = {"call_in": 1, "custom_notifications": 2, "service_referrals": 4}
 LAYER_CODE = {"co_offending": 0, "victimization": 1}
 
 
+def _plain(v):
+    """A value from explanations.jsonl that JSON can carry: finite numbers stay, the rest becomes text.
+
+    >>> _plain(3), _plain(float("nan")), _plain([1, 2]), _plain(None)
+    (3, 'nan', '[1, 2]', '')
+    """
+    if isinstance(v, bool) or v is None:
+        return "" if v is None else str(v).lower()
+    if isinstance(v, (int, float)):
+        return v if math.isfinite(v) else str(v)
+    return str(v)
+
+
 def _int(s: str, default: int = 0) -> int:
     try:
         return int(float(s))
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return default
 
 
 def _num(s: str) -> float | int:
-    """A CSV number as int when whole (so JSON shows ``12``, not ``12.0``)."""
+    """A CSV number as int when whole (so JSON shows ``12``, not ``12.0``); 0 when not a finite number.
+
+    >>> _num("12.0"), _num("0.123456"), _num("nan"), _num("")
+    (12, 0.1235, 0, 0)
+    """
     try:
         v = float(s)
     except (TypeError, ValueError):
+        return 0
+    if not math.isfinite(v):
         return 0
     return int(v) if v == int(v) else round(v, 4)
 
@@ -167,14 +187,14 @@ def ego_data(edges: pd.DataFrame, people: list[str], *, scores: pd.DataFrame | N
     egos = []
     for p in people:
         ex = explanations.get(p) or {}
-        comps = [[c.get("name", ""), c.get("value", 0), c.get("points", 0)]
+        comps = [[str(c.get("name", "")), _plain(c.get("value", 0)), _plain(c.get("points", 0))]
                  for c in ex.get("components", []) if isinstance(c, dict)]
         egos.append({"p": index[p], "on": [[n, r] for n, r in (listed or {}).get(p, [])], "c": comps})
-    meanings = {}
+    meanings: dict[str, str] = {}
     for ex in explanations.values():
         for c in ex.get("components", []):
             if isinstance(c, dict) and c.get("name") and c.get("meaning"):
-                meanings.setdefault(c["name"], c["meaning"])
+                meanings.setdefault(str(c["name"]), str(c["meaning"]))
     return {"people": ids, "groups": groups, "group": [gindex.get(group_of.get(p, ""), -1) for p in ids],
             "score": [score_of.get(p, 0) for p in ids], "edges": ties, "egos": egos,
             "meanings": dict(sorted(meanings.items())), "base": BASE}
