@@ -5,7 +5,7 @@ group, and the message (help is available; the next shooting brings
 consequences for the whole group) is meant to spread from those who attend
 to those who do not. Wheeler, McLean, Becker and Worden (2019), "Choosing
 representatives to deliver the message in a group violence intervention",
-*Justice Evaluation Journal* 3(1), model the spread in one step over the
+*Justice Evaluation Journal*, model the spread in one step over the
 co-offending network:
 
 * a member is **reached** if invited, or if a direct co-offender attends;
@@ -23,7 +23,7 @@ co-offending network:
 The partnership wants the *S* of at most ``capacity`` eligible members with
 the largest expected reach. Wheeler et al. found that about a third of a
 group's members are needed to reach all of it even when everyone attends,
-and that the observed call-ins were far from the best choice.
+and that the call-ins they observed were inefficient.
 
 The expected reach is a monotone submodular set function (a probabilistic
 coverage), so the **greedy** choice (:func:`greedy_invite`: repeatedly invite
@@ -78,10 +78,11 @@ Nobody is invited for nothing: whatever the method, an invitee whose
 :func:`marginal_reach` (the expected reach lost without them) is at most
 :data:`TIE_TOLERANCE` is dropped, so a set can have fewer invitees than
 seats. Every reported reach comes from :func:`expected_reach`, the plain
-definition, whatever the method. The greedy choice also carries a proven upper bound on the
-best reach (Leskovec et al., 2007: the current reach plus the ``capacity``
-largest marginal gains, minimised over the steps), so a greedy choice whose bound
-equals its reach is known to be optimal without a solver.
+definition, whatever the method. The greedy choice also carries a proven
+upper bound on the best reach (Leskovec et al., 2007: the current reach plus
+the ``capacity`` largest marginal gains, minimised over the steps), so a
+greedy choice whose bound equals its reach is known to be optimal without a
+solver.
 
 Inputs are the group's induced co-offending subgraph as a symmetric CSR
 adjacency without self loops or repeated entries, with local indices 0..n-1;
@@ -606,8 +607,9 @@ def show_up_probabilities(supervision, *, default: float = 1 / 6, supervised: fl
     none). With ``supervision_end`` (ISO dates, empty when open-ended) and
     ``as_of``, a supervision that ended before ``as_of`` no longer counts.
 
-    >>> show_up_probabilities(["parole", "none", "", "Probation", "pretrial"],
-    ...                       supervision_end=["", "", "", "2024-01-01", "2026-01-01"], as_of="2025-06-30").round(3).tolist()
+    >>> p = show_up_probabilities(["parole", "none", "", "Probation", "pretrial"], as_of="2025-06-30",
+    ...                           supervision_end=["", "", "", "2024-01-01", "2026-01-01"])
+    >>> p.round(3).tolist()
     [1.0, 0.167, 0.167, 0.167, 1.0]
     """
     sup = np.array(["" if s is None or (isinstance(s, float) and math.isnan(s)) else str(s).strip().lower()
