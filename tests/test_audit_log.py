@@ -24,7 +24,20 @@ from fdnet.audit.log import GENESIS, AuditLog, canonical_json, resolve_url, reso
 from fdnet.cli import main
 from fdnet.errors import UsageError
 
-PG_BIN = Path(os.environ.get("FDNET_TEST_PG_BIN", "/usr/lib/postgresql/15/bin"))
+def _default_pg_bin() -> str:
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parent.parent.name)
+                   if p.parent.parent.name.isdigit() else 0)
+    return str(found[-1].parent) if found else "/usr/lib/postgresql/15/bin"
+
+
+PG_BIN = Path(os.environ.get("FDNET_TEST_PG_BIN", _default_pg_bin()))
+
+
+def _skip_or_fail(msg: str):
+    """Skip without PostgreSQL, except in CI (FDNET_REQUIRE_POSTGRES=1), where the backend must be tested."""
+    if os.environ.get("FDNET_REQUIRE_POSTGRES"):
+        pytest.fail("FDNET_REQUIRE_POSTGRES is set but " + msg)
+    pytest.skip(msg)
 
 
 # ---------------------------------------------------------------------------- backends
@@ -34,19 +47,19 @@ def pg_server():
     """A throwaway PostgreSQL cluster listening only on a unix socket in a private folder."""
     initdb, pg_ctl = PG_BIN / "initdb", PG_BIN / "pg_ctl"
     if not (initdb.is_file() and pg_ctl.is_file()):
-        pytest.skip(f"PostgreSQL binaries not found in {PG_BIN} (set FDNET_TEST_PG_BIN); "
+        _skip_or_fail(f"PostgreSQL binaries not found in {PG_BIN} (set FDNET_TEST_PG_BIN); "
                     "the PostgreSQL backend is not tested here")
     as_pg: list[str] = []
     tmp = Path(tempfile.mkdtemp(prefix="fdnet-pg-"))
     if hasattr(os, "geteuid") and os.geteuid() == 0:  # initdb refuses to run as root
         if shutil.which("runuser") is None:
             shutil.rmtree(tmp)
-            pytest.skip("running as root without runuser: cannot start PostgreSQL as the postgres user")
+            _skip_or_fail("running as root without runuser: cannot start PostgreSQL as the postgres user")
         try:
             shutil.chown(tmp, "postgres")
         except (LookupError, OSError) as exc:
             shutil.rmtree(tmp)
-            pytest.skip(f"running as root and cannot hand a folder to a 'postgres' OS user: {exc}")
+            _skip_or_fail(f"running as root and cannot hand a folder to a 'postgres' OS user: {exc}")
         as_pg = ["runuser", "-u", "postgres", "--"]
     data, port = tmp / "data", 5433
     t0 = time.perf_counter()
@@ -60,7 +73,7 @@ def pg_server():
     except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
         detail = (getattr(exc, "stderr", b"") or b"").decode(errors="replace").strip()[-400:]
         shutil.rmtree(tmp, ignore_errors=True)
-        pytest.skip(f"could not start a throwaway PostgreSQL cluster: {exc} {detail}")
+        _skip_or_fail(f"could not start a throwaway PostgreSQL cluster: {exc} {detail}")
     started = time.perf_counter() - t0
     try:
         yield {"host": str(tmp), "port": port, "startup_seconds": started, "n": 0}
