@@ -129,7 +129,8 @@ def call_in(scores: pd.DataFrame, policy: Policy, indptr: np.ndarray, indices: n
         ip, ix = induced_csr(indptr, indices, members)
         p = p_all[members]
         elig = can_invite[members]
-        best, greedy = choose_attendees(ip, ix, p, elig, cap, method=rule.method, time_limit=rule.milp_time_limit_s)
+        best, greedy = choose_attendees(ip, ix, p, elig, cap, method=rule.method, time_limit=rule.milp_time_limit_s,
+                                        node_limit=rule.milp_node_limit)
         inv_local = np.asarray(best.invited, dtype=np.int64)
         seats -= len(inv_local)
         reach_check, _ = expected_reach(ip, ix, np.isin(np.arange(len(members)), inv_local), p)

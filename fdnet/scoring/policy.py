@@ -207,6 +207,8 @@ class CallInRule(ListRule):
         default="exact", description="attendee choice: exact integer programme (scipy milp) or greedy")
     milp_time_limit_s: float = Field(default=20, gt=0, description="time limit per group for the exact method; "
                                      "the greedy choice is kept if the solver does not prove optimality in time")
+    milp_node_limit: int = Field(default=20000, ge=1, description="branch-and-bound nodes per group for the exact "
+                                 "method: a limit that stops at the same point on any machine (reproducible lists)")
 
 
 class Lists(BaseModel):
