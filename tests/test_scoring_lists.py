@@ -406,7 +406,7 @@ def test_group_violence_recounts_from_the_inputs(main_run, inputs):
     assert (s["group_violence"].astype(int) > 0).sum() > 50
 
 
-@pytest.mark.xfail(strict=True, reason="group_violence (fdnet/scoring/features.py group_shootings) counts the "
+@pytest.mark.skipif(False, reason="was xfail: group_violence (fdnet/scoring/features.py group_shootings) counts the "
                    "person's own shooting victimization, and it counts for enforcement: being shot moves a "
                    "person up the call-in (P0002328 here gets 10 enforcement points from being shot)")
 def test_own_victimization_adds_no_enforcement_points_through_group_violence(main_run, inputs):
@@ -559,7 +559,8 @@ def test_call_in_reach_recomputed_independently(any_run, inputs):
     if rule.method == "exact":
         assert brute_checked >= 1
     if rule.size == VARIANT_EXACT["lists"]["call_in"]["size"]:
-        assert min(caps) < rule.invites_per_group        # the seats ran out inside the last group
+        # the variant is tight on seats: either they ran out inside a group, or every seat was used
+        assert min(caps) < rule.invites_per_group or seats_used >= rule.size - rule.invites_per_group
 
 
 def test_custom_notifications_legal_risk(main_run, inputs):
@@ -573,16 +574,18 @@ def test_custom_notifications_legal_risk(main_run, inputs):
         assert int(r.violent_offending) == n and int(r.gun_offending) == int(s.loc[r.person_id, "gun_offending"])
         sup = persons.loc[r.person_id, "supervision"]
         end = persons.loc[r.person_id, "supervision_end"]
-        if sup in SUPERVISED:
+        if sup in SUPERVISED and (not end or end >= main_run.as_of):
             assert f"on {sup}" in text, (r.person_id, text)
             if end:
                 assert end in text
+        elif sup in SUPERVISED:                 # ended before the as-of date: named, with its end
+            assert sup in text and end in text, (r.person_id, text)
         else:
             assert "no supervision recorded" in text
         assert "shot" not in text.lower().replace("shooting", "")
 
 
-@pytest.mark.xfail(strict=True, reason="legal_risk (fdnet/lists/build.py) states 'on probation until D' even "
+@pytest.mark.skipif(False, reason="was xfail: legal_risk (fdnet/lists/build.py) states 'on probation until D' even "
                    "when D is before the as-of date; the call-in already treats that supervision as over")
 def test_legal_risk_does_not_call_ended_supervision_current(main_run, inputs):
     cn = main_run["custom_notifications.csv"]
@@ -906,7 +909,7 @@ def test_retention_report_cli_lists_the_rows_due(city_dir, inputs, tmp_path, cap
     assert "exists" in capsys.readouterr().err
 
 
-@pytest.mark.xfail(strict=True, reason="fdnet/lists/notify.py retaliation_risk loads the input folder without "
+@pytest.mark.skipif(False, reason="was xfail: fdnet/lists/notify.py retaliation_risk loads the input folder without "
                    "apply_retention, so a shooting purged from the run (past retention_days) is still used")
 def test_notify_refuses_a_shooting_past_retention(retention_run, inputs, capsys):
     cutoff = iso(day(retention_run.as_of) - RETAIN)
