@@ -180,12 +180,14 @@ def call_in(scores: pd.DataFrame, policy: Policy, indptr: np.ndarray, indices: n
     return ci, groups
 
 
-def legal_risk(r) -> str:
+def legal_risk(r, as_of: str | None = None) -> str:
     """A short legal-risk summary for a prosecutor: supervision and prior record (never victimization)."""
     parts = []
     sup = r.supervision if isinstance(r.supervision, str) else ""
-    if sup and sup != "none":
-        end = getattr(r, "supervision_end", "") or ""
+    end = str(getattr(r, "supervision_end", "") or "")[:10]
+    if sup and sup != "none" and end and as_of and end < as_of:
+        parts.append(f"{sup} ended {end} (before the as-of date)")
+    elif sup and sup != "none":
         parts.append(f"on {sup}" + (f" until {end}" if end else ""))
     else:
         parts.append("no supervision recorded")
@@ -238,7 +240,7 @@ def build_lists(scores: pd.DataFrame, policy: Policy, as_of_day: int, group_size
         "violent_offending": cn["violent_offending"].to_numpy(),
         "gun_offending": cn["gun_offending"].to_numpy(),
         "risk": cn["risk"].to_numpy(),
-        "legal_risk": [legal_risk(r) for r in cn.assign(supervision_end=cn_end).itertuples()],
+        "legal_risk": [legal_risk(r, as_of) for r in cn.assign(supervision_end=cn_end).itertuples()],
     })
 
     sr = policy.lists.service_referrals

@@ -32,7 +32,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import UsageError
-from ..records.validate import day_to_iso, load_records
+from ..records.validate import day_to_iso, iso_to_day, load_records
 
 OFFENDING = ("offender", "suspect", "arrestee")
 COLUMNS = ["rank", "person_id", "side", "relation", "tier", "via", "evidence_incident_ids", "group", "score",
@@ -60,6 +60,12 @@ def retaliation_risk(run_dir: str | Path, incident_id: str, *, data_dir: str | P
     inc = rec.incidents[rec.incidents["incident_id"] == incident_id]
     if not len(inc):
         raise UsageError(f"incident {incident_id!r} is not in {data_dir} (or its rows were rejected)")
+    retention = int(manifest.get("policy", {}).get("retention_days", 1826))
+    cutoff = iso_to_day(manifest["as_of"]) - retention
+    if int(inc["day"].iloc[0]) < cutoff:
+        raise UsageError(f"incident {incident_id!r} ({day_to_iso(int(inc['day'].iloc[0]))}) is past the policy's "
+                         f"retention ({retention} days before the run's as-of date {manifest['as_of']}): it was "
+                         "purged from the run and may not be used")
     rows = rec.involvements[rec.involvements["incident_id"] == incident_id]
     victims = sorted(set(rows.loc[rows["role"] == "victim", "person_id"]))
     suspects = sorted(set(rows.loc[rows["role"].isin(OFFENDING), "person_id"]))

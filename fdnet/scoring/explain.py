@@ -203,7 +203,8 @@ class Explainer:
                 ev.update(self._contagion(p, row))
             elif name == "group_violence":
                 g = self.primary[p]
-                items = self.group_shoot.get(g, np.array([], dtype=np.int64)) if g else []
+                items = list(self.group_shoot.get(g, np.array([], dtype=np.int64))) if g else []
+                items = [i for i in items if not self._own_victimization_only(p, int(i), g)]
                 ev["group"] = g
                 ev["incidents"] = [{"incident_id": net.incident_ids[i], "date": day_to_iso(int(self.days[i]))}
                                    for i in sorted(items, key=lambda i: (self.days[i], net.incident_ids[i]))]
@@ -272,6 +273,16 @@ class Explainer:
         contribs.sort(key=lambda c: (-c["per_1000_per_year"], c["co_offender"], c["shot_in"]))
         out["contributions"] = contribs
         return out
+
+    def _own_victimization_only(self, p: int, i: int, g: str) -> bool:
+        """Shooting i involves group g only through p, shot in it (left out of p's group_violence)."""
+        I = self.net.incidence
+        lo, hi = I.i_indptr[i], I.i_indptr[i + 1]
+        people, flags = I.i_person[lo:hi], I.i_flag[lo:hi]
+        inv = (flags & (FLAG_OFFENDING | FLAG_VICTIM)) != 0
+        members = [(int(q), int(f)) for q, f, m in zip(people, flags, inv) if m and self.primary[q] == g]
+        return len({q for q, _ in members}) == 1 and members[0][0] == p and \
+            all((f & FLAG_OFFENDING) == 0 for _, f in members)
 
     def _conflicts_of(self, g: str) -> list[dict]:
         if not g or self.an is None or self.an.conflicts is None or not len(self.an.conflicts):
