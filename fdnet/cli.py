@@ -372,6 +372,20 @@ def backtest(
     _calibration_command(data_dirs, out_dir, policy, horizon, origins, step, top_k, target, False, 6, as_of)
 
 
+def _refuse_existing(csv_out: Optional[Path]) -> None:
+    if csv_out is not None and csv_out.exists():
+        from .errors import UsageError
+        raise UsageError(f"--csv {csv_out} exists; fdnet will not overwrite it")
+
+
+def _write_new_csv(path: Path, df) -> None:
+    """A --csv output: written whole under a temporary name, then moved into place."""
+    from .pipeline import csv_bytes
+    tmp = path.with_name(path.name + ".partial")
+    tmp.write_bytes(csv_bytes(df))
+    os.replace(tmp, path)
+
+
 @app.command()
 def notify(
     run_dir: Path = typer.Argument(..., help="A run folder written by `fdnet run`."),
@@ -388,11 +402,9 @@ def notify(
     """
     from rich.markup import escape
 
-    from .errors import UsageError
     from .lists.notify import retaliation_risk
 
-    if csv_out is not None and csv_out.exists():
-        raise UsageError(f"--csv {csv_out} exists; fdnet will not overwrite it")
+    _refuse_existing(csv_out)
     df, facts = retaliation_risk(run_dir, incident, data_dir=data)
     if as_json:
         print(json.dumps({"incident": facts, "people": df.to_dict("records")}, indent=2, ensure_ascii=False))
@@ -412,10 +424,7 @@ def notify(
             out.print(f"… {len(df) - limit:,} more (--limit, --json or --csv)")
         out.print("Outreach first: this list names people at risk, not suspects; it is not probable cause.")
     if csv_out is not None:
-        from .pipeline import csv_bytes
-        tmp = csv_out.with_name(csv_out.name + ".partial")
-        tmp.write_bytes(csv_bytes(df))
-        os.replace(tmp, csv_out)
+        _write_new_csv(csv_out, df)
 
 
 retention_app = typer.Typer(help="Records past the policy's retention limit (28 CFR 23: five years).",
@@ -434,13 +443,11 @@ def retention_report_cmd(
     """List the input rows due for purge: dated more than retention_days before the as-of date."""
     from rich.markup import escape
 
-    from .errors import UsageError
     from .records.retention import retention_report
     from .scoring.policy import load_policy
 
     pol = load_policy(policy)
-    if csv_out is not None and csv_out.exists():
-        raise UsageError(f"--csv {csv_out} exists; fdnet will not overwrite it")
+    _refuse_existing(csv_out)
     df, cutoff = retention_report(data_dir, as_of=as_of, retention_days=pol.retention_days, mapping_path=mapping)
     out.print(f"retention {pol.retention_days} days: rows dated before {cutoff} are due for purge")
     counts = df["table"].value_counts()
@@ -458,10 +465,7 @@ def retention_report_cmd(
     if len(df) > 20:
         out.print(f"  … {len(df) - 20:,} more" + ("" if csv_out else " (use --csv FILE for the full list)"))
     if csv_out is not None:
-        from .pipeline import csv_bytes
-        tmp = csv_out.with_name(csv_out.name + ".partial")
-        tmp.write_bytes(csv_bytes(df))
-        os.replace(tmp, csv_out)
+        _write_new_csv(csv_out, df)
         out.print(f"wrote {csv_out}")
 
 

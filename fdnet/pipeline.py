@@ -12,10 +12,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import platform
-import shutil
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -24,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from . import __version__
+from .atomic import write_staged
 from .errors import UsageError
 from .api import study
 from .graph.layers import FLAG_VICTIM
@@ -227,33 +225,7 @@ def write_files(files: dict[str, bytes], out_dir: str | Path) -> Path:
     """
     out_dir = Path(out_dir)
     check_run_dir(out_dir)
-    for name in files:
-        if Path(name).name != name or name in ("", ".", ".."):
-            raise ValueError(f"output name {name!r} is not a plain file name")
-    created = not out_dir.exists()
-    stage = out_dir / f".fdnet-staging-{uuid.uuid4().hex[:12]}"
-    moved: list[Path] = []
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        stage.mkdir()
-        for name, data in files.items():
-            with open(stage / name, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-        for name in files:
-            target = out_dir / name
-            os.replace(stage / name, target)
-            moved.append(target)
-        stage.rmdir()
-    except BaseException:
-        for p in moved:
-            p.unlink(missing_ok=True)
-        shutil.rmtree(stage, ignore_errors=True)
-        if created:
-            shutil.rmtree(out_dir, ignore_errors=True)
-        raise
-    return out_dir
+    return write_staged(files, out_dir)
 
 
 def load_previous_groups(previous_run: str | Path | None) -> tuple[pd.DataFrame | None, dict | None]:

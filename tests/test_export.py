@@ -287,7 +287,7 @@ def test_export_folder_must_be_new_or_empty_and_outside_the_run(run_dir, tmp_pat
 
 
 def test_a_failed_export_leaves_nothing_behind(run_dir, tmp_path, monkeypatch):
-    import fdnet.export.core as core
+    import fdnet.atomic as core  # the all-or-nothing writer export_run uses
     calls = []
     real = os.replace
 

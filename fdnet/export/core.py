@@ -25,15 +25,13 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import shutil
-import uuid
 from pathlib import Path
 from typing import Iterable
 
 import pandas as pd
 
 from .. import __version__
+from ..atomic import write_staged
 from ..errors import UsageError
 from .pseudonym import SCHEME, Pseudonymiser, key_fingerprint, read_key
 from .runfolder import (ID_COLUMNS, INCIDENT_ID_COLUMNS, LIST_NAMES, OPTIONAL_TABLE_FILES, TABLE_FILES, RunFolder,
@@ -180,30 +178,7 @@ def build_export(rf: RunFolder, formats: Iterable[str], key: bytes | None = None
 
 def write_all_or_nothing(files: dict[str, bytes], out_dir: str | Path) -> None:
     """Write ``files`` into ``out_dir`` via a staging folder; on failure leave it absent or empty."""
-    out_dir = Path(out_dir)
-    created = not out_dir.exists()
-    stage = out_dir / f".fdnet-export-staging-{uuid.uuid4().hex[:12]}"
-    moved: list[Path] = []
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        stage.mkdir()
-        for name, data in files.items():
-            with open(stage / name, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-        for name in files:
-            target = out_dir / name
-            os.replace(stage / name, target)
-            moved.append(target)
-        stage.rmdir()
-    except BaseException:
-        for p in moved:
-            p.unlink(missing_ok=True)
-        shutil.rmtree(stage, ignore_errors=True)
-        if created:
-            shutil.rmtree(out_dir, ignore_errors=True)
-        raise
+    write_staged(files, out_dir, prefix=".fdnet-export-staging-")
 
 
 def export_run(run_dir: str | Path, out_dir: str | Path, formats: Iterable[str] | str | None = FORMATS,

@@ -23,7 +23,7 @@ import pandas as pd
 from ..graph.exposure import exposure_paths
 from ..graph.layers import FLAG_OFFENDING, FLAG_VICTIM, Network
 from ..records.validate import day_to_iso
-from .features import FEATURES, group_shootings
+from .features import FEATURES, group_shootings, own_victimization_pairs
 from .policy import COMPONENT_DOCS, Policy
 
 ENFORCEMENT_LISTS = ("call_in", "custom_notifications")
@@ -70,7 +70,10 @@ class Explainer:
         I = net.incidence
         off = (I.flags & FLAG_OFFENDING) != 0
         self.shooters = set(np.unique(I.person[off & self.shooting[I.inc]]).tolist())
-        self.group_shoot = group_shootings(net, self.primary, net.as_of_day - policy.features.group_recent_days + 1)
+        since = net.as_of_day - policy.features.group_recent_days + 1
+        self.group_shoot = group_shootings(net, self.primary, since)
+        own = own_victimization_pairs(net, self.primary, since)
+        self.own_victimization = set(zip(own["person"].tolist(), own["inc"].tolist()))
         self._list_rank = {name: dict(zip(df["person_id"], df["rank"])) for name, df in self.lists.items()}
 
     # --- evidence helpers --------------------------------------------------------------
@@ -204,7 +207,7 @@ class Explainer:
             elif name == "group_violence":
                 g = self.primary[p]
                 items = list(self.group_shoot.get(g, np.array([], dtype=np.int64))) if g else []
-                items = [i for i in items if not self._own_victimization_only(p, int(i), g)]
+                items = [i for i in items if (p, int(i)) not in self.own_victimization]
                 ev["group"] = g
                 ev["incidents"] = [{"incident_id": net.incident_ids[i], "date": day_to_iso(int(self.days[i]))}
                                    for i in sorted(items, key=lambda i: (self.days[i], net.incident_ids[i]))]
@@ -273,16 +276,6 @@ class Explainer:
         contribs.sort(key=lambda c: (-c["per_1000_per_year"], c["co_offender"], c["shot_in"]))
         out["contributions"] = contribs
         return out
-
-    def _own_victimization_only(self, p: int, i: int, g: str) -> bool:
-        """Shooting i involves group g only through p, shot in it (left out of p's group_violence)."""
-        I = self.net.incidence
-        lo, hi = I.i_indptr[i], I.i_indptr[i + 1]
-        people, flags = I.i_person[lo:hi], I.i_flag[lo:hi]
-        inv = (flags & (FLAG_OFFENDING | FLAG_VICTIM)) != 0
-        members = [(int(q), int(f)) for q, f, m in zip(people, flags, inv) if m and self.primary[q] == g]
-        return len({q for q, _ in members}) == 1 and members[0][0] == p and \
-            all((f & FLAG_OFFENDING) == 0 for _, f in members)
 
     def _conflicts_of(self, g: str) -> list[dict]:
         if not g or self.an is None or self.an.conflicts is None or not len(self.an.conflicts):

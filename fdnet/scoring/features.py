@@ -51,12 +51,13 @@ def group_shootings(net: Network, primary: np.ndarray, since_day: int) -> dict[s
     return {k: np.sort(v.to_numpy()) for k, v in df.groupby("group", sort=True)["inc"]}
 
 
-def own_victimization_only(net: Network, primary: np.ndarray, since_day: int) -> np.ndarray:
-    """Per person: group shootings that count for their group only because *they* were shot.
+def own_victimization_pairs(net: Network, primary: np.ndarray, since_day: int) -> pd.DataFrame:
+    """(person, inc) pairs: group shootings that count for a person's group only because *they* were shot.
 
     ``group_violence`` counts for enforcement, so a person's own victimization
     must not raise it: a shooting in which the person was the group's only
-    member involved, and involved only as a victim, is left out of their count.
+    member involved, and involved only as a victim, is left out of their count
+    (and of the evidence behind it).
     """
     I = net.incidence
     sh = net.shooting_incidents()
@@ -65,13 +66,10 @@ def own_victimization_only(net: Network, primary: np.ndarray, since_day: int) ->
     keep = g != ""
     df = pd.DataFrame({"group": g[keep], "inc": I.inc[m][keep], "person": I.person[m][keep],
                        "victim_only": ((I.flags[m][keep] & FLAG_OFFENDING) == 0)})
-    out = np.zeros(net.n_persons, dtype=np.int64)
     if df.empty:
-        return out
+        return pd.DataFrame({"person": np.array([], dtype=np.int64), "inc": np.array([], dtype=np.int64)})
     k = df.groupby(["group", "inc"])["person"].transform("nunique")
-    alone = df[(k == 1) & df["victim_only"]]
-    np.add.at(out, alone.drop_duplicates(["group", "inc", "person"])["person"].to_numpy(), 1)
-    return out
+    return df[(k == 1) & df["victim_only"]].drop_duplicates(["group", "inc", "person"])[["person", "inc"]]
 
 
 def compute_features(net: Network, analytics: pd.DataFrame | None = None, *, primary: np.ndarray | None = None,
@@ -116,7 +114,8 @@ def compute_features(net: Network, analytics: pd.DataFrame | None = None, *, pri
         per_group = group_shootings(net, primary, net.as_of_day - group_recent_days + 1)
         cnt = {k: len(v) for k, v in per_group.items()}
         gv = np.array([cnt.get(g, 0) for g in primary], dtype=np.int64)
-        gv -= own_victimization_only(net, primary, net.as_of_day - group_recent_days + 1)
+        own = own_victimization_pairs(net, primary, net.as_of_day - group_recent_days + 1)
+        gv -= np.bincount(own["person"].to_numpy(), minlength=n).astype(np.int64)
         if conflicts is not None and len(conflicts):
             c = conflicts[conflicts["relation"] == "conflict"]
             ncon = pd.concat([c["group_a"], c["group_b"]]).value_counts()
