@@ -177,10 +177,8 @@ def demo(
 
 
 def _first_listed(result) -> str:
-    import io
-
-    import pandas as pd
-    df = pd.read_csv(io.BytesIO(result.outputs["custom_notifications.csv"]), dtype=str)
+    from .tables import read_csv_table
+    df = read_csv_table(result.outputs["custom_notifications.csv"])
     return df["person_id"].iloc[0] if len(df) else "PERSON_ID"
 
 

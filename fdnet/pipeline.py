@@ -10,7 +10,6 @@ it was found (absent or empty).
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import platform
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from .lists.build import build_lists
 from .records.validate import day_to_iso
 from .scoring.explain import Explainer
 from .scoring.policy import Policy
+from .tables import csv_bytes, read_csv_table  # csv_bytes re-exported: the one CSV writer
 
 LIST_FILES = ("call_in.csv", "custom_notifications.csv", "service_referrals.csv")
 STEPS = ("read and validate", "build networks", "network analytics", "features and scores", "lists",
@@ -40,30 +40,6 @@ class RunResult:
     outputs: dict[str, bytes]
     manifest: dict
     summary: dict
-
-
-def csv_bytes(df: pd.DataFrame) -> bytes:
-    """Deterministic CSV: UTF-8, LF line ends, quoting only where needed.
-
-    Written with pyarrow's CSV writer (10x faster than pandas here): booleans
-    as true/false, floats in shortest round-trip form, missing values empty.
-    """
-    import pyarrow as pa
-    import pyarrow.csv as pacsv
-
-    table = pa.Table.from_pandas(df, preserve_index=False)
-    header = (",".join(str(c) for c in df.columns) + "\n").encode("utf-8")  # fdnet's own names: no quoting needed
-    buf = io.BytesIO()
-    try:
-        # no quotes at all when no value needs them: the plain form people expect
-        pacsv.write_csv(table, buf, write_options=pacsv.WriteOptions(
-            include_header=False, quoting_style="none", eol=b"\n"))
-    except pa.ArrowInvalid:
-        # some value holds a comma, quote or newline: quote every text value (RFC 4180)
-        buf = io.BytesIO()
-        pacsv.write_csv(table, buf, write_options=pacsv.WriteOptions(
-            include_header=False, quoting_style="needed", eol=b"\n"))
-    return header + buf.getvalue()
 
 
 def sha256_bytes(b: bytes) -> str:
@@ -236,7 +212,7 @@ def load_previous_groups(previous_run: str | Path | None) -> tuple[pd.DataFrame 
     if not p.is_file() or not (Path(previous_run) / "manifest.json").is_file():
         raise UsageError(f"--previous {previous_run} is not an fdnet run folder (needs manifest.json and groups.csv)")
     data = p.read_bytes()
-    df = pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False)
+    df = read_csv_table(data)
     if not {"person_id", "group"} <= set(df.columns):
         raise UsageError(f"{p} lacks person_id/group columns")
     return df, {"path": str(p.resolve()), "sha256": sha256_bytes(data)}
@@ -257,4 +233,4 @@ def run(data_dir: str | Path, out_dir: str | Path, *, as_of: str | None = None,
 
 
 def read_csv_text(b: bytes) -> pd.DataFrame:
-    return pd.read_csv(io.BytesIO(b), dtype=str, keep_default_na=False)
+    return read_csv_table(b)

@@ -17,6 +17,8 @@ from pathlib import Path
 import networkx as nx
 import openpyxl
 import pandas as pd
+
+from fdnet.tables import read_csv_table
 import pytest
 from helpers import GROUPS, INVOLVEMENTS, PERSONS, RELATIONS, write_folder
 
@@ -76,7 +78,7 @@ def pseudo(run_dir, key_path, tmp_path_factory) -> tuple[Path, dict]:
 
 
 def _read(p: Path) -> pd.DataFrame:
-    return pd.read_csv(p, dtype=str, keep_default_na=False)
+    return read_csv_table(p)   # the raw values back: spreadsheet escapes undone
 
 
 def _hashes(folder: Path) -> dict[str, str]:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..tables import read_csv_table
 from ..errors import UsageError
 
 LISTS = ("call_in", "custom_notifications", "service_referrals")
@@ -30,12 +31,12 @@ def explain_person(run_dir: str | Path, person_id: str) -> dict:
                 if rec["person_id"] == person_id:
                     out["explanation"] = rec
                     break
-    scores = pd.read_csv(run_dir / "scores.csv", dtype=str, keep_default_na=False)
+    scores = read_csv_table(run_dir / "scores.csv")
     row = scores[scores["person_id"] == person_id]
     if len(row):
         out["scores"] = row.iloc[0].to_dict()
     for name in LISTS:
-        lst = pd.read_csv(run_dir / f"{name}.csv", dtype=str, keep_default_na=False)
+        lst = read_csv_table(run_dir / f"{name}.csv")
         hit = lst[lst["person_id"] == person_id]
         if len(hit):
             r = hit.iloc[0]

@@ -13,6 +13,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..tables import read_csv_table
 from ..errors import UsageError
 
 
@@ -74,16 +75,13 @@ def verify_run(run_dir: str | Path, *, rerun: bool = True, progress=None) -> Ver
                         [f"{k} changed since the run ({inputs[k]['path']})" for k in changed])
         rep.rerun = f"skipped: inputs not in place: {why}"
         return rep
-    import io
 
-    import pandas as pd
 
     from ..pipeline import compute_run
     mapping = inputs.get("mapping", {}).get("path")
     prev = None
     if "previous_groups" in inputs:
-        prev = pd.read_csv(io.BytesIO(Path(inputs["previous_groups"]["path"]).read_bytes()), dtype=str,
-                           keep_default_na=False)
+        prev = read_csv_table(Path(inputs["previous_groups"]["path"]))
     result = compute_run(manifest["data_dir"], as_of=manifest["as_of"], policy=manifest["policy"],
                          mapping_path=mapping, progress=progress, previous_groups=prev)
     diffs = []

@@ -25,12 +25,12 @@ enforcement list by this command.
 """
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 
 import pandas as pd
 
+from ..tables import read_csv_table
 from ..errors import UsageError
 from ..records.validate import day_to_iso, iso_to_day, load_records
 
@@ -43,7 +43,7 @@ def _read(run_dir: Path, name: str) -> pd.DataFrame:
     p = run_dir / name
     if not p.is_file():
         raise UsageError(f"{run_dir} lacks {name}; is it an fdnet run folder?")
-    return pd.read_csv(io.BytesIO(p.read_bytes()), dtype=str, keep_default_na=False)
+    return read_csv_table(p)
 
 
 def retaliation_risk(run_dir: str | Path, incident_id: str, *, data_dir: str | Path | None = None,

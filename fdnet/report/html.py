@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
-import io
 import json
 import math
 import re
@@ -42,6 +41,7 @@ import jinja2
 import pandas as pd
 from markupsafe import Markup, escape
 
+from ..tables import read_csv_table
 from .. import __version__
 from . import charts, networks
 
@@ -116,7 +116,7 @@ def read_table(files: dict[str, bytes], name: str) -> pd.DataFrame | None:
     if not b.strip():
         return pd.DataFrame()
     try:
-        return pd.read_csv(io.BytesIO(b), dtype=object, keep_default_na=False)
+        return read_csv_table(b)
     except (ValueError, pd.errors.ParserError):
         return None
 

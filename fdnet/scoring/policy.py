@@ -49,6 +49,9 @@ COMPONENT_DOCS = {
 # they route people to services and can never count towards an enforcement list.
 VICTIMIZATION_COMPONENTS = frozenset({"shooting_victimization", "contagion_risk"})
 ListKind = Literal["enforcement", "service"]
+# Components that describe who a person is rather than what they did: by default they never
+# count towards an enforcement list (issue 9; cf. Chicago's Strategic Subject List).
+DEMOGRAPHIC_COMPONENTS = frozenset({"age"})
 
 
 class Component(BaseModel):
@@ -76,6 +79,9 @@ class Component(BaseModel):
     missing_points: float = Field(default=0.0, description="points when the value is unknown")
     counts_for: list[ListKind] = Field(default_factory=lambda: ["enforcement"],
                                        description="list scores this component adds to")
+    justification: str = Field(default="", description="required, in words a person signs off, when a "
+                               "demographic component (DEMOGRAPHIC_COMPONENTS) counts for enforcement; shown in "
+                               "the manifest, the report and the disparity section")
 
     @model_validator(mode="after")
     def _form(self):
@@ -221,7 +227,9 @@ class Lists(BaseModel):
 class Groups(BaseModel):
     model_config = ConfigDict(extra="forbid")
     detect: bool = Field(default=True, description="detect groups with Leiden on the co-offending layer")
-    resolution: float = Field(default=8.0, gt=0, description="Leiden resolution (RB configuration model); high values give fine communities that the audit labels merge back into groups")
+    resolution: float | Literal["auto"] = Field(
+        default=8.0, description="Leiden resolution (RB configuration model), or auto: chosen per network from the "
+        "data (docs/policy.md); high values give fine communities that the audit labels merge back into groups")
     min_size: int = Field(default=3, ge=2, description="smallest detected group kept")
     seed: int = Field(default=42, description="Leiden random seed (runs are deterministic)")
     conflict_min_shootings: int = Field(
@@ -232,6 +240,17 @@ class Groups(BaseModel):
                                description="confidence of an audit label with no support in the network")
     match_previous: float = Field(default=0.5, gt=0, le=1,
                                   description="Jaccard overlap for a detected group to keep its name from --previous run")
+
+
+class Network(BaseModel):
+    """How incidents become ties (docs/concepts.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+    max_pairs_per_incident: int = Field(
+        default=1225, ge=1,
+        description="an incident whose pairs in a layer (co-offending: k offenders give k(k-1)/2; victimization: "
+        "offenders x victims) exceed this projects no ties in that layer (a mass arrest is not a co-offending "
+        "group); its people keep their own counts, and the manifest names every incident affected")
 
 
 class Analytics(BaseModel):
@@ -287,6 +306,7 @@ class Policy(BaseModel):
     calibration: Calibration = Field(default_factory=lambda: Calibration.model_validate(_DEFAULTS["calibration"]))
     guardrails: Guardrails = Field(default_factory=Guardrails)
     lists: Lists = Field(default_factory=Lists)
+    network: Network = Field(default_factory=Network)
     groups: Groups = Field(default_factory=Groups)
     analytics: Analytics = Field(default_factory=Analytics)
     contagion: Contagion = Field(default_factory=Contagion)
