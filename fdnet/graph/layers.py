@@ -92,6 +92,44 @@ class Incidence:
     def flags(self) -> np.ndarray:
         return self.i_flag
 
+    def pairs_per_incident(self, mode: int) -> np.ndarray:
+        """Person pairs each incident would project in a layer (int64 per incident).
+
+        Co-offending: ``k (k - 1) / 2`` for ``k`` people in an offending role.
+        Victimization: unordered pairs with one side offending and the other a
+        victim, a person holding both roles pairing with anyone who holds
+        either (exactly the pairs the kernel emits before deduplication):
+        ``o v + o b + v b + b (b - 1) / 2`` for ``o`` offending-only, ``v``
+        victim-only and ``b`` both. Counted with one ``np.bincount`` per kind.
+
+        >>> I = Incidence.from_codes(np.array([0, 0, 0, 1, 1]), np.array([0, 1, 2, 0, 3]),
+        ...                          np.array([1, 1, 1, 1, 2], np.uint8), 2, 4)
+        >>> I.pairs_per_incident(LAYERS["co_offending"]).tolist(), I.pairs_per_incident(LAYERS["victimization"]).tolist()
+        ([3, 0], [0, 1])
+        """
+        n_inc = len(self.i_indptr) - 1
+        f = self.i_flag & (FLAG_OFFENDING | FLAG_VICTIM)
+        inc = self.inc
+
+        def count(kind):
+            return np.bincount(inc[f == kind], minlength=n_inc).astype(np.int64)
+
+        o, v, b = count(FLAG_OFFENDING), count(FLAG_VICTIM), count(FLAG_OFFENDING | FLAG_VICTIM)
+        if mode == _core.MODE_CO_OFFENDING:
+            k = o + b
+            return k * (k - 1) // 2
+        return o * v + o * b + v * b + b * (b - 1) // 2
+
+    def without_incidents(self, drop: np.ndarray) -> "Incidence":
+        """The same incidence with every role flag cleared in the incidents where ``drop`` is true.
+
+        The entries stay (so the people stay in the network); they simply
+        qualify for no pair. Used to keep capped incidents out of a layer.
+        """
+        return Incidence(self.i_indptr, self.i_person, np.where(drop[self.inc], 0, self.i_flag).astype(np.uint8),
+                         self.p_indptr, self.p_inc, np.where(drop[self.p_inc], 0, self.p_flag).astype(np.uint8),
+                         self._inc)
+
     def project(self, inc_day: np.ndarray, weight: np.ndarray, mode: int):
         return _core.project(len(self.p_indptr) - 1, self.p_indptr, self.p_inc, self.p_flag,
                              self.i_indptr, self.i_person, self.i_flag,
@@ -183,6 +221,9 @@ class Network:
     layers: dict[str, Layer]
     as_of_day: int
     window_start_day: int
+    # incidents kept out of a layer by network.max_pairs_per_incident: dicts
+    # (incident_id, layer, pairs) sorted by incident_id then layer
+    capped_incidents: list = field(default_factory=list)
     _shooting: np.ndarray | None = field(default=None, repr=False)
     _role_counts: dict | None = field(default=None, repr=False)
 
@@ -244,9 +285,33 @@ class Network:
         return np.unique(I.person[m]).astype(np.int32)
 
 
+DEFAULT_MAX_PAIRS = 1225   # policy network.max_pairs_per_incident: 50 offenders in one incident
+
+
 def build_network(incidents: pd.DataFrame, involvements: pd.DataFrame, *, as_of_day: int,
-                  window_days: int, half_life_days: float) -> Network:
-    """Build the layers from incidents inside ``[as_of - window_days, as_of]``."""
+                  window_days: int, half_life_days: float,
+                  max_pairs_per_incident: int | None = DEFAULT_MAX_PAIRS) -> Network:
+    """Build the layers from incidents inside ``[as_of - window_days, as_of]``.
+
+    An incident whose pairs in a layer (see :meth:`Incidence.pairs_per_incident`)
+    exceed ``max_pairs_per_incident`` projects no ties in that layer (a mass
+    arrest of 3,000 people is not a co-offending group, and would otherwise
+    project 4.5 million ties); its people stay in the network with their own
+    counts (offending, victimization, shootings) and the incident is listed in
+    ``Network.capped_incidents``. ``None`` projects every incident.
+
+    >>> inc = pd.DataFrame({"incident_id": ["I1", "I2"], "day": [19000, 19000], "gun": [False, False]})
+    >>> inv = pd.DataFrame({"incident_id": ["I1"] * 4 + ["I2"] * 2, "person_id": list("ABCDAE"),
+    ...                     "role": ["offender"] * 6})
+    >>> net = build_network(inc, inv, as_of_day=19000, window_days=10, half_life_days=365,
+    ...                     max_pairs_per_incident=5)
+    >>> net.capped_incidents
+    [{'incident_id': 'I1', 'layer': 'co_offending', 'pairs': 6}]
+    >>> net.layers["co_offending"].edges_frame(net)[["person_a", "person_b"]].values.tolist()
+    [['A', 'E']]
+    >>> net.role_counts()["offending"].tolist()
+    [2, 1, 1, 1, 1]
+    """
     start = as_of_day - window_days
     inw = incidents[(incidents["day"] >= start) & (incidents["day"] <= as_of_day)]
     inc_codes_all, inc_ids = sorted_codes(inw["incident_id"].to_numpy())
@@ -264,8 +329,17 @@ def build_network(incidents: pd.DataFrame, involvements: pd.DataFrame, *, as_of_
     I = Incidence.from_codes(inc_code, p_code, flags, len(inc_ids), len(person_ids))
     weight = np.power(0.5, (as_of_day - inc_day.astype(np.float64)) / float(half_life_days))
     layers = {}
+    capped = []
     for name, mode in LAYERS.items():
-        layer = Layer(name, *I.project(inc_day, weight, mode))
+        J = I
+        if max_pairs_per_incident is not None:
+            pairs = I.pairs_per_incident(mode)
+            over = pairs > max_pairs_per_incident
+            if over.any():
+                J = I.without_incidents(over)
+                capped += [{"incident_id": str(inc_ids[k]), "layer": name, "pairs": int(pairs[k])}
+                           for k in np.flatnonzero(over)]
+        layer = Layer(name, *J.project(inc_day, weight, mode))
         layer.indptr, layer.indices, layer.data = _core.edges_to_csr(
             len(person_ids), layer.src, layer.dst, layer.n_incidents.astype(np.float64))
         layers[name] = layer
@@ -273,4 +347,5 @@ def build_network(incidents: pd.DataFrame, involvements: pd.DataFrame, *, as_of_
         person_ids=person_ids, incident_ids=inc_ids, inc_day=inc_day,
         inc_gun=(inw["gun"].to_numpy(dtype=bool) if "gun" in inw else np.zeros(len(inw), bool)), inc_violent=(inw["violent"].to_numpy(dtype=bool) if "violent" in inw else np.zeros(len(inw), bool)),
         incidence=I, layers=layers, as_of_day=as_of_day, window_start_day=start,
+        capped_incidents=sorted(capped, key=lambda c: (c["incident_id"], c["layer"])),
     )
