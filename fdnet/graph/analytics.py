@@ -34,7 +34,7 @@ from ..records.validate import day_to_iso
 from . import centrality as cen
 from .contagion import CSRGraph, HawkesFit, current_hazard, fit_hawkes
 from .exposure import exposure_counts
-from .groups import GroupResult, leiden_communities, merge_groups
+from .groups import GroupResult, audit_labels, choose_resolution, leiden_communities, merge_groups
 from .layers import FLAG_OFFENDING, FLAG_VICTIM, Network
 
 PERSON_COLUMNS = {
@@ -66,6 +66,8 @@ class Analytics:
     contagion: HawkesFit | None
     contagion_events: pd.DataFrame
     betweenness_info: dict = field(default_factory=dict)
+    # how groups were detected: the Leiden resolution, and with ``auto`` the criterion and the scan
+    group_detection: dict = field(default_factory=dict)
 
 
 def _covariates(net: Network, persons: pd.DataFrame | None, off: np.ndarray, violent: np.ndarray,
@@ -169,7 +171,14 @@ def analyze(net: Network, *, persons: pd.DataFrame | None, audit: pd.DataFrame |
 
     # --- groups ------------------------------------------------------------------
     gp = policy.groups
-    labels = leiden_communities(n, co, resolution=gp.resolution, seed=gp.seed) if gp.detect else None
+    labels, detection = None, {"detect": False}
+    if gp.detect and gp.resolution == "auto":
+        choice = choose_resolution(n, co, audit_labels=audit_labels(net.person_ids, audit), seed=gp.seed,
+                                   min_size=gp.min_size)
+        labels, detection = choice.labels, {"detect": True, **choice.summary()}
+    elif gp.detect:
+        labels = leiden_communities(n, co, resolution=float(gp.resolution), seed=gp.seed)
+        detection = {"detect": True, "resolution": float(gp.resolution), "criterion": "policy"}
     groups = merge_groups(net.person_ids, labels, audit, min_size=gp.min_size, layer=co,
                           audit_prior=gp.audit_prior, previous=previous_groups, match_previous=gp.match_previous)
     primary = groups.primary.reindex(net.person_ids).fillna("").to_numpy(dtype=object)
@@ -177,7 +186,7 @@ def analyze(net: Network, *, persons: pd.DataFrame | None, audit: pd.DataFrame |
     table = _group_table(net, person, groups, primary, conflicts)
     info = {"exact": bw.exact, "sources": bw.pivots, "sampled_components": bw.sampled_components,
             "error_bound": bw.eps, "confidence": 1 - bw.alpha}
-    return Analytics(person, groups, table, conflicts, fit, ev_frame, info)
+    return Analytics(person, groups, table, conflicts, fit, ev_frame, info, detection)
 
 
 def _conflicts(net: Network, primary: np.ndarray, relations: pd.DataFrame | None,

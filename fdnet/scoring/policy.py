@@ -228,8 +228,10 @@ class Groups(BaseModel):
     model_config = ConfigDict(extra="forbid")
     detect: bool = Field(default=True, description="detect groups with Leiden on the co-offending layer")
     resolution: float | Literal["auto"] = Field(
-        default=8.0, description="Leiden resolution (RB configuration model), or auto: chosen per network from the "
-        "data (docs/policy.md); high values give fine communities that the audit labels merge back into groups")
+        default="auto", description="Leiden resolution (RB configuration model), or auto (the default): chosen per "
+        "network from the data, by held-out agreement with the group audit where at least 20 people with ties carry "
+        "an audit label, else by modularity and stability across seeds (docs/concepts.md); the choice and the scan "
+        "are in the manifest")
     min_size: int = Field(default=3, ge=2, description="smallest detected group kept")
     seed: int = Field(default=42, description="Leiden random seed (runs are deterministic)")
     conflict_min_shootings: int = Field(
