@@ -7,6 +7,14 @@ apostrophe, the same way in every file. A text cell that already begins with
 an apostrophe gets one more, so the reader can undo the escape exactly:
 :func:`read_csv_table` gives back the raw values.
 
+Only *text* is escaped. A column of numbers (an integer or float dtype) is
+never touched, so ``-2`` stays a number a spreadsheet can sum; a text column
+whose cells merely look like numbers (the person ID ``"-5"``) is escaped like
+any other text. Tables read back as text (:func:`read_csv_table`) remember
+which columns held only plain numbers in the file (``df.attrs["number_columns"]``)
+so that re-writing them (pseudonymised exports) keeps numbers as numbers:
+pass them to :func:`csv_bytes` as ``numbers=``.
+
 >>> df = pd.DataFrame({"person_id": ["=HYPERLINK(1)", "P1", "'x", "-2"], "n": [1, -2, 3, 4]})
 >>> print(csv_bytes(df).decode())
 person_id,n
@@ -15,95 +23,277 @@ P1,-2
 ''x,3
 '-2,4
 <BLANKLINE>
->>> read_csv_table(csv_bytes(df))["person_id"].tolist()
-['=HYPERLINK(1)', 'P1', "'x", '-2']
+>>> back = read_csv_table(csv_bytes(df))
+>>> back["person_id"].tolist(), back.attrs["number_columns"]
+(['=HYPERLINK(1)', 'P1', "'x", '-2'], ('n',))
+>>> print(csv_bytes(back, numbers=back.attrs["number_columns"]).decode() == csv_bytes(df).decode())
+True
+
+The escaping is vectorised (pyarrow compute kernels, no Python code per
+cell): about 0.1 s per million text cells each way.
 """
 from __future__ import annotations
 
+import csv
 import io
+import re
 from pathlib import Path
+from typing import Iterable
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 #: first characters that make a spreadsheet read a cell as a formula (OWASP CSV injection)
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 _ESCAPED_STARTS = FORMULA_STARTS + ("'",)
+_CLASS = "[=+\\-@\t\r']"
+_NEEDS_ESCAPE = "^" + _CLASS          # RE2 (pyarrow) and Python re alike
+_WAS_ESCAPED = "^'" + _CLASS
+#: a plain number as fdnet writes it (what ``numbers=`` columns may hold unescaped)
+NUMBER_PATTERN = r"^-?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?$"
+_NUMBER_RE = re.compile(NUMBER_PATTERN)
+BOM = b"\xef\xbb\xbf"
 
 
-def neutralise(values: pd.Series) -> pd.Series:
+def starts_like_formula(s: str) -> bool:
+    """True when a spreadsheet would read ``s`` as a formula.
+
+    >>> starts_like_formula("=1+1"), starts_like_formula("P1"), starts_like_formula("-5")
+    (True, False, True)
+    """
+    return s.startswith(FORMULA_STARTS)
+
+
+def escape_cell(s: str) -> str:
+    """One text cell as :func:`csv_bytes` writes it (for code that builds a single value).
+
+    >>> escape_cell('=HYPERLINK("http://x","y")'), escape_cell("P1"), escape_cell("'a")
+    ('\\'=HYPERLINK("http://x","y")', 'P1', "''a")
+    """
+    return "'" + s if s.startswith(_ESCAPED_STARTS) else s
+
+
+def _as_string_array(values) -> pa.ChunkedArray | pa.Array | None:
+    """``values`` as an Arrow string array, or None when they are not all text (numbers, mixed)."""
+    try:
+        arr = pa.array(values, from_pandas=True) if not isinstance(values, (pa.Array, pa.ChunkedArray)) \
+            else values
+    except (pa.ArrowTypeError, pa.ArrowInvalid):
+        return None
+    if pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type):
+        return arr
+    return None
+
+
+def _escape_arrow(arr, keep_numbers: bool = False):
+    """Arrow string array with formula-like cells prefixed by an apostrophe (nulls stay null)."""
+    if pa.types.is_dictionary(arr.type):
+        if isinstance(arr, pa.ChunkedArray):
+            arr = arr.combine_chunks()
+        if not (pa.types.is_string(arr.type.value_type) or pa.types.is_large_string(arr.type.value_type)):
+            return arr
+        return pa.DictionaryArray.from_arrays(arr.indices, _escape_arrow(arr.dictionary, keep_numbers))
+    mask = _escape_mask(arr, keep_numbers)
+    if not pc.any(mask).as_py():
+        return arr
+    return pc.if_else(mask, pc.utf8_replace_slice(arr, 0, 0, "'"), arr)
+
+
+def _escape_mask(arr, keep_numbers: bool = False):
+    mask = pc.match_substring_regex(arr, _NEEDS_ESCAPE)
+    if keep_numbers:
+        mask = pc.and_kleene(mask, pc.invert(pc.match_substring_regex(arr, NUMBER_PATTERN)))
+    return mask
+
+
+def _unescape_arrow(arr):
+    """(unescaped array, mask of the cells changed) or (arr, None) when none was escaped."""
+    mask = pc.match_substring_regex(arr, _WAS_ESCAPED)
+    if not pc.any(mask).as_py():
+        return arr, None
+    return pc.if_else(mask, pc.utf8_slice_codeunits(arr, 1), arr), mask
+
+
+def _from_arrow_like(values: pd.Series, arr, mask=None) -> pd.Series:
+    """A Series like ``values`` (index, name, dtype) holding the Arrow strings ``arr``.
+
+    For object columns only the cells under ``mask`` (an Arrow boolean array)
+    are replaced, so untouched cells (and missing markers) stay the very objects
+    they were, and no million Python strings are made for a handful of hits.
+    """
+    if values.dtype == object:
+        out = values.copy()
+        hit = pc.fill_null(mask, False).to_numpy(zero_copy_only=False) if mask is not None \
+            else np.ones(len(values), dtype=bool)
+        out[hit] = pc.filter(arr, pc.fill_null(mask, False)).to_numpy(zero_copy_only=False) \
+            if mask is not None else arr.to_numpy(zero_copy_only=False)
+        return out
+    return pd.Series(pd.array(arr, dtype=values.dtype) if isinstance(values.dtype, pd.StringDtype)
+                     else arr, index=values.index, name=values.name, dtype=values.dtype)
+
+
+def neutralise(values: pd.Series, keep_numbers: bool = False) -> pd.Series:
     """Prefix an apostrophe to text values that a spreadsheet would run as a formula (vectorised).
+
+    Non-text values (numbers, missing values) are never changed. With
+    ``keep_numbers`` a text cell that is a plain number (``"-1.5"``) is kept
+    as it is too: for columns of numbers stored as text.
 
     >>> neutralise(pd.Series(["=1+1", "ok", "@SUM(A1)", ""])).tolist()
     ["'=1+1", 'ok', "'@SUM(A1)", '']
+    >>> neutralise(pd.Series([-1, 2])).tolist(), neutralise(pd.Series(["-1", "-x"]), keep_numbers=True).tolist()
+    ([-1, 2], ['-1', "'-x"])
+    >>> neutralise(pd.Series([-5, "-5", None], dtype=object)).tolist()   # mixed: only the text is escaped
+    [-5, "'-5", None]
     """
-    s = values.astype(object)
-    mask = s.map(lambda v: isinstance(v, str) and v.startswith(_ESCAPED_STARTS), na_action="ignore")
-    mask = mask.fillna(False).astype(bool).to_numpy()
-    if not mask.any():
+    if values.dtype != object and not pd.api.types.is_string_dtype(values.dtype) \
+            and not isinstance(values.dtype, pd.CategoricalDtype):
         return values
-    out = s.copy()
-    out[mask] = "'" + s[mask].astype(str)
-    return out
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        cats = values.cat.categories
+        if not pd.api.types.is_string_dtype(cats.dtype) and cats.dtype != object:
+            return values
+        return values.cat.rename_categories(neutralise(pd.Series(cats), keep_numbers).tolist())
+    arr = _as_string_array(values)
+    if arr is None:
+        if values.dtype != object or not len(values):
+            return values
+        # mixed object column (text and numbers): escape the text cells only
+        is_str = values.map(type, na_action="ignore").eq(str).to_numpy()
+        if not is_str.any():
+            return values
+        out = values.copy()
+        out[is_str] = neutralise(values[is_str].astype(str), keep_numbers).to_numpy()
+        return out
+    mask = _escape_mask(arr, keep_numbers)
+    if not pc.any(mask).as_py():
+        return values
+    return _from_arrow_like(values, pc.if_else(mask, pc.utf8_replace_slice(arr, 0, 0, "'"), arr), mask)
 
 
 def unneutralise(values: pd.Series) -> pd.Series:
-    """Undo :func:`neutralise` on values read back from an fdnet CSV."""
-    s = values.astype(object)
-    txt = s.astype(str)
-    mask = txt.str.startswith("'").to_numpy() & (txt.str.len() > 1).to_numpy() & \
-        txt.str[1:2].isin(list(_ESCAPED_STARTS)).to_numpy() & s.map(lambda v: isinstance(v, str)).to_numpy()
-    if not mask.any():
+    """Undo :func:`neutralise` on values read back from an fdnet CSV (vectorised).
+
+    >>> unneutralise(pd.Series(["'=1+1", "''x", "'plain", "ok"])).tolist()
+    ['=1+1', "'x", "'plain", 'ok']
+    """
+    arr = _as_string_array(values)
+    if arr is None:
         return values
-    out = s.copy()
-    out[mask] = txt[mask].str[1:]
-    return out
+    new, mask = _unescape_arrow(arr)
+    return values if mask is None else _from_arrow_like(values, new, mask)
 
 
-def _text_columns(df: pd.DataFrame) -> list:
-    return [c for c in df.columns if df[c].dtype == object or pd.api.types.is_string_dtype(df[c].dtype)]
+def _header(columns: Iterable, eol: str) -> bytes:
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator=eol, quoting=csv.QUOTE_MINIMAL).writerow(
+        [escape_cell(str(c)) for c in columns])
+    return buf.getvalue().encode("utf-8")
 
 
-def csv_bytes(df: pd.DataFrame) -> bytes:
+def _as_numbers(arr):
+    """Text cells holding plain numbers as an Arrow int64/float64 array that writes back to the very same
+    text (empty cells as nulls), or None when no such exact round trip exists."""
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    arr = pc.cast(arr, pa.string())
+    if not pc.all(pc.or_kleene(pc.equal(arr, ""), pc.match_substring_regex(arr, NUMBER_PATTERN))).as_py():
+        return None
+    vals = pc.if_else(pc.equal(arr, ""), pa.scalar(None, pa.string()), arr)
+    for t in (pa.int64(), pa.float64()):
+        try:
+            num = pc.cast(vals, t)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            continue
+        if pc.all(pc.equal(pc.fill_null(pc.cast(num, pa.string()), ""), arr)).as_py():
+            return num
+    return None
+
+
+def _safe_table(df: pd.DataFrame, numbers: frozenset) -> pa.Table:
+    """The frame as an Arrow table with every text column escaped."""
+    cols = {}
+    for i, c in enumerate(df.columns):
+        col = df.iloc[:, i]
+        try:
+            arr = pa.array(col, from_pandas=True)
+        except (pa.ArrowTypeError, pa.ArrowInvalid):
+            # mixed object column: text cells escaped, other values written as text
+            col = neutralise(col, keep_numbers=c in numbers)
+            arr = pa.array(col.where(col.isna(), col.astype(str)), from_pandas=True, type=pa.string())
+        else:
+            t = arr.type
+            if c in numbers and (pa.types.is_string(t) or pa.types.is_large_string(t)):
+                num = _as_numbers(arr)   # written bare, exactly as read (no quotes even when others need them)
+                arr = num if num is not None else _escape_arrow(arr, keep_numbers=True)
+            elif pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_dictionary(t):
+                arr = _escape_arrow(arr)
+        cols[f"c{i}"] = arr
+    return pa.table(cols) if cols else pa.table({})
+
+
+def csv_bytes(df: pd.DataFrame, numbers: Iterable[str] = (), eol: str = "\n", bom: bool = False) -> bytes:
     """Deterministic, spreadsheet-safe CSV: UTF-8, LF line ends, quoting only where needed.
 
     Written with pyarrow's CSV writer (10x faster than pandas here): booleans
     as true/false, floats in shortest round-trip form, missing values empty.
-    Text columns are neutralised first (see the module docstring).
+    Text columns are neutralised first (see the module docstring); numeric
+    columns never are. ``numbers`` names text columns that hold numbers
+    (as :func:`read_csv_table` gives them back): their cells that are plain
+    numbers are written as they are, any other cell is still escaped.
+    ``eol="\\r\\n"`` and ``bom=True`` give the Windows form (i2 exports).
+
+    >>> csv_bytes(pd.DataFrame({"a": ["x", "y,z"], "b": ["-1", "-x"]}), numbers=["b"])
+    b'a,b\\n"x","-1"\\n"y,z","\\'-x"\\n'
     """
-    import pyarrow as pa
     import pyarrow.csv as pacsv
 
-    text = _text_columns(df)
-    if text:
-        df = df.copy(deep=False)
-        for c in text:
-            df[c] = neutralise(df[c])
-    table = pa.Table.from_pandas(df, preserve_index=False)
-    header = (",".join(str(c) for c in df.columns) + "\n").encode("utf-8")  # fdnet's own names: no quoting needed
+    numbers = frozenset(numbers)
+    numbers = frozenset(c for c in df.columns if c in numbers)
+    header = _header(df.columns, eol)
+    if len(df.columns) == 0:
+        return (BOM if bom else b"") + header
+    table = _safe_table(df, numbers)
     buf = io.BytesIO()
+    opts = dict(include_header=False, eol=eol.encode("ascii"))
     try:
         # no quotes at all when no value needs them: the plain form people expect
-        pacsv.write_csv(table, buf, write_options=pacsv.WriteOptions(
-            include_header=False, quoting_style="none", eol=b"\n"))
+        pacsv.write_csv(table, buf, write_options=pacsv.WriteOptions(quoting_style="none", **opts))
     except pa.ArrowInvalid:
-        # some value holds a comma, quote or newline: quote every text value (RFC 4180)
+        # some value holds a comma, quote or line break: quote every text value (RFC 4180)
         buf = io.BytesIO()
-        pacsv.write_csv(table, buf, write_options=pacsv.WriteOptions(
-            include_header=False, quoting_style="needed", eol=b"\n"))
-    return header + buf.getvalue()
+        pacsv.write_csv(table, buf, write_options=pacsv.WriteOptions(quoting_style="needed", **opts))
+    return (BOM if bom else b"") + header + buf.getvalue()
 
 
 def read_csv_table(source: bytes | str | Path) -> pd.DataFrame:
     """Read an fdnet CSV (bytes or a path) as text columns with the raw values back (escapes undone).
 
     Every reader of a run folder's CSV files goes through this, so a person
-    ID that began with ``=`` is matched as itself.
+    ID that began with ``=`` is matched as itself. A byte-order mark (i2
+    exports) is skipped. ``df.attrs["number_columns"]`` names the columns
+    whose every non-empty cell in the file was a plain number (see
+    :func:`csv_bytes`'s ``numbers``).
     """
     data = source if isinstance(source, bytes) else Path(source).read_bytes()
+    if data.startswith(BOM):
+        data = data[len(BOM):]
     df = pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False)
-    for c in df.columns:
-        col = df[c]
-        if len(col) and np.any(col.str.startswith("'").to_numpy()):
-            df[c] = unneutralise(col)
+    numbers = []
+    for i, c in enumerate(df.columns):
+        col = df.iloc[:, i]
+        arr = _as_string_array(col)
+        if arr is None:
+            continue
+        new, mask = _unescape_arrow(arr)
+        if mask is not None:
+            df.isetitem(i, _from_arrow_like(col, new, mask))
+        elif len(arr) and pc.all(pc.or_kleene(pc.equal(arr, ""),
+                                              pc.match_substring_regex(arr, NUMBER_PATTERN))).as_py() \
+                and pc.any(pc.not_equal(arr, "")).as_py():
+            numbers.append(c)
+    df.attrs["number_columns"] = tuple(numbers)
     return df
+

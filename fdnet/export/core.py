@@ -22,9 +22,8 @@ has one; pseudonymised when a key is given, else byte copies).
 """
 from __future__ import annotations
 
-import csv
-import io
 import json
+import re
 from pathlib import Path
 from typing import Iterable
 
@@ -33,11 +32,13 @@ import pandas as pd
 from .. import __version__
 from ..atomic import write_staged
 from ..errors import UsageError
+from ..tables import csv_bytes
 from .pseudonym import SCHEME, Pseudonymiser, key_fingerprint, read_key
 from .runfolder import (ID_COLUMNS, INCIDENT_ID_COLUMNS, LIST_NAMES, OPTIONAL_TABLE_FILES, TABLE_FILES, RunFolder,
-                        column_kind, load_run, sha256_hex)
+                        column_kind, load_run, number_columns, sha256_hex)
 
 FORMATS = ("graphml", "gexf", "xlsx", "i2", "csv")
+_SAFE_NAME = re.compile(r"[a-z0-9][a-z0-9_]*\.(?:csv|json|graphml|gexf|xlsx)")
 MANIFEST_NAME = "export_manifest.json"
 EXPORT_FORMAT_VERSION = 1
 
@@ -89,6 +90,13 @@ def _all_person_ids(tables: dict[str, pd.DataFrame]) -> set[str]:
     return ids
 
 
+def _mapped(values: pd.Series, f) -> pd.Series:
+    """``f`` applied to each distinct value once, then mapped onto the column (object dtype)."""
+    uniq = pd.unique(values)
+    m = dict(zip(uniq, map(f, uniq)))
+    return values.map(m).astype(object)
+
+
 def pseudonymise_tables(tables: dict[str, pd.DataFrame], p: Pseudonymiser) -> dict[str, pd.DataFrame]:
     """The run's tables with every person ID replaced, in ID columns and in free text.
 
@@ -99,12 +107,13 @@ def pseudonymise_tables(tables: dict[str, pd.DataFrame], p: Pseudonymiser) -> di
     out = {}
     for key, df in tables.items():
         df = df.copy()
+        numbers = set(number_columns(df))
         for col in df.columns:
             if col in ID_COLUMNS[key]:
-                df[col] = pd.Series([p(v) for v in df[col]], index=df.index, dtype=object)
-            elif col not in INCIDENT_ID_COLUMNS and column_kind(df[col]) == "text":
-                m = {u: p.text(u) for u in pd.unique(df[col])}
-                df[col] = pd.Series([m[v] for v in df[col]], index=df.index, dtype=object)
+                df[col] = _mapped(df[col], p)
+            elif col not in INCIDENT_ID_COLUMNS and col not in numbers \
+                    and column_kind(df[col]) not in ("date", "bool"):
+                df[col] = _mapped(df[col], p.text)
         out[key] = df
     e = out["edges"]
     swap = e["person_a"] > e["person_b"]
@@ -117,17 +126,19 @@ def pseudonymise_tables(tables: dict[str, pd.DataFrame], p: Pseudonymiser) -> di
     return out
 
 
-def text_csv_bytes(df: pd.DataFrame) -> bytes:
-    """A frame of text cells as CSV: UTF-8, LF line ends, RFC 4180 quoting where needed.
+def table_csv_bytes(df: pd.DataFrame) -> bytes:
+    """A run table (text cells, as :func:`load_run` reads it) as CSV, written like the run's own files.
 
-    >>> text_csv_bytes(pd.DataFrame({"a": ["x", "y,z"], "b": ["1", ""]}))
-    b'a,b\\nx,1\\n"y,z",\\n'
+    The one CSV writer, :func:`fdnet.tables.csv_bytes`: formula-like text
+    gets its apostrophe back, while the columns that held numbers in the
+    run's file stay numbers (a negative score is not escaped).
+
+    >>> from fdnet.tables import read_csv_table
+    >>> t = read_csv_table(b"person_id,score\\n'-5,-1\\n")
+    >>> table_csv_bytes(t)
+    b"person_id,score\\n'-5,-1\\n"
     """
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n", quoting=csv.QUOTE_MINIMAL)
-    w.writerow([str(c) for c in df.columns])
-    w.writerows(df.itertuples(index=False, name=None))
-    return buf.getvalue().encode("utf-8")
+    return csv_bytes(df, numbers=number_columns(df))
 
 
 def build_export(rf: RunFolder, formats: Iterable[str], key: bytes | None = None) -> tuple[dict[str, bytes], dict]:
@@ -160,7 +171,7 @@ def build_export(rf: RunFolder, formats: Iterable[str], key: bytes | None = None
         else:
             for k, fname in {**TABLE_FILES, **OPTIONAL_TABLE_FILES}.items():
                 if k in tables:
-                    files[fname] = text_csv_bytes(tables[k])
+                    files[fname] = table_csv_bytes(tables[k])
     manifest = {
         "export_format_version": EXPORT_FORMAT_VERSION,
         "fdnet_version": __version__,
@@ -177,7 +188,14 @@ def build_export(rf: RunFolder, formats: Iterable[str], key: bytes | None = None
 
 
 def write_all_or_nothing(files: dict[str, bytes], out_dir: str | Path) -> None:
-    """Write ``files`` into ``out_dir`` via a staging folder; on failure leave it absent or empty."""
+    """Write ``files`` into ``out_dir`` via a staging folder; on failure leave it absent or empty.
+
+    Every name must be one of the export's own plain file names (never a
+    path, never derived from data), so nothing can land outside ``out_dir``.
+    """
+    bad = sorted(n for n in files if not _SAFE_NAME.fullmatch(n))
+    if bad:
+        raise ValueError(f"export file names {bad!r} are not plain names")
     write_staged(files, out_dir, prefix=".fdnet-export-staging-")
 
 

@@ -23,69 +23,71 @@ code page and garbles accented names. If an importer shows a stray
 ``ï»¿`` before the first heading, set the file's encoding to UTF-8 in its
 format step. Fields are quoted per RFC 4180 where needed.
 The importer reads one item per line, so line breaks inside a value become
-spaces. Text cells that a spreadsheet would read as a formula get a leading
-apostrophe (:func:`fdnet.export.text.neutralise_formula`). Both rules apply
-the same way in both files, so identities still match.
+spaces. The files are written by fdnet's one CSV writer
+(:func:`fdnet.tables.csv_bytes`): text cells that a spreadsheet would read
+as a formula get a leading apostrophe, identically in both files, so
+identities still match, while the numeric attributes (scores, ranks,
+weights) stay numbers; :func:`fdnet.tables.read_csv_table` reads both
+files back with the raw values.
 
->>> _cell("=1+1"), _cell("two\\nlines")
-("'=1+1", 'two lines')
+>>> one_line(pd.Series(["two\\nlines", "a\\r\\nb"])).tolist()
+['two lines', 'a b']
 """
 from __future__ import annotations
 
-import csv
-import io
-import re
-
+import numpy as np
 import pandas as pd
 
-from .runfolder import LIST_NAMES
-from .text import neutralise_formula
+from ..tables import csv_bytes
+from .runfolder import LIST_NAMES, number_columns
 
 ENTITY_ATTRS = ("group", "score", "enforcement_score", "service_score", "degree", "exposure_1", "exposure_2",
                 "betweenness")
-_ONE_LINE = re.compile(r"\r\n|[\r\n]")
 LAYER_LABELS = {"co_offending": "co-offending", "victimization": "victimization"}
 
 
-def _csv(rows: list[list[str]]) -> bytes:
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL)
-    w.writerows(rows)
-    return buf.getvalue().encode("utf-8-sig")
+def one_line(values: pd.Series) -> pd.Series:
+    """Text cells on one line (the importer never reads an item across lines): breaks become spaces."""
+    return values.astype(str).str.replace(r"\r\n|[\r\n]", " ", regex=True)
 
 
-def _cell(s: str) -> str:
-    """A text cell for i2: one line (the importer never reads an item across lines), no formula start."""
-    return neutralise_formula(_ONE_LINE.sub(" ", s))
-
-
-def _plural(n: str, word: str) -> str:
-    return f"{n} {word}" + ("" if n == "1" else "s")
+def _i2_csv(df: pd.DataFrame, numbers) -> bytes:
+    """UTF-8 with BOM, CRLF, through the one spreadsheet-safe writer; text cells on one line."""
+    df = df.copy()
+    for c in df.columns:
+        if c not in numbers:
+            df[c] = one_line(df[c])
+    return csv_bytes(df, numbers=numbers, eol="\r\n", bom=True)
 
 
 def i2_files(tables: dict[str, pd.DataFrame]) -> dict[str, bytes]:
     """{"entities.csv": bytes, "links.csv": bytes}."""
     e = tables["edges"]
     e = e[e["layer"].isin(list(LAYER_LABELS))]
-    ranks = {name: dict(zip(tables[name]["person_id"], tables[name]["rank"])) for name in LIST_NAMES}
-    people = sorted(set(e["person_a"]) | set(e["person_b"]) | set().union(*(set(r) for r in ranks.values())))
-    sc = tables["scores"].set_index("person_id")
-    sc = sc[~sc.index.duplicated()]
+    lists = {name: tables[name].drop_duplicates("person_id") for name in LIST_NAMES}
+    people = sorted(set(e["person_a"]) | set(e["person_b"])
+                    | set().union(*(set(lst["person_id"]) for lst in lists.values())))
+    scores = tables["scores"]
+    sc = scores.drop_duplicates("person_id").set_index("person_id")
     attrs = [a for a in ENTITY_ATTRS if a in sc.columns]
-    sc = sc.reindex(people)[attrs].fillna("")
-    n = _cell
-    header = ["entity_type", "identity", "label", *attrs,
-              *[c for name in LIST_NAMES for c in (f"on_{name}", f"{name}_rank")]]
-    rows = [header]
-    for pid, vals in zip(people, sc.itertuples(index=False)):
-        row = ["Person", n(pid), n(pid), *[n(str(v)) for v in vals]]
-        for name in LIST_NAMES:
-            r = ranks[name].get(pid)
-            row += ["yes" if r is not None else "no", r or ""]
-        rows.append(row)
-    links = [["from_identity", "to_identity", "link_type", "label", "weight", "incidents", "first_date",
-              "last_date", "incident_ids"]]
-    for a, b, layer, w, k, fd, ld, ids in zip(e["person_a"], e["person_b"], e["layer"], e["weight"], e["incidents"],
-                                              e["first_date"], e["last_date"], e["incident_ids"]):
-        links.append([n(a), n(b), layer, f"{LAYER_LABELS[layer]} ({_plural(k, 'incident')})", w, k, fd, ld, n(ids)])
-    return {"entities.csv": _csv(rows), "links.csv": _csv(links)}
+    sc = sc.reindex(people)[attrs].fillna("").astype(object)
+    ent = pd.DataFrame({"entity_type": "Person", "identity": people, "label": people}, dtype=object)
+    for a in attrs:
+        ent[a] = sc[a].to_numpy()
+    numbers = {a for a in attrs if a in number_columns(scores)}
+    for name in LIST_NAMES:
+        rank = lists[name].set_index("person_id")["rank"].reindex(people)
+        ent[f"on_{name}"] = np.where(rank.notna().to_numpy(), "yes", "no")
+        ent[f"{name}_rank"] = rank.fillna("").astype(object).to_numpy()
+        if "rank" in number_columns(tables[name]) or not len(tables[name]):
+            numbers.add(f"{name}_rank")
+    k = e["incidents"].astype(str)
+    links = pd.DataFrame({
+        "from_identity": e["person_a"].to_numpy(), "to_identity": e["person_b"].to_numpy(),
+        "link_type": e["layer"].to_numpy(),
+        "label": (e["layer"].map(LAYER_LABELS) + " (" + k + " incident" + np.where(k == "1", "", "s") + ")")
+        .to_numpy(),
+        **{c: e[c].to_numpy() for c in ("weight", "incidents", "first_date", "last_date", "incident_ids")},
+    }, dtype=object)
+    link_numbers = {c for c in ("weight", "incidents") if c in number_columns(tables["edges"])}
+    return {"entities.csv": _i2_csv(ent, numbers), "links.csv": _i2_csv(links, link_numbers)}

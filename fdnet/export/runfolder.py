@@ -66,6 +66,19 @@ def column_kind(values: pd.Series) -> str:
     return "text"
 
 
+def number_columns(df: pd.DataFrame) -> tuple[str, ...]:
+    """Columns of ``df`` that hold numbers: as the run's file had them when ``df`` was read with
+    :func:`~fdnet.tables.read_csv_table` (so a text column of IDs like ``-5`` is not one), else
+    by :func:`column_kind`.
+
+    >>> number_columns(pd.DataFrame({"n": ["-1", "2"], "id": ["-5", "P1"]}))
+    ('n',)
+    """
+    if "number_columns" in df.attrs:
+        return tuple(c for c in df.attrs["number_columns"] if c in df.columns)
+    return tuple(c for c in df.columns if column_kind(df[c]) == "number")
+
+
 def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -125,7 +138,13 @@ def load_run(run_dir: str | Path) -> RunFolder:
     data: dict[str, bytes] = {}
     for name, meta in sorted(outputs.items()):
         p = run_dir / name
-        if Path(name).name != name or not p.is_file():
+        if Path(name).name != name or name in (".", "..") or "\\" in name or "\x00" in name:
+            problems.append(f"{name!r} is not a plain file name (a manifest names files inside the run folder)")
+            continue
+        if p.is_symlink():
+            problems.append(f"{name} is a symbolic link (a run folder holds its own files)")
+            continue
+        if not p.is_file():
             problems.append(f"{name} is missing")
             continue
         b = p.read_bytes()

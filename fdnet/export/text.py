@@ -9,8 +9,10 @@ can arrive. Two hazards matter for exports:
 * **Spreadsheet formulas**: a cell starting with ``=``, ``+``, ``-``, ``@``,
   tab or carriage return may be run as a formula when a CSV is opened in a
   spreadsheet (OWASP "CSV injection"). The XLSX writer stores such cells as
-  literal text with Excel's quote prefix; in CSV files
-  :func:`neutralise_formula` puts an apostrophe in front, as OWASP advises.
+  literal text with Excel's quote prefix; every CSV (run folder and exports
+  alike) is written by :func:`fdnet.tables.csv_bytes`, which puts an
+  apostrophe in front. The rule is defined once, in :mod:`fdnet.tables`;
+  the names below are re-exported from there.
 
 >>> xml_safe("a\\x00b\\x1fc\\td")
 'a\\ufffdb\\ufffdc\\td'
@@ -21,19 +23,14 @@ from __future__ import annotations
 
 import re
 
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+from ..tables import FORMULA_STARTS, escape_cell, starts_like_formula  # noqa: F401  (the one definition)
+
 _XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+#: one text cell as every fdnet CSV writes it (:func:`fdnet.tables.escape_cell`)
+neutralise_formula = escape_cell
 
 
 def xml_safe(s: str) -> str:
     """``s`` with characters XML 1.0 cannot hold replaced by U+FFFD."""
     return _XML_ILLEGAL.sub("\ufffd", s)
-
-
-def starts_like_formula(s: str) -> bool:
-    return s.startswith(FORMULA_STARTS)
-
-
-def neutralise_formula(s: str) -> str:
-    """Prefix an apostrophe to a text cell a spreadsheet would read as a formula."""
-    return "'" + s if starts_like_formula(s) else s
