@@ -141,7 +141,8 @@ def test_only_the_requested_formats(run_dir, tmp_path):
 @pytest.mark.parametrize("layer", ["co_offending", "victimization"])
 def test_graph_files_round_trip_through_networkx(run_dir, exported, ext, layer):
     out, _ = exported
-    g = nx.read_graphml(out / f"{layer}.{ext}") if ext == "graphml" else nx.read_gexf(out / f"{layer}.{ext}")
+    g = nx.read_graphml(out / f"{layer}.{ext}") if ext == "graphml" else \
+        nx.read_gexf(out / f"{layer}.{ext}", version="1.3")
     assert not g.is_directed() and not g.is_multigraph()
     e = _read(run_dir / "edges.csv")
     e = e[e["layer"] == layer]
@@ -190,7 +191,7 @@ def test_xlsx_layout_for_prosecutors(run_dir, exported):
     cover = {r[0]: r[1] for r in wb["About this export"].iter_rows(values_only=True) if r[0]}
     text = " ".join(str(k) for k in cover)
     assert "not probable cause" in text
-    assert cover["as of"] == m["run"]["as_of"]
+    assert cover["as of"].date().isoformat() == m["run"]["as_of"]     # a real date, not text
     assert cover["policy SHA-256"] == m["run"]["policy_sha256"]
     assert cover["run manifest SHA-256"] == m["run"]["manifest_sha256"]
     assert cover["pseudonymised"] == "no"
@@ -203,11 +204,13 @@ def test_xlsx_layout_for_prosecutors(run_dir, exported):
         assert header == list(df.columns)
         rows = list(ws.iter_rows(min_row=2, values_only=True))
         assert len(rows) == len(df)
+        at = {c: j for j, c in enumerate(header)}
         for got, want in zip(rows, df.itertuples(index=False)):
-            assert got[0] == int(want.rank) and got[1] == want.person_id
-            assert float(got[3]) == float(want.score)
-            assert got[4] == want.reasons
-        assert ws.column_dimensions["E"].width > ws.column_dimensions["A"].width
+            assert got[at["rank"]] == int(want.rank) and got[at["person_id"]] == want.person_id
+            assert float(got[at["score"]]) == float(want.score)
+            assert got[at["reasons"]] == want.reasons
+        reasons = openpyxl.utils.get_column_letter(at["reasons"] + 1)
+        assert ws.column_dimensions[reasons].width > ws.column_dimensions["A"].width
 
 
 def test_i2_files_bom_crlf_and_consistent_identities(run_dir, exported):
@@ -289,26 +292,30 @@ def test_export_folder_must_be_new_or_empty_and_outside_the_run(run_dir, tmp_pat
 
 
 def test_a_failed_export_leaves_nothing_behind(run_dir, tmp_path, monkeypatch):
+    import errno
+
     import fdnet.atomic as core  # the all-or-nothing writer export_run uses
     calls = []
-    real = os.replace
+    real = os.fsync
 
-    def flaky(a, b):
-        calls.append(b)
+    def disk_full(fd):
+        calls.append(fd)
         if len(calls) == 3:
-            raise OSError("disk full")
-        return real(a, b)
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(fd)
 
-    monkeypatch.setattr(core.os, "replace", flaky)
-    with pytest.raises(OSError, match="disk full"):
+    monkeypatch.setattr(core.os, "fsync", disk_full)
+    with pytest.raises((OSError, FdnetError), match="[Nn]o space left"):
         export_run(run_dir, tmp_path / "new")
     assert not (tmp_path / "new").exists()
+    assert [p.name for p in tmp_path.iterdir()] == []          # no staging folder left beside it either
     empty = tmp_path / "empty"
     empty.mkdir()
     calls.clear()
-    with pytest.raises(OSError):
+    with pytest.raises((OSError, FdnetError)):
         export_run(run_dir, empty)
     assert list(empty.iterdir()) == []
+    assert [p.name for p in tmp_path.iterdir()] == ["empty"]
 
 
 # --- pseudonymisation ------------------------------------------------------------------------------
@@ -537,7 +544,8 @@ def test_markup_quotes_line_breaks_and_control_characters_stay_well_formed():
     group = "<script>alert(1)</script> & \"crew\"\r\nline"
     t = _tables(a, b, group)
     d = layer_data(t, "co_offending")
-    for g in (nx.read_graphml(io.BytesIO(graphml_bytes(d))), nx.read_gexf(io.BytesIO(gexf_bytes(d, "2024-03-01")))):
+    for g in (nx.read_graphml(io.BytesIO(graphml_bytes(d))),
+              nx.read_gexf(io.BytesIO(gexf_bytes(d, "2024-03-01")), version="1.3")):
         assert set(g.nodes) == {a, "B\ufffdctl"}                     # XML cannot hold \x01: shown as U+FFFD
         assert g.nodes[a]["group"] == group                           # tab, CR, LF and markup survive
         assert g.edges[a, "B\ufffdctl"]["weight"] == 2.0
@@ -561,3 +569,72 @@ def test_policy_hash_is_the_audit_logs():
     from fdnet.scoring.policy import Policy
     p = Policy().effective()
     assert policy_sha256(p) == hashlib.sha256(canonical_json(p).encode("utf-8")).hexdigest()
+
+
+# --- XLSX dates, GEXF 1.3 ----------------------------------------------------------------------------
+
+def test_xlsx_dates_are_real_excel_dates(run_dir, exported):
+    import datetime as dt
+    out, _ = exported
+    wb = openpyxl.load_workbook(out / "lists.xlsx")
+    checked = 0
+    for title, name in zip(wb.sheetnames[1:], LISTS):
+        ws = wb[title]
+        header = [c.value for c in ws[1]]
+        df = _read(run_dir / f"{name}.csv")
+        for col in [c for c in df.columns if c.endswith("_date")]:
+            j = header.index(col) + 1
+            for i, want in enumerate(df[col], start=2):
+                c = ws.cell(row=i, column=j)
+                if want == "":
+                    assert c.value is None
+                    continue
+                assert isinstance(c.value, dt.datetime) and c.is_date, (title, col, c.value)
+                assert c.number_format == "yyyy-mm-dd" and c.value.date().isoformat() == want
+                checked += 1
+    assert checked > 0, "the lists carry dates"
+    cover = wb["About this export"]
+    as_of = [r[1] for r in cover.iter_rows() if r[0].value == "as of"][0]
+    assert as_of.is_date and as_of.number_format == "yyyy-mm-dd"
+
+
+def test_xlsx_date_columns_keep_impossible_dates_and_formulas_as_text():
+    from fdnet.export.xlsx import lists_workbook
+    t = _tables("A1", "B1", "G")
+    t["call_in"] = t["call_in"].assign(last_offending_date=["2024-02-30"], first_date=["1899-12-31"],
+                                       note=["=1+1"])
+    t["custom_notifications"] = t["call_in"].iloc[0:0]
+    t["service_referrals"] = t["call_in"].assign(last_offending_date=["2024-02-29"])
+    meta = {"as_of": "2024-03-01", "window_start": "2021-03-02", "policy_sha256": "0" * 64,
+            "run_fdnet_version": "x", "fdnet_version": "x", "run_manifest_sha256": "1" * 64,
+            "pseudonymised": False, "key_fingerprint": None}
+    wb = openpyxl.load_workbook(io.BytesIO(lists_workbook(t, meta)))
+    ws = wb["Call-in"]
+    row = {h.value: c for h, c in zip(ws[1], ws[2])}
+    assert row["last_offending_date"].value == "2024-02-30" and row["last_offending_date"].data_type == "s"
+    assert row["first_date"].value == "1899-12-31" and row["first_date"].data_type == "s"
+    assert row["note"].value == "=1+1" and row["note"].data_type == "s" and row["note"].quotePrefix
+    ok = {h.value: c for h, c in zip(wb["Service referrals"][1], wb["Service referrals"][2])}
+    assert ok["last_offending_date"].is_date and ok["last_offending_date"].value.day == 29
+
+
+@pytest.mark.parametrize("layer", ["co_offending", "victimization"])
+def test_gexf_is_version_1_3_with_gephi_attributes(exported, layer):
+    import xml.etree.ElementTree as ET
+    out, _ = exported
+    b = (out / f"{layer}.gexf").read_bytes()
+    root = ET.fromstring(b)
+    assert root.tag == "{http://gexf.net/1.3}gexf" and root.get("version") == "1.3"
+    assert b"1.2draft" not in b and b"www.gexf.net" not in b
+    ns = {"g": "http://gexf.net/1.3"}
+    graph = root.find("g:graph", ns)
+    assert graph.get("defaultedgetype") == "undirected" and graph.get("mode") == "static"
+    titles = {a.get("title"): a.get("type") for a in graph.iterfind("g:attributes[@class='node']/g:attribute", ns)}
+    assert titles["score"] == "double" and titles["group"] == "string" and titles["on_call_in"] == "boolean"
+    assert titles["degree"] == "long"
+    g = nx.read_gexf(out / f"{layer}.gexf", version="1.3")
+    assert g.number_of_nodes() == len(graph.findall("g:nodes/g:node", ns))
+    n, d = next(iter(g.nodes(data=True)))
+    assert d["label"] == n and isinstance(d["score"], float) and isinstance(d["on_call_in"], bool)
+    for _, _, e in g.edges(data=True):
+        assert isinstance(e["weight"], float) and e["layer"] == layer and e["first_date"] <= e["last_date"]

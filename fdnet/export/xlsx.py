@@ -6,8 +6,12 @@ the notice that list status is not probable cause. Then one sheet per list
 with every column of the list file, a frozen header row, an autofilter and
 widths fitted to the content.
 
-Cells are typed: numbers as numbers, true/false as booleans, dates kept as
-ISO text (YYYY-MM-DD, immune to locale). Every text cell is written as a
+Cells are typed: numbers as numbers, true/false as booleans, and dates
+(``YYYY-MM-DD`` columns such as last_offending_date, and the cover's as of)
+as real Excel dates shown in the ISO form ``yyyy-mm-dd`` (a number format,
+so they sort, filter and compute as dates and no locale misreads them; a
+value that is not a real calendar date, or before 1900-03-01 where Excel's
+calendar is wrong, stays text). Every text cell is written as a
 literal string, never a formula: openpyxl would store ``=HYPERLINK(...)``
 in a person ID as a live formula, so each text cell is forced to type
 ``s``, and cells that start like a formula (``= + - @``, tab, CR) also get
@@ -31,7 +35,7 @@ from openpyxl.styles import Alignment, Font
 from openpyxl.utils import get_column_letter
 from openpyxl.writer.excel import ExcelWriter
 
-from .runfolder import LIST_NAMES, column_kind
+from .runfolder import LIST_NAMES, column_kind, number_columns
 from .text import starts_like_formula, xml_safe
 
 NOTICE = ("List status is not probable cause. A place on a list means that a person's recorded police "
@@ -41,6 +45,8 @@ NOTICE = ("List status is not probable cause. A place on a list means that a per
           "person, against the underlying records, before any action.")
 EXCEL_MAX_CELL = 32767
 TEXT_ALWAYS = frozenset({"person_id", "group", "reasons"})
+DATE_FORMAT = "yyyy-mm-dd"
+_EXCEL_FIRST_DAY = dt.date(1900, 3, 1)   # before it, Excel's 1900 calendar has its phantom 29 February
 SHEET_TITLES = {"call_in": "Call-in", "custom_notifications": "Custom notifications",
                 "service_referrals": "Service referrals"}
 
@@ -59,7 +65,29 @@ def _text(ws, row: int, col: int, value: str):
 
 
 def _typed_columns(df: pd.DataFrame) -> dict[str, str]:
-    return {c: ("text" if c in TEXT_ALWAYS else column_kind(df[c])) for c in df.columns}
+    """``number`` (the column held numbers in the run's file), ``date``, ``bool`` or ``text``."""
+    numbers = set(number_columns(df))
+    kinds = {}
+    for c in df.columns:
+        kind = "text" if c in TEXT_ALWAYS else column_kind(df[c])
+        if kind == "number" and c not in numbers:
+            kind = "text"    # e.g. IDs such as "-5", escaped in the file: text that looks numeric
+        kinds[c] = kind
+    return kinds
+
+
+def _dates(values: pd.Series) -> list:
+    """Each ``YYYY-MM-DD`` cell as a ``datetime.date`` (None where it is no real date Excel can hold)."""
+    parsed = pd.to_datetime(values.where(values != ""), format="%Y-%m-%d", errors="coerce")
+    ok = parsed.notna() & (parsed >= pd.Timestamp(_EXCEL_FIRST_DAY))
+    days = parsed.dt.date
+    return [d if k else None for d, k in zip(days.tolist(), ok.tolist())]
+
+
+def _date(ws, row: int, col: int, value: dt.date):
+    c = ws.cell(row=row, column=col, value=value)
+    c.number_format = DATE_FORMAT
+    return c
 
 
 def _number(s: str):
@@ -74,6 +102,7 @@ def _list_sheet(ws, df: pd.DataFrame) -> None:
     for j, col in enumerate(df.columns, start=1):
         _text(ws, 1, j, str(col)).font = bold
         widths.append(len(str(col)))
+    dates = {c: _dates(df[c]) for c in df.columns if kinds[c] == "date"}
     for i, rec in enumerate(df.itertuples(index=False), start=2):
         for j, (col, v) in enumerate(zip(df.columns, rec), start=1):
             kind = kinds[col]
@@ -83,6 +112,8 @@ def _list_sheet(ws, df: pd.DataFrame) -> None:
                 ws.cell(row=i, column=j, value=_number(v))
             elif kind == "bool":
                 ws.cell(row=i, column=j, value=(v == "true"))
+            elif kind == "date" and dates[col][i - 2] is not None:
+                _date(ws, i, j, dates[col][i - 2])
             else:
                 _text(ws, i, j, v)
             widths[j - 1] = max(widths[j - 1], len(v))
@@ -112,7 +143,11 @@ def _cover(ws, meta: dict, sizes: dict[str, int]) -> None:
         rows.append(("key fingerprint", meta["key_fingerprint"]))
     for i, (k, v) in enumerate(rows, start=5):
         _text(ws, i, 1, k).font = Font(bold=True)
-        _text(ws, i, 2, v)
+        day = _dates(pd.Series([v], dtype=object))[0] if k == "as of" else None
+        if day is not None:
+            _date(ws, i, 2, day).alignment = Alignment(horizontal="left")
+        else:
+            _text(ws, i, 2, v)
     ws.column_dimensions["A"].width = 26
     ws.column_dimensions["B"].width = 90
 
