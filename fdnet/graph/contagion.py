@@ -134,6 +134,8 @@ class HawkesFit:
     p_background: np.ndarray = field(default=None, repr=False)
     parent: np.ndarray = field(default=None, repr=False)
     parent_prob: np.ndarray = field(default=None, repr=False)
+    # 95% profile-likelihood intervals: {"method", "alpha": (lo, hi), "mean_delay": (lo, hi)}
+    intervals: dict = field(default_factory=dict)
 
     @property
     def mean_delay(self) -> float:
@@ -144,13 +146,17 @@ class HawkesFit:
             return {"model": "network Hawkes process, exponential delay (Green, Horel & Papachristos 2017)",
                     "events": 0, "note": "no shootings in the window: nothing to fit"}
         ci = lambda v, s: [v - 1.96 * s, v + 1.96 * s] if s == s else [None, None]  # noqa: E731
+        prof = lambda k: list(self.intervals[k]) if k in self.intervals else [None, None]  # noqa: E731
         out = {
             "model": "network Hawkes process, exponential delay (Green, Horel & Papachristos 2017)",
             "events": self.n_events,
             "alpha": self.alpha, "alpha_se": self.se.get("alpha"),
-            "alpha_ci95": ci(self.alpha, self.se.get("alpha", float("nan"))),
+            "alpha_ci95": prof("alpha"),
+            "alpha_ci95_wald": ci(self.alpha, self.se.get("alpha", float("nan"))),
             "mean_delay_days": self.mean_delay, "mean_delay_se": self.se.get("mean_delay"),
-            "mean_delay_ci95": ci(self.mean_delay, self.se.get("mean_delay", float("nan"))),
+            "mean_delay_ci95": prof("mean_delay"),
+            "mean_delay_ci95_wald": ci(self.mean_delay, self.se.get("mean_delay", float("nan"))),
+            "ci95_method": self.intervals.get("method", "not computed (contagion.standard_errors: false)"),
             "contagion_share": self.contagion_share,
             "theta": {c: float(v) for c, v in zip(self.covariates, self.theta)},
             "theta_se": {c: self.se.get(f"theta_{c}") for c in self.covariates},
@@ -202,29 +208,29 @@ class _Data:
         return float(np.sum(np.log(lam)) - comp)
 
 
-def fit_hawkes(net: CSRGraph, person: np.ndarray, time: np.ndarray, X: np.ndarray, T: float, *,
-               max_iter: int = 200, tol: float = 1e-7, max_lag: float | None = None,
-               standard_errors: bool = True, names: list[str] | None = None) -> HawkesFit:
-    """Fit the model by EM; see the module docstring. ``time`` in days from the period start."""
-    max_lag = float(max_lag if max_lag is not None else T)
-    d = _Data(net, person, time, np.asarray(X, dtype=float), float(T), max_lag)
-    n_ev = len(d.time)
-    p = d.X.shape[1]
-    names = tuple(names) if names is not None else (COVARIATES if p <= len(COVARIATES) else
-                                                     tuple(f"x{k}" for k in range(p)))[:p]
-    if n_ev == 0:
-        return HawkesFit(np.full(p, -np.inf), 0.0, 1 / 125, {}, 0.0, 0, 0, True, 0.0, covariates=names,
-                         p_background=np.zeros(0), parent=np.zeros(0, np.int64), parent_prob=np.zeros(0))
-    theta = np.zeros(p)
-    theta[0] = math.log(max(n_ev, 1) / (net.n * T))
-    alpha, beta = 0.1, 1 / 100.0
+BETA_BOUNDS = (1e-5, 10.0)        # the fit keeps the mean delay between 0.1 and 100,000 days
+CHI2_95 = 3.841458820694124      # chi-square(1) 95% quantile: the profile-likelihood cut-off
+
+
+def _em(d: _Data, theta, alpha, beta, max_lag, *, max_iter: int, tol: float, fix_alpha: float | None = None,
+        fix_beta: float | None = None):
+    """EM from a start, optionally with ``alpha`` or ``beta`` held fixed (for the profile likelihood).
+
+    Returns ``(theta, alpha, beta, loglik, iterations, converged)``.
+    """
+    n, p = d.net.n, d.X.shape[1]
+    theta = np.array(theta, dtype=float)
+    if fix_alpha is not None:
+        alpha = fix_alpha
+    if fix_beta is not None:
+        beta = fix_beta
     ll_old = -np.inf
     converged = False
     it = 0
     for it in range(1, max_iter + 1):
         (lam, p0, par, ppar, s1, s2), mu = d.estep(theta, alpha, beta, max_lag)
         # M-step: theta by Newton on the background part
-        counts = np.bincount(d.person, weights=p0, minlength=net.n)
+        counts = np.bincount(d.person, weights=p0, minlength=n)
         for _ in range(25):
             mu = np.exp(d.X @ theta)
             grad = d.X.T @ (counts - mu * d.T)
@@ -238,29 +244,124 @@ def fit_hawkes(net: CSRGraph, person: np.ndarray, time: np.ndarray, X: np.ndarra
                 break
 
         # beta: maximise s1 log b - b s2 - alpha sum_k W_k (1 - exp(-b D_k)) over log b
-        def negq(logb, a=alpha):
-            b = math.exp(logb)
-            return -(s1 * logb - b * s2 - a * np.sum(d.wdeg_ev * (1 - np.exp(-b * d.remaining))))
-        beta = math.exp(minimize_scalar(negq, bounds=(math.log(1e-5), math.log(10.0)), method="bounded",
-                                        options={"xatol": 1e-10}).x)
-        alpha = s1 / max(np.sum(d.wdeg_ev * (1 - np.exp(-beta * d.remaining))), 1e-300)
+        if fix_beta is None:
+            def negq(logb, a=alpha):
+                b = math.exp(logb)
+                return -(s1 * logb - b * s2 - a * np.sum(d.wdeg_ev * (1 - np.exp(-b * d.remaining))))
+            beta = math.exp(minimize_scalar(negq, bounds=(math.log(BETA_BOUNDS[0]), math.log(BETA_BOUNDS[1])),
+                                            method="bounded", options={"xatol": 1e-10}).x)
+        if fix_alpha is None:
+            alpha = s1 / max(np.sum(d.wdeg_ev * (1 - np.exp(-beta * d.remaining))), 1e-300)
         ll = d.loglik(theta, alpha, beta, max_lag)
         if abs(ll - ll_old) < tol * (1 + abs(ll)):
             converged = True
             ll_old = ll
             break
         ll_old = ll
+    return theta, float(alpha), float(beta), float(ll_old), it, converged
+
+
+def fit_hawkes(net: CSRGraph, person: np.ndarray, time: np.ndarray, X: np.ndarray, T: float, *,
+               max_iter: int = 200, tol: float = 1e-7, max_lag: float | None = None,
+               standard_errors: bool = True, names: list[str] | None = None,
+               profile: bool | None = None) -> HawkesFit:
+    """Fit the model by EM; see the module docstring. ``time`` in days from the period start.
+
+    With ``standard_errors`` the fit also carries Wald standard errors
+    (observed information) and, unless ``profile`` is false, 95%
+    profile-likelihood intervals for ``alpha`` and the mean delay
+    (:func:`profile_interval`); they are what the summary reports as
+    ``alpha_ci95`` and ``mean_delay_ci95``.
+    """
+    max_lag = float(max_lag if max_lag is not None else T)
+    profile = standard_errors if profile is None else profile
+    d = _Data(net, person, time, np.asarray(X, dtype=float), float(T), max_lag)
+    n_ev = len(d.time)
+    p = d.X.shape[1]
+    names = tuple(names) if names is not None else (COVARIATES if p <= len(COVARIATES) else
+                                                     tuple(f"x{k}" for k in range(p)))[:p]
+    if n_ev == 0:
+        return HawkesFit(np.full(p, -np.inf), 0.0, 1 / 125, {}, 0.0, 0, 0, True, 0.0, covariates=names,
+                         p_background=np.zeros(0), parent=np.zeros(0, np.int64), parent_prob=np.zeros(0))
+    theta = np.zeros(p)
+    theta[0] = math.log(max(n_ev, 1) / (net.n * T))
+    theta, alpha, beta, ll, it, converged = _em(d, theta, 0.1, 1 / 100.0, max_lag, max_iter=max_iter, tol=tol)
     (lam, p0, par, ppar, s1, s2), mu = d.estep(theta, alpha, beta, max_lag)
     se: dict = {}
     if standard_errors:
         se = _standard_errors(d, theta, alpha, beta, max_lag, names)
+    intervals: dict = {}
+    if profile:
+        intervals = _profile_intervals(d, theta, alpha, beta, ll, max_lag, se)
     # back to the caller's event order
     inv = np.empty(n_ev, dtype=np.int64)
     inv[d.order] = np.arange(n_ev)
     parent_caller = np.where(par >= 0, d.order[np.maximum(par, 0)], -1)
-    return HawkesFit(theta, float(alpha), float(beta), se, float(ll_old), n_ev, it, converged,
+    return HawkesFit(theta, float(alpha), float(beta), se, float(ll), n_ev, it, converged,
                      float(1 - p0.mean()), covariates=names, p_background=p0[inv], parent=parent_caller[inv],
-                     parent_prob=ppar[inv])
+                     parent_prob=ppar[inv], intervals=intervals)
+
+
+def profile_interval(d: _Data, which: str, theta, alpha, beta, ll_hat, max_lag, *, log_se: float | None = None,
+                     level_chi2: float = CHI2_95, tol: float = 1e-9, max_iter: int = 500) -> tuple:
+    """95% profile-likelihood interval for ``alpha`` or ``beta``: ``(low, high)``, ``None`` for an open end.
+
+    The profile log-likelihood ``l_p(v) = max over the other parameters of
+    l(v, ...)`` is computed by EM with ``v`` held fixed (warm-started from the
+    maximum); the interval is ``{v : 2 (l_hat - l_p(v)) <= 3.84}`` (Wilks),
+    its ends found by Brent's method on ``log v``. Unlike estimate +- 1.96 SE it
+    follows the likelihood's skew (the mean delay's is strong with few
+    triggered shootings) and is invariant under reparametrisation, so the
+    mean delay's interval is ``1 / beta``'s. An end is ``None`` when the
+    profile stays above the cut-off up to the parameter's bound (the data do
+    not bound it there).
+    """
+    from scipy.optimize import brentq
+
+    v_hat = alpha if which == "alpha" else beta
+    lo_b, hi_b = (math.log(1e-8), math.log(1e3)) if which == "alpha" else tuple(map(math.log, BETA_BOUNDS))
+    x_hat = math.log(max(v_hat, 1e-300))
+    step0 = min(max(log_se if log_se and math.isfinite(log_se) else 0.3, 0.02), 2.0)
+    start = {"theta": theta, "alpha": alpha, "beta": beta}
+
+    def dev(x):
+        v = math.exp(x)
+        kw = {"fix_alpha": v} if which == "alpha" else {"fix_beta": v}
+        th, a, b, ll, _, _ = _em(d, start["theta"], start["alpha"], start["beta"], max_lag, max_iter=max_iter,
+                                 tol=tol, **kw)
+        return 2.0 * (ll_hat - ll) - level_chi2
+
+    ends = []
+    for sign in (-1.0, 1.0):
+        x_in, x_out, found = x_hat, x_hat, False
+        step = step0 * 2.0   # the cut-off lies near 1.96 SE on the log scale
+        while True:
+            x_out = min(max(x_hat + sign * step, lo_b), hi_b)
+            if dev(x_out) > 0:
+                found = True
+                break
+            if x_out in (lo_b, hi_b):
+                break
+            x_in, step = x_out, step * 2.0
+        if not found:
+            ends.append(None)
+            continue
+        a_, b_ = sorted((x_in, x_out))
+        ends.append(math.exp(brentq(dev, a_, b_, xtol=1e-4)))
+    return ends[0], ends[1]
+
+
+def _profile_intervals(d: _Data, theta, alpha, beta, ll_hat, max_lag, se: dict) -> dict:
+    """Profile-likelihood 95% intervals for alpha and the mean delay (1 / beta)."""
+    out: dict = {"method": "profile likelihood (Wilks, chi-square 1 df at 95%)"}
+    if alpha <= 0:
+        return out
+    a_se = se.get("alpha", float("nan")) / alpha if se else float("nan")
+    b_se = se.get("beta", float("nan")) / beta if se else float("nan")
+    out["alpha"] = profile_interval(d, "alpha", theta, alpha, beta, ll_hat, max_lag, log_se=a_se)
+    b_lo, b_hi = profile_interval(d, "beta", theta, alpha, beta, ll_hat, max_lag, log_se=b_se)
+    out["mean_delay"] = (1.0 / b_hi if b_hi is not None else None, 1.0 / b_lo if b_lo is not None else None)
+    return out
 
 
 def _standard_errors(d: _Data, theta, alpha, beta, max_lag, names) -> dict:

@@ -148,7 +148,7 @@ def _holdout_accuracy(memb: np.ndarray, audit: np.ndarray, min_size: int, seed: 
         top = cnt.sort_values(["c", "k", "g"], ascending=[True, False, True], kind="stable").drop_duplicates("c")
         named = top[2 * top["k"] > tot.loc[top.index]].set_index("c")["g"]
         test = (fold == f) & ok
-        pred = pd.Series(memb[lab][test]).map(named).fillna("").to_numpy(dtype=object)
+        pred = pd.Series(memb[lab][test]).map(named).astype(object).fillna("").to_numpy(dtype=object)
         hits += int((pred == audit[lab][test]).sum())
     return hits / len(lab)
 
