@@ -95,15 +95,21 @@ def run(
     audit_db: Optional[str] = typer.Option(None, "--audit-db", help="Record the run in this audit log (SQLite "
                                            "path or SQLAlchemy URL; default $FDNET_AUDIT_DB when set). Without "
                                            "either, nothing is written outside RUN_DIR. See docs/audit.md."),
+    sign_key: Optional[Path] = typer.Option(None, "--sign-key", help="Key file (kept outside RUN_DIR; make one "
+                                            "with `fdnet audit keygen KEYFILE`): write manifest.sig, an "
+                                            "HMAC-SHA256 of the manifest that `fdnet verify --key` checks."),
 ):
     """Run the main job: validate the inputs, build the networks, score, and write the run folder.
 
     Every input row is either used or written to rejected.csv with its file, line, column and reason.
-    A failed run leaves RUN_DIR absent or empty.
+    A failed or interrupted run leaves RUN_DIR absent or empty (the folder appears in one rename).
     """
+    from .pipeline import check_run_dir, load_sign_key
     from .pipeline import run as run_pipeline
     from .scoring.policy import load_policy
 
+    check_run_dir(out_dir)
+    key = load_sign_key(sign_key, run_dir=out_dir) if sign_key is not None else None
     audit = None
     if audit_db or os.environ.get("FDNET_AUDIT_DB"):
         from .audit.log import AuditLog
@@ -111,7 +117,7 @@ def run(
     pol = load_policy(policy)
     with _progress(not quiet) as prog:
         result = run_pipeline(data_dir, out_dir, as_of=as_of, policy=pol, mapping_path=mapping, progress=prog,
-                              previous_run=previous)
+                              previous_run=previous, sign_key=key)
     if not quiet:
         _summary_table(result, out_dir)
     if audit is not None:
@@ -236,29 +242,59 @@ def explain(
 @app.command()
 def verify(
     run_dir: Path = typer.Argument(..., help="A run folder written by `fdnet run`."),
-    no_rerun: bool = typer.Option(False, "--no-rerun", help="Only check hashes; do not re-run."),
+    no_rerun: bool = typer.Option(False, "--no-rerun", help="Only check the folder; do not re-run."),
+    key: Optional[Path] = typer.Option(None, "--key", help="The key file the run was signed with "
+                                       "(`fdnet run --sign-key`): manifest.sig must match."),
+    audit_db: Optional[str] = typer.Option(None, "--audit-db", help="Audit log holding the run's manifest "
+                                           "SHA-256 (default $FDNET_AUDIT_DB when set); it must be there."),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ):
-    """Re-check a run's outputs against its manifest and, where the inputs are in place, re-run it.
+    """Re-check a run's outputs and manifest, its anchors (signature, audit log), and re-run it.
 
-    Exit 0 when everything matches, 1 when any file differs (each one is named).
+    Exit 0 when every check, the re-run included, was made and matched; 1 when anything differs or
+    cannot be confirmed (each one is named); 3 when all else matched but the re-run could not be made
+    (inputs gone or changed), unless --no-rerun.
     """
-    from .audit.verify import verify_run
+    from rich.markup import escape
 
-    with _progress(True) as prog:
-        rep = verify_run(run_dir, rerun=not no_rerun, progress=prog)
-    t = Table(show_header=True, title=f"verify {run_dir}")
-    t.add_column("check")
-    t.add_column("result")
-    t.add_column("detail")
-    for c in rep.checks:
-        t.add_row(c.name, "[green]ok[/]" if c.ok else "[red]DIFFERS[/]", c.detail)
-    out.print(t)
-    out.print(rep.rerun)
-    if not rep.ok:
-        bad = ", ".join(c.name for c in rep.checks if not c.ok)
-        err.print(f"fdnet verify: mismatch in {bad}")
-        raise typer.Exit(1)
-    out.print("[green]all checks match[/]")
+    from .audit.verify import verify_run
+    from .pipeline import load_sign_key
+
+    k = load_sign_key(key) if key is not None else None
+    with _progress(not as_json) as prog:
+        rep = verify_run(run_dir, rerun=not no_rerun, progress=prog, key=k, audit_db=audit_db)
+    if as_json:
+        print(json.dumps(rep.to_dict(), indent=2, ensure_ascii=False))
+        raise typer.Exit(rep.exit_code)
+    if out.is_terminal:
+        t = Table(show_header=True, title=f"verify {escape(str(run_dir))}")
+        t.add_column("check")
+        t.add_column("result")
+        t.add_column("detail")
+        label = {True: "[green]ok[/]", False: "[red]DIFFERS[/]", None: "[yellow]NOT CHECKED[/]"}
+        for c in rep.checks:
+            t.add_row(escape(c.name), label[c.ok], escape(c.detail))
+        out.print(t)
+    else:   # a file or a pipe: one check per line, never wrapped
+        label = {True: "ok", False: "DIFFERS", None: "NOT CHECKED"}
+        out.file.write(f"verify {run_dir}\n" + "".join(f"{c.name}\t{label[c.ok]}\t{c.detail}\n" for c in rep.checks))
+        out.file.flush()
+    for n in rep.notes:
+        out.print(f"note: {n}", markup=False, highlight=False, soft_wrap=True)
+    out.print(rep.rerun, markup=False, highlight=False, soft_wrap=True)
+    if rep.exit_code == 1:
+        bad = ", ".join(c.name for c in rep.failed)
+        err.print(f"fdnet verify: FAILED: {bad}", markup=False, highlight=False, soft_wrap=True)
+    elif rep.exit_code == 3:
+        err.print(f"fdnet verify: the folder matches its manifest, but the run was NOT re-run ({rep.rerun}); "
+                  "its lists are not confirmed to follow from the inputs (exit 3)", markup=False,
+                  highlight=False, soft_wrap=True)
+    else:
+        unchecked = [c.name for c in rep.unchecked]
+        out.print("[green]all checks match[/]" + (f" (not checked: {escape(', '.join(unchecked))})"
+                                                  if unchecked else "")
+                  + ("" if rep.rerun_made else " (re-run not asked for)"))
+    raise typer.Exit(rep.exit_code)
 
 
 @policy_app.command("init")
@@ -486,18 +522,30 @@ def version():
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: maps expected errors to exit 2 and unexpected ones to exit 1."""
+    """Entry point: maps expected errors to exit 2, unexpected ones to exit 1, SIGTERM/SIGHUP to 128+N.
+
+    A full disk or an unwritable folder is an environment error (exit 2, naming the path and the
+    reason), never "a bug in fdnet"; SIGTERM and Ctrl-C clean up and say so.
+    """
+    import errno
+
+    from .atomic import signals_as_exceptions
+
     try:
-        rc = app(args=argv, standalone_mode=False)
+        with signals_as_exceptions():
+            rc = app(args=argv, standalone_mode=False)
         return rc if isinstance(rc, int) else 0
     except FdnetError as exc:
-        err.print(f"fdnet: error: {exc}", markup=False, highlight=False, soft_wrap=True)
+        text = str(exc)
+        if len(text) > 2000:   # never echo huge input back
+            text = text[:2000] + f"… ({len(text) - 2000:,} more characters)"
+        err.print(f"fdnet: error: {text}", markup=False, highlight=False, soft_wrap=True)
         return exc.exit_code
     except typer.Exit as exc:
         return exc.exit_code
-    except typer.Abort:
-        err.print("fdnet: aborted", markup=False)
-        return 1
+    except (typer.Abort, KeyboardInterrupt):
+        err.print("fdnet: interrupted; nothing partial was left behind", markup=False)
+        return 130
     except Exception as exc:  # the CLI framework's usage errors come through here too
         if hasattr(exc, "show") and isinstance(getattr(exc, "exit_code", None), int):
             exc.show(file=sys.stderr)  # click-style UsageError / BadParameter: exit 2
@@ -505,9 +553,17 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(exc, MemoryError):
             err.print("fdnet: error: out of memory", markup=False)
             return 1
+        if isinstance(exc, OSError) and exc.errno is not None:   # the environment, not fdnet
+            where = f" {exc.filename}" if getattr(exc, "filename", None) else ""
+            err.print(f"fdnet: error:{where}: {exc.strerror or exc} ({errno.errorcode.get(exc.errno, exc.errno)}); "
+                      "a problem of the files or the machine, not of fdnet", markup=False, highlight=False,
+                      soft_wrap=True)
+            return 2
         if os.environ.get("FDNET_DEBUG"):
             raise
-        err.print(f"fdnet: internal error ({type(exc).__name__}: {exc}). This is a bug in fdnet; "
+        msg = str(exc)
+        msg = msg if len(msg) <= 500 else msg[:500] + "…"
+        err.print(f"fdnet: internal error ({type(exc).__name__}: {msg}). This is a bug in fdnet; "
                   "re-run with FDNET_DEBUG=1 for the traceback and report it.", markup=False, soft_wrap=True)
         return 1
 

@@ -186,8 +186,10 @@ def test_verify_passes_then_names_an_edited_list(run_dir, capsys):
 
 def test_verify_reruns_and_detects_changed_inputs(run_dir, data, capsys):
     (data / "involvements.csv").write_text((data / "involvements.csv").read_text() + "I05,P7,offender\n")
-    assert main(["verify", str(run_dir)]) == 0          # hashes still match; re-run skipped and said so
-    assert "changed since the run" in capsys.readouterr().out
+    assert main(["verify", str(run_dir)]) == 3          # hashes still match, but the re-run cannot be made
+    c = capsys.readouterr()
+    assert "changed since the run" in c.out and "NOT re-run" in c.err
+    assert main(["verify", str(run_dir), "--no-rerun"]) == 0
 
 
 def test_explain_on_and_off_lists(run_dir, capsys):

@@ -1,4 +1,4 @@
-"""CLI commands of the audit stage: ``fdnet audit log|verify|reviews|record-run`` and ``fdnet review``.
+"""CLI commands of the audit stage: ``fdnet audit log|verify|reviews|record-run|keygen`` and ``fdnet review``.
 
 They are thin wrappers over :class:`fdnet.audit.log.AuditLog`; every string that came from input
 data or from the database is escaped before rich prints it (and control characters are stripped,
@@ -206,6 +206,39 @@ def audit_record_run(
     out.print(_head_line(e.seq, e.entry_hash), soft_wrap=True, highlight=False, markup=False)
 
 
+def audit_keygen(
+    key_file: Path = typer.Argument(..., help="Where to write the new key (a new file, outside any run folder)."),
+):
+    """Write a new random signing key (256 bits, hex) for `fdnet run --sign-key` and `fdnet verify --key`.
+
+    The file is created readable by its owner only. Keep it where whoever can edit run folders cannot
+    read it: with it, anyone can sign a forged manifest.
+    """
+    import os
+
+    from ..errors import OutputError, UsageError
+    from ..pipeline import generate_sign_key, key_id, load_sign_key_text
+
+    out, _ = _consoles()
+    text = generate_sign_key()
+    try:
+        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise UsageError(f"{key_file} exists; fdnet will not overwrite a key") from None
+    except OSError as exc:
+        raise OutputError("key file", key_file, exc) from None
+    try:
+        os.write(fd, (text + "\n").encode("ascii"))
+        os.fsync(fd)
+    except OSError as exc:
+        os.close(fd)
+        os.unlink(key_file)
+        raise OutputError("key file", key_file, exc) from None
+    os.close(fd)
+    out.print(f"wrote a new signing key to {_safe(key_file)} (key id {key_id(load_sign_key_text(text))}); "
+              "keep it outside the run folders", soft_wrap=True, highlight=False)
+
+
 def register(app: typer.Typer) -> None:
     """Add ``fdnet audit log|verify|reviews|record-run`` and ``fdnet review`` to the fdnet CLI."""
     audit_app = typer.Typer(help="The append-only, hash-chained audit log of runs, reviews and exports "
@@ -215,5 +248,6 @@ def register(app: typer.Typer) -> None:
     audit_app.command("verify")(audit_verify)
     audit_app.command("reviews")(audit_reviews)
     audit_app.command("record-run")(audit_record_run)
+    audit_app.command("keygen")(audit_keygen)
     app.add_typer(audit_app, name="audit")
     app.command("review")(review)
