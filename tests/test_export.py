@@ -334,7 +334,7 @@ def test_new_key_is_private_random_and_never_overwritten(tmp_path):
     with pytest.raises(UsageError, match="does not exist"):
         new_key(tmp_path / "nowhere" / "k")
     (tmp_path / "short").write_bytes(b"abc")
-    with pytest.raises(UsageError, match="at least 16"):
+    with pytest.raises(UsageError, match="at least 32"):
         read_key(tmp_path / "short")
 
 
@@ -638,3 +638,60 @@ def test_gexf_is_version_1_3_with_gephi_attributes(exported, layer):
     assert d["label"] == n and isinstance(d["score"], float) and isinstance(d["on_call_in"], bool)
     for _, _, e in g.edges(data=True):
         assert isinstance(e["weight"], float) and e["layer"] == layer and e["first_date"] <= e["last_date"]
+
+
+# --- key strength ------------------------------------------------------------------------------------
+
+WEAK_KEYS = {
+    "human16": b"Summer2024Police",                                  # the key that was guessed in seconds
+    "passphrase": b"correct horse battery staple for the police audit\n",
+    "unicode": "pässwörd für die prüfung, κλειδί ключ".encode(),
+    "repeated": b"\x9c\x01\xfe\x42" * 10,
+    "counting": bytes(range(100, 140)),
+    "zeros-hex": b"00" * 32 + b"\n",
+    "short-hex": bytes(range(7, 55, 2)).hex().encode(),              # 24 bytes of hex
+    "small-alphabet": bytes([0x80, 0x81, 0x82, 0x90] * 3 + [0x81, 0x80, 0x90, 0x82] * 3 + [0x82, 0x90] * 8),
+}
+
+
+@pytest.mark.parametrize("name", sorted(WEAK_KEYS))
+def test_weak_keys_are_refused_with_a_clear_exit_2(run_dir, tmp_path, capsys, name):
+    key = tmp_path / "weak.key"
+    key.write_bytes(WEAK_KEYS[name])
+    key.chmod(0o600)
+    with pytest.raises(UsageError, match="not a strong random key"):
+        read_key(key)
+    rc = main(["export", str(run_dir), "--out", str(tmp_path / "e"), "--pseudonymise", "--key-file", str(key),
+               "--format", "csv"])
+    err = _err(capsys)
+    assert rc == 2 and "not a strong random key" in err and "--new-key" in err and str(key) in err
+    assert not (tmp_path / "e").exists()
+
+
+def test_hex_and_base64_key_files_are_the_decoded_bytes(tmp_path):
+    import base64
+    raw = tmp_path / "raw.key"
+    new_key(raw)
+    k = raw.read_bytes()
+    forms = {"hex": k.hex().encode() + b"\n", "HEX": k.hex().upper().encode(), "b64": base64.b64encode(k) + b"\r\n",
+             "urlsafe": base64.urlsafe_b64encode(k).rstrip(b"=")}
+    for name, text in forms.items():
+        (tmp_path / name).write_bytes(text)
+        assert read_key(tmp_path / name) == k, name
+    assert read_key(raw) == k
+    (tmp_path / "long").write_bytes(os.urandom(64))
+    assert len(read_key(tmp_path / "long")) == 64
+    (tmp_path / "huge").write_bytes(os.urandom(100_000))
+    with pytest.raises(UsageError, match="not a key file"):
+        read_key(tmp_path / "huge")
+    os.mkfifo(tmp_path / "fifo")
+    with pytest.raises(UsageError, match="not a file"):
+        read_key(tmp_path / "fifo")                                  # refused at once, never read (no hang)
+
+
+def test_random_keys_are_never_refused():
+    from fdnet.export.pseudonym import parse_key, weakness
+    assert sum(weakness(os.urandom(32)) is not None for _ in range(20_000)) == 0
+    for _ in range(200):
+        k = os.urandom(32)
+        assert parse_key(k) == k and parse_key(k.hex().encode()) == k
