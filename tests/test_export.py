@@ -695,3 +695,38 @@ def test_random_keys_are_never_refused():
     for _ in range(200):
         k = os.urandom(32)
         assert parse_key(k) == k and parse_key(k.hex().encode()) == k
+
+
+# --- nothing leaves the folders asked for ------------------------------------------------------------
+
+def test_export_file_names_never_come_from_data(tmp_path):
+    from fdnet.export.core import write_all_or_nothing
+    from fdnet.export.graphs import graph_files
+    from fdnet.export.i2 import i2_files
+    t = _tables("../../etc/passwd", "/abs/B", "../group")
+    t["edges"] = pd.concat([t["edges"], t["edges"].assign(layer="../../evil")], ignore_index=True)
+    names = set(graph_files(t, ("graphml", "gexf"), "2024-03-01")) | set(i2_files(t))
+    assert names == {"co_offending.graphml", "victimization.graphml", "co_offending.gexf", "victimization.gexf",
+                     "entities.csv", "links.csv"}
+    for bad in ("../x.csv", "/tmp/x.csv", "sub/x.csv", ".hidden.csv", "x.sh"):
+        with pytest.raises(ValueError, match="not plain names"):
+            write_all_or_nothing({bad: b"x"}, tmp_path / "out")
+    assert not (tmp_path / "out").exists() and not (tmp_path / "x.csv").exists()
+
+
+def test_a_manifest_naming_files_outside_the_run_or_symlinks_is_refused(run_dir, tmp_path):
+    r = _copy_run(run_dir, tmp_path / "run")
+    m = json.loads((r / "manifest.json").read_text())
+    outside = tmp_path / "secret.txt"
+    outside.write_text("not part of the run")
+    m["outputs"]["../secret.txt"] = {"sha256": hashlib.sha256(outside.read_bytes()).hexdigest()}
+    (r / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(UsageError, match="not a plain file name"):
+        export_run(r, tmp_path / "out")
+    r2 = _copy_run(run_dir, tmp_path / "run2")
+    target = tmp_path / "scores-elsewhere.csv"
+    shutil.move(r2 / "scores.csv", target)
+    (r2 / "scores.csv").symlink_to(target)
+    with pytest.raises(UsageError, match="symbolic link"):
+        export_run(r2, tmp_path / "out")
+    assert not (tmp_path / "out").exists()

@@ -7,7 +7,7 @@
     fdnet export --new-key PATH          # only create a key
 
 Errors (altered run folder, EXPORT_DIR not empty or inside RUN_DIR, key
-inside either folder, existing --new-key file) exit 2 with one paragraph
+inside either folder or not a strong random key, existing --new-key file) exit 2 with one paragraph
 on stderr and leave nothing behind.
 """
 from __future__ import annotations
@@ -30,8 +30,9 @@ def register(app: typer.Typer) -> None:
                                     "or all."),
         pseudonymise: bool = typer.Option(False, "--pseudonymise", "--pseudonymize",
                                           help="Replace every person ID by HMAC-SHA256(key, ID) (for auditors)."),
-        key_file: Optional[Path] = typer.Option(None, "--key-file", help="Pseudonymisation key; must lie outside "
-                                                "RUN_DIR and EXPORT_DIR."),
+        key_file: Optional[Path] = typer.Option(None, "--key-file", help="Pseudonymisation key: at least 256 "
+                                                "random bits, as raw bytes, hex or base64 (a chosen passphrase "
+                                                "is refused); must lie outside RUN_DIR and EXPORT_DIR."),
         new_key_path: Optional[Path] = typer.Option(None, "--new-key", help="Create a new random 32-byte key "
                                                     "file (mode 0600, never overwritten); with --pseudonymise, "
                                                     "export with it."),
