@@ -187,7 +187,8 @@ def test_optional_tables_validated(tmp_path):
     persons = "person_id,birth_year,supervision,deceased\nP1,1990,probation,no\nP1,1991,none,no\nP2,19x0,none,no\nP3,1990,house arrest,no\n"
     groups = "person_id,group,date\nP1,East,2023-01-01\nP2,,2023-01-01\nP3,West,2030-01-01\n"
     rel = "group_a,group_b,relation\nEast,West,conflict\nEast,East,conflict\nEast,West,feud\n"
-    rec = load_records(write_folder(tmp_path, persons=persons, groups=groups, relations=rel))
+    d = write_folder(tmp_path, persons=persons, groups=groups, relations=rel)
+    rec = load_records(d, today="2030-06-01")
     assert rec.persons["person_id"].tolist() == ["P1"]
     r = rejected(rec)
     reasons = dict(zip(zip(r["file"], r["line"]), r["reason"]))
@@ -197,6 +198,11 @@ def test_optional_tables_validated(tmp_path):
     assert "empty" in reasons[("groups.csv", 3)]
     assert rec.groups["person_id"].tolist() == ["P1"]          # P3's row is dated after as_of
     assert rec.inputs["groups"]["rows"]["after_as_of"] == 1
+    # run on a day before 2030-01-01, the same row is dated in the future: rejected, not set aside
+    rec = load_records(d, today="2029-12-31")
+    r = rejected(rec)
+    assert "dated in the future" in dict(zip(zip(r["file"], r["line"]), r["reason"]))[("groups.csv", 4)]
+    assert rec.inputs["groups"]["rows"]["after_as_of"] == 0
     assert "same group" in reasons[("group_relations.csv", 3)]
     assert "feud" in reasons[("group_relations.csv", 4)]
 

@@ -6,21 +6,42 @@ failing the whole file. File-level problems raise :class:`InputError`.
 
 CSV: UTF-8 (a byte-order mark is accepted), comma-separated, header row,
 ``"`` quoting (quoted commas, quotes and newlines), LF or CRLF line ends,
-blank lines skipped. ``line`` is the physical line on which a record starts
-(the header is line 1). Parquet: ``line`` is the 1-based row number.
+blank lines (empty or only whitespace) skipped. ``line`` is the physical line
+on which a record starts (the header is line 1). Two parsers read CSV: a fast
+one (pyarrow) for files where every record is one line and no line is blank,
+and an exact one (the ``csv`` module) for everything else; both give the same
+table for the same bytes.
+
+Parquet: ``line`` is the 1-based row number. Each column is turned into text
+by its Arrow type, nulls becoming empty cells: integers stay integers
+(``10``, never ``10.0``, even in a column with nulls), so an ID written as a
+number in one file and as text in another still matches.
+
+A cell longer than :data:`MAX_FIELD_CHARS` rejects its row; the rest of the
+file is read. Only regular files are read: a named pipe, device, socket or
+folder posing as an input is refused before it is opened for reading.
 """
 from __future__ import annotations
 
 import csv
 import hashlib
 import io
+import os
+import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..errors import InputError
+from .schema import clip
+
+MAX_FIELD_CHARS = 131_072        # 128 KiB: one cell longer than this rejects its row
+_STR = pd.StringDtype("pyarrow")
 
 
 @dataclass
@@ -38,10 +59,22 @@ class RawTable:
 
     def raw(self, i: int) -> str:
         """Row ``i`` of ``df`` as a CSV line in the file's own column order."""
-        buf = io.StringIO()
-        csv.writer(buf, lineterminator="").writerow(
-            [self.df.iat[i, k] for k in range(len(self.header))])
-        return buf.getvalue()
+        return raw_line([self.df.iat[i, k] for k in range(len(self.header))])
+
+
+def raw_line(fields) -> str:
+    """Fields as one CSV line; a cell over :data:`MAX_FIELD_CHARS` is cut (its length said).
+
+    >>> raw_line(["a", "b,c"])
+    'a,"b,c"'
+    >>> len(raw_line(["x" * 200_000])) < 100
+    True
+    """
+    out = io.StringIO()
+    csv.writer(out, lineterminator="").writerow(
+        [f"{v[:64]}… [cut: {len(v)} characters]" if isinstance(v, str) and len(v) > MAX_FIELD_CHARS else v
+         for v in fields])
+    return out.getvalue()
 
 
 def sha256_file(path: Path) -> str:
@@ -50,6 +83,58 @@ def sha256_file(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+_KINDS = ((stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISCHR, "a character device"),
+          (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a folder"))
+
+
+def _not_regular(mode: int) -> str | None:
+    if stat.S_ISREG(mode):
+        return None
+    return next((k for test, k in _KINDS if test(mode)), "not a regular file")
+
+
+def read_regular(path: Path, *, label: str | None = None, max_bytes: int | None = None) -> bytes:
+    """The bytes of ``path``, which must be a regular file (symbolic links are followed).
+
+    A named pipe, device, socket or folder is refused from its ``stat``
+    before any ``open`` (opening a FIFO for reading blocks until a writer
+    comes), and the opened descriptor is checked again, so a file swapped
+    for a pipe in between is refused too.
+
+    >>> import tempfile, os
+    >>> d = tempfile.mkdtemp(); os.mkfifo(os.path.join(d, "incidents.csv"))
+    >>> read_regular(Path(d) / "incidents.csv")
+    Traceback (most recent call last):
+    ...
+    fdnet.errors.InputError: incidents.csv: is a named pipe (FIFO), not a regular file; fdnet reads input only from regular files
+    """
+    label = label or path.name
+    try:
+        kind = _not_regular(os.stat(path).st_mode)
+        if kind == "a folder":
+            raise InputError("is a folder, expected a file", file=label)
+        if kind:
+            raise InputError(f"is {kind}, not a regular file; fdnet reads input only from regular files", file=label)
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
+        with os.fdopen(fd, "rb") as f:
+            st = os.fstat(f.fileno())
+            kind = _not_regular(st.st_mode)
+            if kind:
+                raise InputError(f"is {kind}, not a regular file; fdnet reads input only from regular files",
+                                 file=label)
+            if max_bytes is not None and st.st_size > max_bytes:
+                raise InputError(f"is {st.st_size} bytes, more than the {max_bytes} fdnet accepts here", file=label)
+            return f.read()
+    except FileNotFoundError:
+        raise InputError("does not exist (or is a broken symbolic link)", file=label) from None
+    except PermissionError:
+        raise InputError("cannot be read (permission denied)", file=label) from None
+    except IsADirectoryError:
+        raise InputError("is a folder, expected a file", file=label) from None
+    except OSError as exc:
+        raise InputError(f"cannot be read: {exc.strerror or exc}", file=label) from None
 
 
 def _decode(path: Path, data: bytes) -> str:
@@ -70,12 +155,19 @@ def _check_header(path: Path, header: list[str]) -> list[str]:
     for i, n in enumerate(names):
         if n == "":
             raise InputError(f"header column {i + 1} has no name", file=path.name, line=1)
+        if len(n) > 1000:
+            raise InputError(f"header column {i + 1} has a name of {len(n)} characters ({clip(header[i])}); "
+                             "is the first line really a header?", file=path.name, line=1)
         if n in seen:
             raise InputError(
-                f"header names column {header[i]!r} twice (columns {seen[n] + 1} and {i + 1}; "
+                f"header names column {clip(header[i])} twice (columns {seen[n] + 1} and {i + 1}; "
                 "names are compared case-insensitively)", file=path.name, line=1)
         seen[n] = i
     return names
+
+
+# a line that is empty or holds only whitespace (the exact path skips it as blank)
+_BLANK_LINE = re.compile(r"(?m)^[^\S\n]*$")
 
 
 def _fast_csv(data: bytes, names: list[str]) -> pd.DataFrame | None:
@@ -84,7 +176,6 @@ def _fast_csv(data: bytes, names: list[str]) -> pd.DataFrame | None:
     Returns None when any row has the wrong number of fields: the exact
     path then reads the file and names those rows.
     """
-    import pyarrow as pa
     import pyarrow.csv as pacsv
 
     try:
@@ -96,96 +187,170 @@ def _fast_csv(data: bytes, names: list[str]) -> pd.DataFrame | None:
                                                  strings_can_be_null=False, quoted_strings_can_be_null=False))
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         return None
-    return table.to_pandas(types_mapper={pa.string(): pd.StringDtype("pyarrow")}.get)
+    return table.to_pandas(types_mapper={pa.string(): _STR}.get)
 
 
-def read_csv(path: Path, name: str) -> RawTable:
-    data = path.read_bytes()
+def _is_simple(text: str) -> bool:
+    """One record per line, no line blank: the fast path reads it exactly as the exact path would."""
+    if '"' in text or "\r" in text.replace("\r\n", ""):
+        return False
+    body = text.replace("\r\n", "\n")
+    body = body[:-1] if body.endswith("\n") else body
+    return _BLANK_LINE.search(body) is None
+
+
+def _exact_csv(path: Path, text: str):
+    """The csv module: quoting, physical line numbers, rows of the wrong width named."""
+    old_limit = csv.field_size_limit()
+    # no cap while parsing: an over-long cell rejects its row afterwards (see _oversize)
+    csv.field_size_limit(max(old_limit, len(text) + 1))
+    try:
+        reader = csv.reader(io.StringIO(text, newline=""), strict=False)
+        try:
+            header = next(reader)
+            while not any(h.strip() for h in header):
+                header = next(reader)
+        except StopIteration:
+            raise InputError("is empty (expected a header row and data rows)", file=path.name) from None
+        except csv.Error as exc:
+            raise InputError(f"cannot be read as CSV: {exc}", file=path.name, line=1) from None
+        names = _check_header(path, header)
+        width = len(names)
+        cols: list[list[str]] = [[] for _ in range(width)]
+        lines_l: list[int] = []
+        bad = []
+        prev = reader.line_num
+        try:
+            for row in reader:
+                start = prev + 1
+                prev = reader.line_num
+                if not row or (len(row) == 1 and row[0].strip() == ""):
+                    continue  # blank line
+                if len(row) != width:
+                    bad.append((start, f"has {len(row)} fields, the header has {width}", raw_line(row)))
+                    continue
+                for k in range(width):
+                    cols[k].append(row[k])
+                lines_l.append(start)
+        except csv.Error as exc:
+            raise InputError(f"cannot be read as CSV: {exc}", file=path.name, line=reader.line_num) from None
+    finally:
+        csv.field_size_limit(old_limit)
+    df = pd.DataFrame({n: pd.Series(c, dtype=_STR) for n, c in zip(names, cols)})
+    return header, df, np.asarray(lines_l, dtype=np.int64), bad
+
+
+def parse_csv(path: Path, name: str, data: bytes, *, fast: bool = True) -> RawTable:
+    """A CSV file's bytes as a :class:`RawTable` (``fast=False`` forces the exact parser)."""
     digest = hashlib.sha256(data).hexdigest()
     text = _decode(path, data)
     if not text.strip():
         raise InputError("is empty (expected a header row and data rows)", file=path.name)
-    first_nl = text.find("\n")
-    simple = '"' not in text and "\n\n" not in text.replace("\r\n", "\n") and "\r" not in text.replace("\r\n", "")
-    if simple:
-        # Fast path: no quoting, no blank lines, so every record is one line.
+    t = None
+    if fast and _is_simple(text):
+        first_nl = text.find("\n")
         header = text[: first_nl if first_nl >= 0 else len(text)].rstrip("\r").split(",")
         names = _check_header(path, header)
         df = _fast_csv(data[3:] if data.startswith(b"\xef\xbb\xbf") else data, names)
         if df is not None:
-            lines = np.arange(2, len(df) + 2, dtype=np.int64)
-            return RawTable(name, path, digest, df, lines, header, len(df), [])
-    # Exact path: the csv module knows quoting and reports physical lines.
-    reader = csv.reader(io.StringIO(text, newline=""), strict=False)
-    try:
-        header = next(reader)
-        while not any(h.strip() for h in header):
-            header = next(reader)
-    except StopIteration:
-        raise InputError("is empty (expected a header row and data rows)", file=path.name) from None
-    except csv.Error as exc:
-        raise InputError(f"cannot be read as CSV: {exc}", file=path.name, line=1) from None
-    names = _check_header(path, header)
-    width = len(names)
-    cols: list[list[str]] = [[] for _ in range(width)]
-    lines_l: list[int] = []
-    bad = []
-    prev = reader.line_num
-    try:
-        for row in reader:
-            start = prev + 1
-            prev = reader.line_num
-            if not row or (len(row) == 1 and row[0].strip() == ""):
-                continue  # blank line
-            if len(row) != width:
-                out = io.StringIO()
-                csv.writer(out, lineterminator="").writerow(row)
-                bad.append((start, f"has {len(row)} fields, the header has {width}", out.getvalue()))
-                continue
-            for k in range(width):
-                cols[k].append(row[k])
-            lines_l.append(start)
-    except csv.Error as exc:
-        raise InputError(f"cannot be read as CSV: {exc}", file=path.name, line=reader.line_num) from None
-    df = pd.DataFrame({n: pd.Series(c, dtype=object) for n, c in zip(names, cols)})
-    lines = np.asarray(lines_l, dtype=np.int64)
-    return RawTable(name, path, digest, df, lines, header, len(df) + len(bad), bad)
+            t = RawTable(name, path, digest, df, np.arange(2, len(df) + 2, dtype=np.int64), header, len(df), [])
+    if t is None:
+        header, df, lines, bad = _exact_csv(path, text)
+        t = RawTable(name, path, digest, df, lines, header, len(df) + len(bad), bad)
+    return _oversize(t)
 
 
-def _to_text(s: pd.Series) -> pd.Series:
-    if pd.api.types.is_datetime64_any_dtype(s):
-        out = s.dt.strftime("%Y-%m-%dT%H:%M:%S").str.replace("T00:00:00", "", regex=False)
-    elif pd.api.types.is_bool_dtype(s):
-        out = s.map({True: "true", False: "false"})
+def read_csv(path: Path, name: str) -> RawTable:
+    return parse_csv(path, name, read_regular(path))
+
+
+def _oversize(t: RawTable) -> RawTable:
+    """Rows with a cell over MAX_FIELD_CHARS go to ``bad_rows`` with the column and length."""
+    if not len(t.df):
+        return t
+    lens = np.column_stack([t.df[c].str.len().fillna(0).to_numpy(dtype=np.int64) for c in t.df.columns])
+    over = lens > MAX_FIELD_CHARS
+    rows = np.flatnonzero(over.any(axis=1))
+    if not rows.size:
+        return t
+    for i in rows.tolist():
+        k = int(np.argmax(over[i]))
+        t.bad_rows.append((int(t.lines[i]),
+                           f"{t.df.columns[k]} is {int(lens[i, k])} characters long, more than the "
+                           f"{MAX_FIELD_CHARS} (128 KiB) fdnet accepts in one cell",
+                           t.raw(i)))
+    keep = np.ones(len(t.df), bool)
+    keep[rows] = False
+    t.df = t.df[keep].reset_index(drop=True)
+    t.lines = t.lines[keep]
+    t.bad_rows.sort(key=lambda b: b[0])
+    return t
+
+
+def arrow_text(col: pa.ChunkedArray, column: str, file: str) -> pa.ChunkedArray:
+    """One Parquet column as text by its Arrow type; nulls (and float NaN) become empty.
+
+    Integers keep their digits and floats holding whole numbers lose the
+    ``.0`` (a nullable integer ID column that a writer stored as float
+    still reads ``10``); timestamps become ``YYYY-MM-DDTHH:MM:SS`` in their
+    own time zone (``YYYY-MM-DD`` at midnight); booleans ``true``/``false``.
+
+    >>> arrow_text(pa.chunked_array([[10, None, 12]]), "person_id", "p.parquet").to_pylist()
+    ['10', '', '12']
+    >>> arrow_text(pa.chunked_array([[10.0, float("nan"), 1.5]]), "person_id", "p.parquet").to_pylist()
+    ['10', '', '1.5']
+    """
+    typ = col.type
+    if pa.types.is_dictionary(typ):
+        col = pc.cast(col, typ.value_type)
+        typ = col.type
+    if pa.types.is_null(typ):
+        out = pa.chunked_array([pa.array([""] * len(col), pa.string())])
+    elif pa.types.is_boolean(typ):
+        out = pc.if_else(col, "true", "false")
+    elif pa.types.is_integer(typ) or pa.types.is_decimal(typ) or pa.types.is_date(typ) or pa.types.is_time(typ):
+        out = pc.cast(col, pa.string())
+    elif pa.types.is_floating(typ):
+        v = col.to_numpy().astype(np.float64)          # nulls are NaN
+        txt = np.asarray(pc.cast(col, pa.string()).to_numpy(zero_copy_only=False), dtype=object)
+        whole = np.isfinite(v) & (np.floor(v) == v) & (np.abs(v) < 2.0 ** 53)
+        txt[whole] = v[whole].astype(np.int64).astype(str).astype(object)
+        txt[np.isnan(v)] = ""
+        out = pa.chunked_array([pa.array(txt.tolist(), pa.string())])
+    elif pa.types.is_timestamp(typ):
+        sec = pc.cast(col, pa.timestamp("s", typ.tz), safe=False)
+        out = pc.replace_substring_regex(pc.strftime(sec, format="%Y-%m-%dT%H:%M:%S"), r"T00:00:00$", "")
+    elif pa.types.is_string(typ) or pa.types.is_large_string(typ) or pa.types.is_binary(typ) \
+            or pa.types.is_large_binary(typ) or str(typ) in ("string_view", "binary_view"):
+        try:
+            out = pc.cast(col, pa.string())
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            raise InputError("holds bytes that are not UTF-8 text", file=file, column=column) from None
     else:
-        out = s.map(lambda v: "" if v is None or (isinstance(v, float) and np.isnan(v)) else
-                    (v.isoformat() if hasattr(v, "isoformat") else str(v)))
-    return out.fillna("").astype(object)
+        raise InputError(f"has Arrow type {typ}, which is not a table cell fdnet can read "
+                         "(lists, structs and maps are not accepted)", file=file, column=column)
+    return pc.fill_null(pc.cast(out, pa.string()), "")
 
 
 def read_parquet(path: Path, name: str) -> RawTable:
-    digest = sha256_file(path)
+    import pyarrow.parquet as pq
+
+    data = read_regular(path)
+    digest = hashlib.sha256(data).hexdigest()
     try:
-        df = pd.read_parquet(path)
+        table = pq.read_table(pa.BufferReader(data))
     except Exception as exc:  # pyarrow raises many types for corrupt files
-        raise InputError(f"cannot be read as Parquet: {exc}", file=path.name) from None
-    header = [str(c) for c in df.columns]
+        raise InputError(f"cannot be read as Parquet: {str(exc)[:300]}", file=path.name) from None
+    header = [str(c) for c in table.column_names]
     names = _check_header(path, header)
-    out = pd.DataFrame({n: _to_text(df[c]).to_numpy(dtype=object)
-                        for n, c in zip(names, df.columns)})
+    cols = {n: arrow_text(table.column(k), header[k], path.name) for k, n in enumerate(names)}
+    out = pa.table(cols).to_pandas(types_mapper={pa.string(): _STR}.get) if cols else pd.DataFrame()
     lines = np.arange(1, len(out) + 1, dtype=np.int64)
-    return RawTable(name, path, digest, out, lines, header, len(out))
+    return _oversize(RawTable(name, path, digest, out, lines, header, len(out)))
 
 
 def read_table(path: Path, name: str) -> RawTable:
     """Read ``path`` by its extension (.csv or .parquet)."""
-    if path.is_dir():
-        raise InputError("is a folder, expected a file", file=path.name)
-    try:
-        if path.suffix.lower() == ".parquet":
-            return read_parquet(path, name)
-        return read_csv(path, name)
-    except PermissionError:
-        raise InputError("cannot be read (permission denied)", file=path.name) from None
-    except OSError as exc:
-        raise InputError(f"cannot be read: {exc.strerror or exc}", file=path.name) from None
+    if path.suffix.lower() == ".parquet":
+        return read_parquet(path, name)
+    return read_csv(path, name)

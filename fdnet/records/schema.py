@@ -139,3 +139,44 @@ GROUP_RELATIONS = TableSpec(
 TABLES: dict[str, TableSpec] = {
     t.name: t for t in (INCIDENTS, INVOLVEMENTS, PERSONS, GROUPS, GROUP_RELATIONS)
 }
+
+
+# --- quoting input in messages -----------------------------------------------------
+QUOTE_LIMIT = 80        # characters of an input value quoted in a reason or an error message
+
+
+def clip(value, limit: int = QUOTE_LIMIT) -> str:
+    """``repr(value)``, cut to ``limit`` characters of the value with the length said.
+
+    Every message that quotes input goes through this, so a hostile cell or
+    mapping value cannot turn one error line into megabytes.
+
+    >>> clip("P001")
+    "'P001'"
+    >>> clip("x" * 1000, 5)
+    "'xxxxx'… (1000 characters)"
+    """
+    s = str(value)
+    if len(s) <= limit:
+        return repr(s)
+    return f"{s[:limit]!r}… ({len(s)} characters)"
+
+
+def clip_text(text: str, limit: int = 400) -> str:
+    """A message on one line, cut to ``limit`` characters (for messages made by libraries, e.g. YAML's).
+
+    >>> clip_text("abc" * 200, 10)
+    'abcabcabca… (message cut: 600 characters)'
+    >>> clip_text("while parsing\\n  in line 1")
+    'while parsing in line 1'
+    """
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else f"{text[:limit]}… (message cut: {len(text)} characters)"
+
+
+# --- null markers ------------------------------------------------------------------
+# Text that exports write for a missing value. An ID cell holding one of these
+# (compared case-insensitively) is rejected like an empty one: otherwise every
+# row with a missing person_id would become one person tied to everyone.
+NULL_MARKERS = frozenset({"null", "na", "n/a", "nan", "none", "nil", "<na>", "nat", "\\n", "#n/a",
+                          "undefined"})

@@ -4,33 +4,50 @@
 tables, applies the mapping, checks every cell against the declared schema
 (:mod:`fdnet.records.schema`) and the tables against each other, and returns
 :class:`Records`: the clean tables (records dated after ``as_of`` set aside
-exactly as if absent), the rejected rows with file, line, column and reason,
-and per-file row counts for the manifest.
+exactly as if absent), the rejected rows with file, line, column and reason
+(one row of ``rejected`` per input row, all its reasons joined), per-file row
+counts for the manifest (``read == used + rejected``) and data-quality
+``findings`` (likely duplicate IDs, birth dates after the as-of date).
 
-Checks are vectorised pandas operations driven by the schema, written here
-rather than with a schema library because each failing *cell* must become a
-rejected *row* with its line number and a sentence an analyst can act on,
-while the run goes on.
+Checks are vectorised pandas/pyarrow operations driven by the schema, written
+here rather than with a schema library because each failing *cell* must
+become a rejected *row* with its line number and a sentence an analyst can
+act on, while the run goes on.
 """
 from __future__ import annotations
 
+import datetime as _dt
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..errors import InputError
-from .mapping import Mapping, load_mapping
+from .mapping import Mapping, load_mapping, mapping_file
 from .read import RawTable, read_table
-from .schema import (FALSE_WORDS, OFFENDING_ROLES, TABLES, TRUE_WORDS, VIOLENT_NIBRS,
-                     VIOLENT_OFFENSES, TableSpec)
+from .schema import (FALSE_WORDS, NULL_MARKERS, OFFENDING_ROLES, TABLES, TRUE_WORDS, VIOLENT_NIBRS,
+                     VIOLENT_OFFENSES, TableSpec, clip)
 
 EPOCH = np.datetime64("1970-01-01", "D")
+# the shape of an ISO 8601 date or date-time; the ranges of each part are checked after
 _ISO = re.compile(
-    r"^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?$")
+    r"^(?P<y>\d{4})-(?P<mo>\d{2})-(?P<d>\d{2})"
+    r"(?:[T ](?P<hh>\d{2}):(?P<mi>\d{2})(?::(?P<ss>\d{2})(?:\.\d+)?)?(?P<off>Z|[+-]\d{2}(?::?\d{2})?)?)?$")
 REJECTED_COLUMNS = ["file", "line", "column", "reason", "raw"]
+MAX_FINDING_GROUPS = 100        # groups of likely duplicate IDs listed in one finding
+
+# parse_dates' codes: why a present date cell is not a date
+DATE_OK, DATE_SHAPE, DATE_CALENDAR, DATE_CLOCK, DATE_OFFSET = range(5)
+DATE_REASONS = {
+    DATE_SHAPE: "is not an ISO 8601 date (YYYY-MM-DD, optionally with a time)",
+    DATE_CALENDAR: "is not a calendar date (no such month or day)",
+    DATE_CLOCK: "has an impossible time of day (hours 00-23, minutes and seconds 00-59)",
+    DATE_OFFSET: "has an impossible UTC offset (offsets run from -14:00 to +14:00)",
+}
 
 
 def day_to_iso(day: int) -> str:
@@ -51,29 +68,84 @@ def iso_to_day(s: str) -> int:
     return int((np.datetime64(s[:10], "D") - EPOCH).astype(np.int64))
 
 
+def today_day(today: str | None = None) -> int:
+    """The day of the run (``today``, default the machine's local date) as days since 1970-01-01."""
+    if today is None:
+        return iso_to_day(_dt.date.today().isoformat())
+    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", str(today)):
+        raise InputError(f"today {clip(today)} is not a date (YYYY-MM-DD)")
+    return iso_to_day(today)
+
+
 def _text(s: pd.Series) -> pd.Series:
     """Arrow-backed strings: strip/lower/regex/isin run vectorised in C++."""
     return s if s.dtype == "string[pyarrow]" else s.astype("string[pyarrow]")
+
+
+def _ints(a: pa.Array) -> np.ndarray:
+    """Digit strings ('' for an absent part) -> int64, -1 where absent."""
+    a = pc.if_else(pc.equal(a, ""), None, a)
+    return pc.fill_null(pc.cast(a, pa.int64()), -1).to_numpy(zero_copy_only=False)
+
+
+def parse_dates_why(s: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Parse ISO 8601 dates or date-times; returns (days, ok, present, why).
+
+    ``why`` is ``DATE_OK`` or the code of the first problem (shape,
+    calendar, clock, offset); see :func:`parse_dates`.
+
+    >>> d, ok, present, why = parse_dates_why(pd.Series(["2024-01-01T25:61", "2024-01-01T10:00+19:00"]))
+    >>> ok.tolist(), [DATE_REASONS[w] for w in why]
+    ([False, False], ['has an impossible time of day (hours 00-23, minutes and seconds 00-59)', 'has an impossible UTC offset (offsets run from -14:00 to +14:00)'])
+    """
+    s = _text(s)
+    n = len(s)
+    present = (s != "").to_numpy(dtype=bool)
+    arr = pa.array(s.to_numpy(dtype=object, na_value=""), pa.string()) if n else pa.array([], pa.string())
+    m = pc.extract_regex(arr, _ISO.pattern)
+    shape = m.is_valid().to_numpy(zero_copy_only=False) if n else np.zeros(0, bool)
+    m = pc.fill_null(m, pa.scalar({k: "" for k in ("y", "mo", "d", "hh", "mi", "ss", "off")}, m.type))
+    y, mo, d = (_ints(m.field(k)) for k in ("y", "mo", "d"))
+    hh, mi, ss = (_ints(m.field(k)) for k in ("hh", "mi", "ss"))
+    month = np.where((mo >= 1) & (mo <= 12), (y - 1970) * 12 + (mo - 1), 0).astype("datetime64[M]")
+    first = month.astype("datetime64[D]")
+    dim = ((month + 1).astype("datetime64[D]") - first).astype(np.int64)
+    calendar = (mo >= 1) & (mo <= 12) & (d >= 1) & (d <= dim)
+    clock = (hh <= 23) & (mi <= 59) & (ss <= 59)
+    # offsets: Z, +HH, +HHMM or +HH:MM with |offset| <= 14:00
+    off = m.field("off")
+    oh = np.maximum(_ints(pc.utf8_slice_codeunits(off, 1, 3)), 0)
+    om = np.maximum(_ints(pc.if_else(pc.greater_equal(pc.utf8_length(off), 5),
+                                     pc.utf8_slice_codeunits(off, -2), "")), 0)
+    offset = (om <= 59) & (oh * 60 + om <= 14 * 60)
+    why = np.full(n, DATE_OK, dtype=np.int8)
+    why[~offset] = DATE_OFFSET
+    why[~clock] = DATE_CLOCK
+    why[~calendar] = DATE_CALENDAR
+    why[~shape] = DATE_SHAPE
+    why[~present] = DATE_OK
+    good = present & (why == DATE_OK)
+    days = np.zeros(n, dtype=np.int64)
+    days[good] = (first[good] - EPOCH).astype(np.int64) + d[good] - 1
+    ok = good | ~present
+    return days, ok, present, why
 
 
 def parse_dates(s: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Parse ISO 8601 dates or date-times to days since 1970-01-01.
 
     Returns (days, ok, present): the time of day and any UTC offset are
-    ignored (the date is taken as written). Empty cells are not present.
+    checked (hours 00-23, minutes and seconds 00-59, offsets within
+    ±14:00) and then ignored (the date is taken as written). Empty cells are
+    not present. Any year 0000-9999 is a date.
 
     >>> d, ok, present = parse_dates(pd.Series(["2024-01-02", "2024-02-30", "", "2024-03-01T23:10:00-05:00"]))
     >>> d[ok & present].tolist(), ok.tolist(), present.tolist()
     ([19724, 19783], [True, False, True, True], [True, True, False, True])
+    >>> parse_dates(pd.Series(["2205-01-01", "2024-01-01T24:00"]))[1].tolist()
+    [True, False]
     """
-    s = _text(s)
-    present = (s != "").to_numpy(dtype=bool)
-    shape_ok = s.str.fullmatch(_ISO.pattern).fillna(False).to_numpy(dtype=bool)
-    parsed = pd.to_datetime(s.str.slice(0, 10).where(shape_ok, None), format="%Y-%m-%d", errors="coerce")
-    days = np.zeros(len(s), dtype=np.int64)
-    good = shape_ok & parsed.notna().to_numpy()
-    days[good] = (parsed[good].to_numpy().astype("datetime64[D]") - EPOCH).astype(np.int64)
-    ok = good | ~present
+    days, ok, present, _ = parse_dates_why(s)
     return days, ok, present
 
 
@@ -94,7 +166,13 @@ def parse_bools(s: pd.Series, extra_true=(), extra_false=()) -> tuple[np.ndarray
 
 @dataclass
 class Records:
-    """The validated input: clean tables, rejections and counts."""
+    """The validated input: clean tables, rejections, counts and data-quality findings.
+
+    ``findings`` are structured data-quality observations that did not
+    reject a row (each a dict with ``kind``, ``message`` and details such as
+    the groups of IDs concerned); each also has a sentence in ``notes``.
+    ``today`` is the day of the run used to reject records dated in the future.
+    """
 
     incidents: pd.DataFrame
     involvements: pd.DataFrame
@@ -106,6 +184,8 @@ class Records:
     inputs: dict
     rejected: pd.DataFrame
     notes: list[str] = field(default_factory=list)
+    findings: list[dict] = field(default_factory=list)
+    today: str = ""
 
     def offending(self) -> pd.DataFrame:
         """Involvements in an offending role."""
@@ -113,11 +193,10 @@ class Records:
 
 
 class _Rejects:
-    """Collects rejected rows; one line per input row, reasons joined."""
+    """Collects rejected rows: one row per input row, all its reasons joined."""
 
     def __init__(self):
         self.rows: list[dict] = []
-        self.count: dict[str, int] = {}
 
     def add(self, t: RawTable, idx: np.ndarray, column: list[str] | str, reason: list[str] | str):
         idx = np.asarray(idx)
@@ -127,19 +206,28 @@ class _Rejects:
         reasons = [reason] * idx.size if isinstance(reason, str) else reason
         for i, c, r in zip(idx.tolist(), cols, reasons):
             self.rows.append({"file": t.path.name, "line": int(t.lines[i]), "column": c,
-                              "reason": r, "raw": t.raw(i)})
-        self.count[t.name] = self.count.get(t.name, 0) + idx.size
+                              "reason": r, "raw": t.raw(i), "_table": t.name})
 
     def add_bad(self, t: RawTable):
         for line, reason, raw in t.bad_rows:
             self.rows.append({"file": t.path.name, "line": line, "column": "",
-                              "reason": reason, "raw": raw})
-        self.count[t.name] = self.count.get(t.name, 0) + len(t.bad_rows)
+                              "reason": reason, "raw": raw, "_table": t.name})
+
+    def first_reasons(self, k: int = 3) -> list[str]:
+        return [r["reason"] for r in self.rows[:k]]
 
     def frame(self) -> pd.DataFrame:
-        df = pd.DataFrame(self.rows, columns=REJECTED_COLUMNS)
-        if len(df):
-            df = df.sort_values(["file", "line"], kind="stable").reset_index(drop=True)
+        """Sorted by file and line; rows of the same input row merged (first column, reasons joined)."""
+        df = pd.DataFrame(self.rows, columns=REJECTED_COLUMNS + ["_table"])
+        if not len(df):
+            return df
+        df = df.sort_values(["file", "line"], kind="stable").reset_index(drop=True)
+        key = ["_table", "file", "line"]
+        if df.duplicated(key).any():
+            df = (df.groupby(key, sort=False, as_index=False)
+                    .agg(column=("column", "first"), reason=("reason", lambda r: "; ".join(dict.fromkeys(r))),
+                         raw=("raw", "first"))
+                    .sort_values(["file", "line"], kind="stable").reset_index(drop=True))
         return df
 
 
@@ -148,8 +236,8 @@ def _find_file(data_dir: Path, table: str, mapping: Mapping, listing: dict[str, 
     if mapped:
         p = data_dir / mapped
         if not p.exists():
-            raise InputError(f"the mapping names file {mapped!r} for table {table}, but it is not in the data folder",
-                             file=str(data_dir))
+            raise InputError(f"the mapping names file {clip(mapped)} for table {table}, but it is not in the "
+                             "data folder", file=str(data_dir))
         return p
     found = [listing[n] for n in (f"{table}.csv", f"{table}.parquet") if n in listing]
     if len(found) > 1:
@@ -158,16 +246,21 @@ def _find_file(data_dir: Path, table: str, mapping: Mapping, listing: dict[str, 
     return found[0] if found else None
 
 
-def _check_cells(t: RawTable, spec: TableSpec, mapping: Mapping, rej: _Rejects,
-                 role_map: dict[str, tuple[str, ...]]) -> tuple[pd.DataFrame, np.ndarray]:
-    """Type-check every declared column; returns parsed columns and the valid mask.
+Check = tuple[np.ndarray, str, object]     # (failing mask, column, reason for row i)
 
-    Each check yields a boolean mask of failing rows and a function giving
-    the reason for one row; only failing rows are visited in Python.
+
+def _check_cells(t: RawTable, spec: TableSpec, mapping: Mapping, role_map: dict[str, tuple[str, ...]],
+                 today: int, skip: frozenset[str] = frozenset()) -> tuple[pd.DataFrame, list[Check]]:
+    """Type-check every declared column; returns parsed columns and the failing checks.
+
+    Each check is a boolean mask of failing rows and a function giving
+    the reason for one row; only failing rows are visited in Python (see
+    :func:`_reject_failing`). Columns in ``skip`` were checked already (the
+    long export's columns shared by incidents and involvements).
     """
     df = t.df
     n = len(df)
-    checks: list[tuple[np.ndarray, str, object]] = []   # (failing mask, column, reason(i))
+    checks: list[Check] = []
     parsed = pd.DataFrame(index=df.index)
     for col in spec.columns:
         if col.name not in df.columns:
@@ -175,24 +268,40 @@ def _check_cells(t: RawTable, spec: TableSpec, mapping: Mapping, rej: _Rejects,
         s = _text(df[col.name]).str.strip().fillna("")
         df[col.name] = s
         raw = s  # for messages
+        if col.name in skip:
+            if col.kind == "date":
+                days, _, present, _ = parse_dates_why(s)
+                parsed[col.name], parsed[col.name + "__present"] = days, present
+            elif col.kind == "enum" and col.name != "role":
+                parsed[col.name] = s.str.lower().to_numpy(dtype=object)
+            else:
+                parsed[col.name] = s
+            continue
         if col.kind in ("id", "text"):
             parsed[col.name] = s
             if col.kind == "id":
                 checks.append(((s == "").to_numpy(dtype=bool), col.name,
                                lambda i, c=col.name: f"{c} is empty"))
+                null = s.str.lower().isin(NULL_MARKERS).to_numpy(dtype=bool)
+                checks.append((null, col.name, lambda i, c=col.name, r=raw:
+                               f"{c} {clip(r.iat[i])} is a null marker, not an ID (the export left {c} empty)"))
         elif col.kind == "date":
-            days, ok, present = parse_dates(s)
+            days, ok, present, why = parse_dates_why(s)
             parsed[col.name] = days
             parsed[col.name + "__present"] = present
-            checks.append((~ok, col.name, lambda i, c=col.name, r=raw:
-                           f"{c} {r.iat[i]!r} is not an ISO 8601 date (YYYY-MM-DD, optionally with a time)"))
+            checks.append((~ok, col.name, lambda i, c=col.name, r=raw, w=why:
+                           f"{c} {clip(r.iat[i])} {DATE_REASONS[int(w[i])]}"))
             if col.required:
                 checks.append((~present, col.name, lambda i, c=col.name: f"{c} is empty"))
+            if col.name == spec.date_column:
+                future = ok & present & (days > today)
+                checks.append((future, col.name, lambda i, c=col.name, r=raw:
+                               f"dated in the future: {c} {clip(r.iat[i])} is after today ({day_to_iso(today)})"))
         elif col.kind == "bool":
             v, ok = parse_bools(s, mapping.booleans.get("true", ()), mapping.booleans.get("false", ()))
             parsed[col.name] = v
             checks.append((~ok, col.name, lambda i, c=col.name, r=raw:
-                           f"{c} {r.iat[i]!r} is not a boolean (true/false, 1/0, yes/no)"))
+                           f"{c} {clip(r.iat[i])} is not a boolean (true/false, 1/0, yes/no)"))
         elif col.kind in ("float", "int"):
             present = (s != "").to_numpy(dtype=bool)
             vals = pd.to_numeric(s.where(s != "", None), errors="coerce").to_numpy(dtype=float, na_value=np.nan)
@@ -206,9 +315,9 @@ def _check_cells(t: RawTable, spec: TableSpec, mapping: Mapping, rej: _Rejects,
                 rng &= ~(vals > col.hi)
             parsed[col.name] = vals
             kind = "an integer" if col.kind == "int" else "a number"
-            checks.append((~ok, col.name, lambda i, c=col.name, r=raw, k=kind: f"{c} {r.iat[i]!r} is not {k}"))
+            checks.append((~ok, col.name, lambda i, c=col.name, r=raw, k=kind: f"{c} {clip(r.iat[i])} is not {k}"))
             checks.append((ok & present & ~rng, col.name, lambda i, c=col, r=raw:
-                           f"{c.name} {r.iat[i]!r} is outside {c.lo:g}..{c.hi:g}"))
+                           f"{c.name} {clip(r.iat[i])} is outside {c.lo:g}..{c.hi:g}"))
         elif col.kind == "enum":
             low = s.str.lower()
             codes, uniq = pd.factorize(low.to_numpy(dtype=object))
@@ -222,14 +331,20 @@ def _check_cells(t: RawTable, spec: TableSpec, mapping: Mapping, rej: _Rejects,
                 parsed[col.name] = vals
                 bad = np.fromiter((x is None for x in mapped), bool, len(mapped))[codes] if n else np.zeros(0, bool)
                 checks.append((bad, col.name, lambda i, c=col, r=raw:
-                               f"role {r.iat[i]!r} is not a known role ({', '.join(c.choices)}); "
+                               f"role {clip(r.iat[i])} is not a known role ({', '.join(c.choices)}); "
                                "map records-system codes in mapping.yaml"))
             else:
                 okset = set(col.choices) | ({""} if not col.required else set())
                 ok = np.fromiter((u in okset for u in uniq), bool, len(uniq))[codes] if n else np.zeros(0, bool)
                 parsed[col.name] = low.to_numpy(dtype=object)
                 checks.append((~ok, col.name, lambda i, c=col, r=raw:
-                               f"{c.name} {r.iat[i]!r} is not one of {', '.join(c.choices)}"))
+                               f"{c.name} {clip(r.iat[i])} is not one of {', '.join(c.choices)}"))
+    return parsed, checks
+
+
+def _reject_failing(t: RawTable, rej: _Rejects, checks: list[Check]) -> np.ndarray:
+    """Reject each row failing any check, once, with all its reasons; returns the valid mask."""
+    n = len(t.df)
     bad_any = np.zeros(n, bool)
     for m, _, _ in checks:
         bad_any |= m
@@ -240,7 +355,7 @@ def _check_cells(t: RawTable, spec: TableSpec, mapping: Mapping, rej: _Rejects,
         cols.append(hits[0][0])
         reasons.append("; ".join(r for _, r in hits))
     rej.add(t, bad_idx, cols, reasons)
-    return parsed, ~bad_any
+    return ~bad_any
 
 
 def _dedupe(t: RawTable, keys: pd.DataFrame, idx: np.ndarray, rej: _Rejects, what: str) -> np.ndarray:
@@ -252,7 +367,7 @@ def _dedupe(t: RawTable, keys: pd.DataFrame, idx: np.ndarray, rej: _Rejects, wha
         for k, i in zip(map(tuple, sub.to_numpy().tolist()), idx.tolist()):
             first_line.setdefault(k, int(t.lines[i]))
         d_idx = idx[dup]
-        reasons = [f"duplicate {what} {'/'.join(k)!r}: first given on line {first_line[k]}"
+        reasons = [f"duplicate {what} {clip('/'.join(k))}: first given on line {first_line[k]}"
                    for k in map(tuple, sub.to_numpy()[dup].tolist())]
         rej.add(t, d_idx, list(keys.columns)[0], reasons)
     return idx[~dup]
@@ -267,6 +382,11 @@ def _prepare(data_dir: Path, name: str, path: Path, mapping: Mapping) -> RawTabl
         if len(set(cols)) != len(cols):
             raise InputError("the mapping renames two columns to the same name", file=path.name, line=1)
         t.df.columns = cols
+    for col, value in mapping.constants_for(name).items():
+        if col in t.df.columns:
+            raise InputError(f"the mapping gives column {col} the constant {clip(value)}, but the file has a "
+                             f"column {col} too; remove one of them", file=path.name, line=1, column=col)
+        t.df[col] = pd.Series([value] * len(t.df), dtype="string[pyarrow]")
     missing = [c for c in spec.required if c not in t.df.columns]
     if missing and len(t.header) == 1 and any(sep in t.header[0] for sep in ("\t", ";", "|")):
         sep = next(s for s in ("\t", ";", "|") if s in t.header[0])
@@ -274,46 +394,136 @@ def _prepare(data_dir: Path, name: str, path: Path, mapping: Mapping) -> RawTabl
             f"looks {'tab' if sep == chr(9) else repr(sep)}-separated; fdnet reads comma-separated CSV "
             "(re-export as CSV, or save as Parquet)", file=path.name, line=1)
     if missing:
+        found = ", ".join(t.header)
         raise InputError(
             f"is missing required column{'s' if len(missing) > 1 else ''} {', '.join(missing)} "
-            f"(found: {', '.join(t.header)}); column names are matched case-insensitively, "
-            "and mapping.yaml can map other names", file=path.name, line=1, column=missing[0])
+            f"(found: {found if len(found) <= 300 else found[:300] + '…'}); column names are matched "
+            "case-insensitively, and mapping.yaml can map other names", file=path.name, line=1, column=missing[0])
     return t
 
 
+def _check_constants(mapping: Mapping, where: str, today: int) -> None:
+    """Each constant the mapping gives must be a valid value of its column (else exit 2 naming it)."""
+    role_map = mapping.role_map()
+    for path, table, col, value in mapping.constants():
+        spec = TABLES[table]
+        c = spec.col(col)
+        df = pd.DataFrame({col: pd.Series([value], dtype="string[pyarrow]")})
+        dummy = RawTable(table, Path(where), "", df, np.array([0]), [col], 1)
+        _, checks = _check_cells(dummy, spec, mapping, role_map, today)
+        bad = [fn(0) for m, _, fn in checks if m[0]]
+        if bad:
+            raise InputError(f"invalid mapping: {path}: {'; '.join(bad)}", file=where)
+        if c.kind == "id":   # pragma: no cover - refused by the mapping model already
+            raise InputError(f"invalid mapping: {path}: an ID column cannot be a constant", file=where)
+
+
+def _confusables(namespaces: dict[str, dict[str, np.ndarray]]) -> list[dict]:
+    """Groups of distinct IDs that look the same: equal after NFKC, without invisible characters.
+
+    ``namespaces`` maps an ID kind (``person_id``, ``incident_id``,
+    ``group``) to the IDs of each table holding it. The comparison key is
+    Unicode NFKC (which folds NFC/NFD forms, full-width letters and digits,
+    ligatures, non-breaking spaces) with format characters (zero-width space
+    and joiners, soft hyphen, byte-order mark: category Cf) removed and
+    whitespace trimmed. IDs are never merged: the groups are reported.
+
+    >>> f = _confusables({"person_id": {"involvements": np.array(["P1", "P\\u200b1", "Ｐ１", "Q"], dtype=object)}})
+    >>> f[0]["kind"], f[0]["groups"][0]["ids"]
+    ('confusable_ids', ['P1', 'P\\u200b1', 'Ｐ１'])
+    """
+    out = []
+    for kind, tables in namespaces.items():
+        arrays = [a for a in tables.values() if len(a)]
+        if not arrays:
+            continue
+        uniq = pd.unique(np.concatenate(arrays).astype(object))
+        arr = pa.array(uniq.tolist(), pa.string())
+        odd = ~pc.string_is_ascii(arr).to_numpy(zero_copy_only=False)
+        if not odd.any():
+            continue
+        key = pc.utf8_trim_whitespace(pc.replace_substring_regex(pc.utf8_normalize(arr, "NFKC"), r"\p{Cf}", ""))
+        df = pd.DataFrame({"id": uniq, "key": np.asarray(key.to_numpy(zero_copy_only=False), dtype=object)})
+        keys_odd = set(df["key"][odd])
+        df = df[df["key"].isin(keys_odd)]
+        df = df[df.groupby("key")["id"].transform("size") > 1].sort_values(["key", "id"], kind="stable")
+        if not len(df):
+            continue
+        groups = []
+        for k, g in df.groupby("key", sort=True):
+            ids = g["id"].tolist()
+            groups.append({"key": k, "ids": ids, "escaped": [ascii(i) for i in ids],
+                           "tables": {i: [t for t, a in tables.items() if (a == i).any()] for i in ids}})
+        n = len(groups)
+        sample = "; ".join(" / ".join(g["escaped"]) for g in groups[:3])
+        out.append({
+            "kind": "confusable_ids", "column": kind, "n_groups": n,
+            "groups": groups[:MAX_FINDING_GROUPS], "groups_omitted": max(0, n - MAX_FINDING_GROUPS),
+            "message": (f"{n} group{'s' if n > 1 else ''} of {kind} values differ only in Unicode form "
+                        "(NFC/NFD, full-width characters or invisible characters) and are kept apart as "
+                        f"different {'people' if kind == 'person_id' else 'values'}; they are likely "
+                        f"duplicates to fix in the records system (fdnet never merges them): {sample}"
+                        + ("; …" if n > 3 else "")),
+        })
+    return out
+
+
 def load_records(data_dir: str | Path, as_of: str | None = None,
-                 mapping_path: str | Path | None = None) -> Records:
+                 mapping_path: str | Path | None = None, *, today: str | None = None) -> Records:
     """Read and validate an input folder (CONTRACT.md section 1).
 
     ``as_of`` (YYYY-MM-DD) defaults to the latest valid incident date;
     incidents dated after it, their involvements, and group and relation
     rows dated after it are set aside as if absent (counted as
-    ``after_as_of`` in the manifest).
+    ``after_as_of`` in the manifest). Rows dated after ``today`` (the day of
+    the run, default the machine's date) are rejected as dated in the
+    future, whatever ``as_of`` says.
     """
     data_dir = Path(data_dir)
     if not data_dir.exists():
         raise InputError("data folder does not exist", file=str(data_dir))
     if not data_dir.is_dir():
         raise InputError("is not a folder (expected a folder of input tables)", file=str(data_dir))
+    now = today_day(today)
     mapping = load_mapping(data_dir, Path(mapping_path) if mapping_path else None)
+    _check_constants(mapping, str(mapping_file(data_dir, Path(mapping_path) if mapping_path else None)), now)
     role_map = mapping.role_map()
     listing = {p.name.lower(): p for p in sorted(data_dir.iterdir())}
     rej = _Rejects()
     notes: list[str] = []
+    findings: list[dict] = []
     inputs: dict[str, dict] = {}
 
     # --- read ------------------------------------------------------------
     raws: dict[str, RawTable] = {}
+    paths: dict[Path, str] = {}
+
+    def claim(p: Path, table: str) -> None:
+        key = p.resolve()
+        if key in paths:
+            raise InputError(f"is named for both {paths[key]} and {table}; one file can hold one table "
+                             "(use the mapping's `long` key for one export holding incidents and involvements)",
+                             file=p.name)
+        paths[key] = table
+        if p.is_symlink() or p.resolve().parent != data_dir.resolve():
+            try:
+                p.resolve().relative_to(data_dir.resolve())
+            except ValueError:
+                notes.append(f"{p.name} is a symbolic link to {p.resolve()}, outside the data folder; "
+                             "fdnet read it there (the manifest records that path and its hash)")
+
     if mapping.long:
         p = data_dir / (mapping.long.file or "")
-        if not mapping.long.file or not p.is_file():
-            raise InputError(f"the mapping's long export {mapping.long.file!r} is not in the data folder",
+        if not mapping.long.file or not p.exists():
+            raise InputError(f"the mapping's long export {clip(mapping.long.file)} is not in the data folder",
                              file=str(data_dir))
+        claim(p, "the long export")
         t = _prepare(data_dir, "incidents", p, mapping)
         missing = [c for c in TABLES["involvements"].required if c not in t.df.columns]
         if missing:
             raise InputError(f"is missing required column {missing[0]} for the long export",
                              file=p.name, line=1, column=missing[0])
+        t.name = "long_export"
         raws["incidents"] = raws["involvements"] = t
     for name, spec in TABLES.items():
         if name in raws:
@@ -324,6 +534,7 @@ def load_records(data_dir: str | Path, as_of: str | None = None,
                 continue
             raise InputError(f"required table {name} is missing: expected {name}.csv or {name}.parquet "
                              "(or a file named for it in mapping.yaml)", file=str(data_dir))
+        claim(p, name)
         raws[name] = _prepare(data_dir, name, p, mapping)
     for t in {id(t): t for t in raws.values()}.values():
         rej.add_bad(t)
@@ -331,14 +542,17 @@ def load_records(data_dir: str | Path, as_of: str | None = None,
     long = mapping.long is not None
     # --- incidents -------------------------------------------------------
     ti = raws["incidents"]
-    pi, vi = _check_cells(ti, TABLES["incidents"], mapping, rej, role_map)
+    pi, checks = _check_cells(ti, TABLES["incidents"], mapping, role_map, now)
     if long:
-        pv, vv = _check_cells(ti, TABLES["involvements"], mapping, rej, role_map)
-        vi = vi & vv
+        # one rejected row per export row, with the incident's and the involvement's reasons
+        shared = frozenset(c.name for c in TABLES["incidents"].columns)
+        pv, checks_v = _check_cells(ti, TABLES["involvements"], mapping, role_map, now, skip=shared)
+        checks = checks + checks_v
+    vi = _reject_failing(ti, rej, checks)
     idx = np.flatnonzero(vi)
     if len(idx) == 0 and ti.n_read:
         raise InputError("has no valid incident rows: see the first problems in rejected rows: "
-                         + "; ".join(r["reason"] for r in rej.rows[:3]), file=ti.path.name)
+                         + "; ".join(rej.first_reasons()), file=ti.path.name)
     if ti.n_read == 0:
         raise InputError("has a header but no data rows", file=ti.path.name)
     if as_of is None:
@@ -349,7 +563,7 @@ def load_records(data_dir: str | Path, as_of: str | None = None,
             if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", as_of):
                 raise ValueError
         except ValueError:
-            raise InputError(f"--as-of {as_of!r} is not a date (YYYY-MM-DD)") from None
+            raise InputError(f"--as-of {clip(as_of)} is not a date (YYYY-MM-DD)") from None
     days_i = pi["date"].to_numpy()
     after = idx[days_i[idx] > as_of_day]
     idx = idx[days_i[idx] <= as_of_day]
@@ -366,7 +580,7 @@ def load_records(data_dir: str | Path, as_of: str | None = None,
             first_line = dict(zip(sub["incident_id"][first], ti.lines[idx[first]].tolist()))
             bad = idx[~agree]
             rej.add(ti, bad, "incident_id",
-                    [f"incident fields differ from line {first_line[k]}, the first row of incident {k!r}"
+                    [f"incident fields differ from line {first_line[k]}, the first row of incident {clip(k)}"
                      for k in ti.df["incident_id"].to_numpy()[bad]])
             idx = idx[agree]
         inc_idx = idx[first[agree]]
@@ -405,7 +619,8 @@ def load_records(data_dir: str | Path, as_of: str | None = None,
         vv_idx = idx  # rows of the long export that survived the incident checks
         pv_role = pv["role"]
     else:
-        pv, vv = _check_cells(tv, TABLES["involvements"], mapping, rej, role_map)
+        pv, checks = _check_cells(tv, TABLES["involvements"], mapping, role_map, now)
+        vv = _reject_failing(tv, rej, checks)
         vv_idx = np.flatnonzero(vv)
         pv_role = pv["role"]
         if tv.n_read == 0:
@@ -416,7 +631,7 @@ def load_records(data_dir: str | Path, as_of: str | None = None,
         unknown = vv_idx[~in_known & ~is_after]
         if len(unknown):
             rej.add(tv, unknown, "incident_id",
-                    [f"incident_id {k!r} is not in {ti.path.name}" +
+                    [f"incident_id {clip(k)} is not in {ti.path.name}" +
                      (" (its row there was rejected)" if k in rejected_ids else "")
                      for k in tv.df["incident_id"].to_numpy()[unknown]])
         after_v = int(is_after.sum())
@@ -447,7 +662,7 @@ def load_records(data_dir: str | Path, as_of: str | None = None,
         full = [j for j, r in enumerate(rows) if r not in keep_rows]
         if full:
             rej.add(tv, rows[full], "person_id",
-                    [f"duplicate involvement {a!r}/{b!r}/{c}: first given on line {first_line[(a, b, c)]}"
+                    [f"duplicate involvement {clip(a)}/{clip(b)}/{c}: first given on line {first_line[(a, b, c)]}"
                      for a, b, c in d[["incident_id", "person_id", "role"]].to_numpy()[full].tolist()])
         inv = inv[~dup]
     inv = inv.drop(columns="_row").sort_values(["incident_id", "person_id", "role"], kind="stable").reset_index(drop=True)
@@ -457,7 +672,8 @@ def load_records(data_dir: str | Path, as_of: str | None = None,
     extra_after: dict[str, int] = {}
     if "persons" in raws:
         t = raws["persons"]
-        p, ok = _check_cells(t, TABLES["persons"], mapping, rej, role_map)
+        p, checks = _check_cells(t, TABLES["persons"], mapping, role_map, now)
+        ok = _reject_failing(t, rej, checks)
         keep = _dedupe(t, t.df[["person_id"]], np.flatnonzero(ok), rej, "person_id")
         persons = pd.DataFrame({"person_id": t.df["person_id"].to_numpy()[keep], "line": t.lines[keep]})
         for c in TABLES["persons"].columns[1:]:
@@ -471,13 +687,15 @@ def load_records(data_dir: str | Path, as_of: str | None = None,
                 persons[c.name] = p[c.name].to_numpy()[keep]
             else:
                 persons[c.name] = p[c.name].to_numpy()[keep] if c.name in p else t.df[c.name].to_numpy()[keep]
+        persons = _unborn(persons, as_of_day, t.path.name, findings, notes)
         persons = persons.sort_values("person_id", kind="stable").reset_index(drop=True)
     for name in ("groups", "group_relations"):
         if name not in raws:
             continue
         t = raws[name]
         spec = TABLES[name]
-        p, ok = _check_cells(t, spec, mapping, rej, role_map)
+        p, checks = _check_cells(t, spec, mapping, role_map, now)
+        ok = _reject_failing(t, rej, checks)
         ok_idx = np.flatnonzero(ok)
         if name == "group_relations":
             same = (t.df["group_a"].to_numpy()[ok_idx] == t.df["group_b"].to_numpy()[ok_idx])
@@ -501,15 +719,33 @@ def load_records(data_dir: str | Path, as_of: str | None = None,
         else:
             relations = out.sort_values(["group_a", "group_b", "relation"], kind="stable").reset_index(drop=True)
 
-    # --- counts ----------------------------------------------------------
+    # --- data quality ------------------------------------------------------
+    spaces: dict[str, dict[str, np.ndarray]] = {"person_id": {}, "incident_id": {}, "group": {}}
+    spaces["incident_id"]["incidents"] = inc["incident_id"].to_numpy(dtype=object)
+    spaces["person_id"]["involvements"] = inv["person_id"].to_numpy(dtype=object)
+    if persons is not None:
+        spaces["person_id"]["persons"] = persons["person_id"].to_numpy(dtype=object)
+    if groups is not None:
+        spaces["person_id"]["groups"] = groups["person_id"].to_numpy(dtype=object)
+        spaces["group"]["groups"] = groups["group"].to_numpy(dtype=object)
+    if relations is not None:
+        spaces["group"]["group_relations"] = np.concatenate(
+            [relations["group_a"].to_numpy(dtype=object), relations["group_b"].to_numpy(dtype=object)])
+    for f in _confusables(spaces):
+        findings.append(f)
+        notes.append(f"data quality: {f['message']}")
+
+    # --- counts: read == used + rejected, one rejected row per input row ----------------
     rejected = rej.frame()
+    per_table = rejected["_table"].value_counts().to_dict() if len(rejected) else {}
+    rejected = rejected.drop(columns="_table")
     seen = set()
     for name, t in raws.items():
-        key = "long_export" if long and name in ("incidents", "involvements") else name
+        key = t.name
         if key in seen:
             continue
         seen.add(key)
-        n_rej = int((rejected["file"] == t.path.name).sum()) if len(rejected) else 0
+        n_rej = int(per_table.get(key, 0))
         entry = {"path": str(t.path.resolve()), "sha256": t.sha256,
                  "rows": {"read": t.n_read, "used": t.n_read - n_rej, "rejected": n_rej}}
         if name == "incidents":
@@ -522,5 +758,43 @@ def load_records(data_dir: str | Path, as_of: str | None = None,
     return Records(
         incidents=inc, involvements=inv, persons=persons, groups=groups,
         group_relations=relations, as_of=day_to_iso(as_of_day), as_of_day=as_of_day,
-        inputs=inputs, rejected=rejected, notes=notes,
+        inputs=inputs, rejected=rejected, notes=notes, findings=findings, today=day_to_iso(now),
     )
+
+
+def _unborn(persons: pd.DataFrame, as_of_day: int, file: str, findings: list[dict], notes: list[str]) -> pd.DataFrame:
+    """Birth dates (or years) after the as-of date give no age: blanked, and reported as a finding.
+
+    The row itself is kept, so its deceased / incarcerated flags still apply.
+    """
+    late = np.zeros(len(persons), bool)
+    if "birth_date" in persons:
+        bd = persons["birth_date"].to_numpy(dtype=object)
+        has = bd != ""
+        day = np.full(len(bd), np.iinfo(np.int64).min)
+        if has.any():
+            day[has] = (np.asarray(bd[has], dtype="datetime64[D]") - EPOCH).astype(np.int64)
+        late_d = has & (day > as_of_day)
+        late |= late_d
+    if "birth_year" in persons:
+        as_of_year = int(day_to_iso(as_of_day)[:4])
+        late_y = persons["birth_year"].to_numpy(dtype=float) > as_of_year
+        late |= late_y
+    if not late.any():
+        return persons
+    persons = persons.copy()
+    ids = persons["person_id"].to_numpy(dtype=object)[late].tolist()
+    lines = persons["line"].to_numpy()[late].tolist()
+    if "birth_date" in persons:
+        persons.loc[late, "birth_date"] = ""
+    if "birth_year" in persons:
+        persons.loc[late, "birth_year"] = np.nan
+    n = len(ids)
+    msg = (f"{n} person{'s' if n > 1 else ''} in {file} {'have' if n > 1 else 'has'} a birth date after the as-of "
+           f"date ({day_to_iso(as_of_day)}); their age is taken as unknown (the rows are otherwise used): "
+           + ", ".join(f"{clip(i)} (line {ln})" for i, ln in list(zip(ids, lines))[:5]) + ("…" if n > 5 else ""))
+    findings.append({"kind": "birth_after_as_of", "message": msg, "file": file,
+                     "person_ids": ids[:MAX_FINDING_GROUPS], "lines": [int(x) for x in lines[:MAX_FINDING_GROUPS]],
+                     "count": n})
+    notes.append(f"data quality: {msg}")
+    return persons
