@@ -17,6 +17,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from . import __version__
 from .errors import FdnetError
@@ -32,8 +33,47 @@ app = typer.Typer(
 )
 policy_app = typer.Typer(help="Write or check a policy file.", no_args_is_help=True)
 app.add_typer(policy_app, name="policy")
-out = Console()
-err = Console(stderr=True)
+
+
+def _console(stderr: bool = False) -> Console:
+    """A terminal gets rich's layout; a file or pipe gets lines that are never wrapped (docs/cli.md)."""
+    stream = sys.stderr if stderr else sys.stdout
+    try:
+        tty = stream.isatty()
+    except (AttributeError, ValueError):
+        tty = False
+    if tty:
+        return Console(stderr=stderr)
+    return Console(stderr=stderr, width=100_000, soft_wrap=True, highlight=False)
+
+
+out = _console()
+err = _console(stderr=True)
+
+
+def _plain_cell(cell) -> str:
+    from rich.text import Text
+    s = cell.plain if isinstance(cell, Text) else Text.from_markup(cell).plain if isinstance(cell, str) else str(cell)
+    return s.replace("\t", " ").replace("\r", " ").replace("\n", " ")
+
+
+def _print_table(t: Table, console: Console | None = None) -> None:
+    """Print a table: boxed on a terminal; when standard output is a file or a pipe, the title on its
+    own line, then a header row and one row per line, tab-separated, never wrapped."""
+    console = console or out
+    if console.is_terminal:
+        console.print(t)
+        return
+    lines = []
+    if t.title:
+        lines.append(_plain_cell(t.title))
+    cols = t.columns
+    lines.append("\t".join(_plain_cell(c.header) for c in cols))
+    cells = [list(c.cells) for c in cols]
+    for i in range(t.row_count):
+        lines.append("\t".join(_plain_cell(c[i]) if i < len(c) else "" for c in cells))
+    console.file.write("\n".join(lines) + "\n")
+    console.file.flush()
 
 
 def _progress(enabled: bool):
@@ -76,7 +116,51 @@ def _summary_table(result, out_dir: Path) -> None:
         t.add_row(label, f"{s[k]:,}")
     for k, v in s["lists"].items():
         t.add_row(f"{k}.csv", f"{v:,}")
-    out.print(t)
+    _print_table(t)
+    _run_notes(result)
+
+
+def run_warnings(manifest: dict) -> list[str]:
+    """Loud warnings about a finished run's lists, from its manifest (also for scripts and tests).
+
+    >>> run_warnings({"notes": ["incidents has no 'gun' column: no incident counts as a shooting"],
+    ...               "summary": {"shootings_in_window": 0, "lists": {"custom_notifications": 3}}})[0][:60]
+    '3 custom notifications were produced from data with no gun c'
+    """
+    notes = [str(n) for n in manifest.get("notes") or []]
+    summary = manifest.get("summary") or {}
+    n_cn = int((summary.get("lists") or {}).get("custom_notifications", 0) or 0)
+    no_gun = any("no 'gun' column" in n for n in notes)
+    no_violent = any("no incident counts as violent" in n for n in notes)
+    out = []
+    if n_cn and (no_gun or no_violent):
+        missing = " and ".join(x for x, on in (("gun", no_gun), ("violence (violent, offense or nibrs_code)",
+                                                                 no_violent)) if on)
+        out.append(f"{n_cn} custom notifications were produced from data with no {missing} column: they rest on "
+                   "other offending and network position, not on gun violence. Map the column (docs/data-format.md) "
+                   "or do not use this list for gun-violence deterrence.")
+    elif n_cn and not summary.get("shootings_in_window", 1):
+        out.append(f"{n_cn} custom notifications were produced although the window holds no shooting: they rest "
+                   "on other offending and network position, not on gun violence.")
+    return out
+
+
+def _run_notes(result) -> None:
+    """After a run: its manifest notes, then any warning, on standard error (printed even with -q)."""
+    manifest = getattr(result, "manifest", None) or {}
+    for n in manifest.get("notes") or []:
+        err.print(f"note: {n}", markup=False, highlight=False, soft_wrap=True)
+    for w in run_warnings(manifest):
+        err.print(f"WARNING: {w}", markup=False, highlight=False, soft_wrap=True, style="bold red")
+
+
+def _after_run(result, out_dir: Path, quiet: bool) -> None:
+    """What `run` and `demo` print when the run folder is written: the summary table (unless quiet)
+    on standard output, the manifest's notes and warnings on standard error."""
+    if quiet:
+        _run_notes(result)
+    else:
+        _summary_table(result, out_dir)
 
 
 @app.command()
@@ -176,10 +260,11 @@ def demo(
             write_city(city, Path(tmp) / "city")
         with _progress(not quiet) as prog:
             result = run_pipeline(Path(tmp) / "city", out_dir, progress=prog)
+    _after_run(result, out_dir, quiet)
     if not quiet:
-        _summary_table(result, out_dir)
         out.print(f"Open {out_dir / 'report.html'} in a browser; try `fdnet explain {out_dir} "
-                  f"{_first_listed(result)}`.")
+                  f"{_first_listed(result)}`. The demo's input folder is gone, so `fdnet notify` needs a "
+                  "`fdnet synth` city as --data (docs/cli.md).")
 
 
 def _first_listed(result) -> str:
@@ -195,48 +280,22 @@ def explain(
     as_json: bool = typer.Option(False, "--json", help="Print the full explanation as JSON."),
 ):
     """Print why a person is or is not on each list, with the evidence behind every point."""
-    from rich.markup import escape
-
-    from .audit.explain_cli import explain_person
+    from .audit.explain_cli import component_rows, explain_person, headline, list_lines
 
     info = explain_person(run_dir, person_id)
     if as_json:
         print(json.dumps(info, indent=2, ensure_ascii=False))
         return
-    out.print(f"[bold]{escape(person_id)}[/] — run as of {info['as_of']}")
-    s = info["scores"]
-    if s is None:
-        out.print("Not in the network: no involvement in any incident inside the window.")
-    else:
-        out.print(f"group: {escape(s['group'] or '(none)')} · score {s['score']} · enforcement score "
-                  f"{s['enforcement_score']} · service score {s['service_score']}")
-    for name, v in info["lists"].items():
-        if v["on_list"]:
-            out.print(f"  [green]ON[/] {name} (rank {v['rank']}, score {v['score']}): {escape(v['reasons'])}")
-        else:
-            out.print(f"  [dim]not on[/] {name}: {escape(v['why_not'])}")
-    e = info["explanation"]
-    if e:
-        out.print("\n[bold]Score components[/] (value → points; what the points count towards)")
-        for c in e["components"]:
-            used = set(c["counts_for"])
-            counts = ("enforcement and services" if {"call_in", "service_referrals"} <= used else
-                      "enforcement lists" if "call_in" in used else "service referrals")
-            out.print(f"  [bold]{c['name']}[/] {c['value']} → {c['points']:g} points ({counts})")
-            ev = c["evidence"]
-            if "incidents" in ev:
-                items = [f"{i['incident_id']} {i['date']} ({'/'.join(i['roles'])})" for i in ev["incidents"]]
-            elif "co_offenders" in ev:
-                items = [f"{x['person_id']} via {', '.join(x['incident_ids'])}" for x in ev["co_offenders"]]
-            else:
-                items = [" → ".join(p["path"]) + "; ties " + " | ".join(", ".join(ed["incident_ids"])
-                                                                   for ed in p["edges"])
-                         + "; shot in " + ", ".join(f"{x['incident_id']} {x['date']}" for x in p["victim_shot_in"])
-                         for p in ev["paths"]]
-            for it in items[:6]:
-                out.print(f"      {escape(it)}", highlight=False)
-            if len(items) > 6:
-                out.print(f"      … {len(items) - 6} more (fdnet explain --json)", highlight=False)
+    for line in headline(info) + list_lines(info):
+        out.print(line, markup=False, highlight=False)
+    rows = component_rows(info)
+    if rows:
+        t = Table(title="score components", show_header=True)
+        for c in ("component", "value", "points", "counts for", "evidence"):
+            t.add_column(c, overflow="fold")
+        for r in rows:
+            t.add_row(*[Text(x) for x in r])
+        _print_table(t)
 
 
 @app.command()
@@ -310,9 +369,14 @@ def policy_init(path: Path = typer.Argument(Path("policy.yaml"), help="Where to 
 
 @policy_app.command("check")
 def policy_check(path: Path = typer.Argument(..., help="Policy YAML to validate.")):
-    """Validate a policy file and print the effective policy (defaults filled in)."""
+    """Validate a policy file and print the effective policy (defaults filled in) as JSON, and its hash
+    (the report's and the audit log's "policy hash") on standard error."""
+    from .report.html import policy_hash
     from .scoring.policy import load_policy
-    print(json.dumps(load_policy(path).effective(), indent=2))
+    eff = load_policy(path).effective()
+    print(json.dumps(eff, indent=2))
+    err.print(f"policy hash {policy_hash(eff)} (SHA-256 of the effective policy as canonical JSON: the hash the "
+              "report and the audit log show for a run with this policy)", markup=False, highlight=False)
 
 
 def _calibration_command(data_dirs, out_dir, policy, horizon, origins, step, top_k, target, fit, max_bins,
@@ -354,7 +418,7 @@ def _calibration_command(data_dirs, out_dir, policy, horizon, origins, step, top
     for r in rep["summary"]:
         t.add_row(r["ranking"], *[("—" if r[k] is None else f"{r[k]:.3f}") for k in
                                   ("auc_mean", "capture_top_1pct", "capture_top_2pct", f"capture_top_{rep['top_k']}")])
-    out.print(t)
+    _print_table(t)
     out.print(f"best single feature: {rep['best_single_feature']['ranking']} "
               f"({rep['best_single_feature']['auc_mean']:.3f}); fdnet margin "
               f"{rep['margin_over_best_single_feature']:+.3f}. Wrote {', '.join(sorted(files))} to {out_dir}")
@@ -447,16 +511,20 @@ def notify(
         out.print(f"{kind} {escape(incident)} on {facts['date']}: victims {escape(', '.join(facts['victims']) or '—')}; "
                   f"suspects {escape(', '.join(facts['suspects']) or '—')} (run as of {facts['run_as_of']})",
                   highlight=False)
-        t = Table(show_header=True)
-        for c in ("rank", "person", "relation", "group", "score", "guardrail / lists", "evidence"):
+        t = Table(show_header=True, title="ranked by tier, then total score (the total of all points)")
+        for c in ("rank", "person", "relation", "group", "total score", "probability", "guardrail / lists",
+                  "evidence"):
             t.add_column(c)
         for r in df.head(limit).itertuples():
             t.add_row(str(r.rank), escape(r.person_id), escape(r.relation), escape(r.group), f"{r.score:g}",
+                      f"{100 * float(r.probability_shooting):.1f}%",
                       escape("; ".join(x for x in (r.guardrail, r.on_lists) if x)), escape(r.evidence))
-        out.print(t)
+        _print_table(t)
         if len(df) > limit:
             out.print(f"… {len(df) - limit:,} more (--limit, --json or --csv)")
-        out.print("Outreach first: this list names people at risk, not suspects; it is not probable cause.")
+        horizon = facts.get("horizon_days", 120)
+        out.print(f"probability: the run's estimated probability of shooting or being shot within {horizon} days. "
+                  "Outreach first: this list names people at risk, not suspects; it is not probable cause.")
     if csv_out is not None:
         _write_new_csv(csv_out, df)
 
@@ -492,7 +560,7 @@ def retention_report_cmd(
     for name in ("incidents", "involvements", "groups", "group_relations"):
         sub = df[df["table"] == name]
         t.add_row(name, f"{int(counts.get(name, 0)):,}", sub["date"].min() if len(sub) else "")
-    out.print(t)
+    _print_table(t)
     for r in df.head(20).itertuples():
         out.print(f"  {escape(r.file)} line {r.line}: {escape(r.key)} ({r.date}, {r.days_past_limit} days past)",
                   highlight=False)

@@ -88,6 +88,13 @@ def service_reason(r, policy: Policy) -> str:
     return s[0].upper() + s[1:] + "."
 
 
+# What each list's `score` column is and how its `rank` is ordered (the `ranked_by` column).
+CALL_IN_RANKED_BY = "group_rank, then enforcement_score within the group"
+CUSTOM_NOTIFICATIONS_RANKED_BY = "enforcement_score"
+SERVICE_REFERRALS_RANKED_BY = ("referral_basis (recent shooting victims first, latest shooting first), "
+                               "then service_score")
+
+
 def _ranked(df: pd.DataFrame, score_col: str) -> pd.DataFrame:
     return df.sort_values([score_col, "person_id"], ascending=[False, True], kind="stable")
 
@@ -173,6 +180,12 @@ def call_in(scores: pd.DataFrame, policy: Policy, indptr: np.ndarray, indices: n
                                      "group_members", "group_expected_share", "last_offending_date", "supervision",
                                      "juvenile"])
     ci.insert(0, "rank", np.arange(1, len(ci) + 1))
+    # rank is invitation order (groups in priority order, members by enforcement score), not a ranking
+    # by score across groups: say so on every row (docs/lists.md).
+    order = {g: i + 1 for i, (g, *_rest) in enumerate(chosen)}
+    ci.insert(4, "ranked_by", CALL_IN_RANKED_BY)
+    ci.insert(5, "group_rank", ci["group"].map(order).astype("int64") if len(ci) else pd.Series(dtype="int64"))
+    ci.insert(6, "rank_in_group", ci.groupby("group", sort=False).cumcount().astype("int64") + 1)
     groups = pd.DataFrame(grows, columns=["group", "members", "eligible_to_invite", "shootings_recent", "conflicts",
                                           "invited", "invited_ids", "expected_reach", "expected_share",
                                           "reach_recomputed", "greedy_invited", "greedy_expected_reach",
@@ -221,6 +234,7 @@ def build_lists(scores: pd.DataFrame, policy: Policy, as_of_day: int, group_size
             "person_id": df["person_id"].to_numpy(),
             "group": df["group"].to_numpy(),
             "score": df["enforcement_score"].to_numpy(),
+            "ranked_by": CUSTOM_NOTIFICATIONS_RANKED_BY,
             "reasons": [enforcement_reason(r, policy) for r in df.itertuples()],
             **extra,
             "last_offending_date": df["last_offending_date"].to_numpy(),
@@ -239,7 +253,7 @@ def build_lists(scores: pd.DataFrame, policy: Policy, as_of_day: int, group_size
     out["custom_notifications"] = enforcement_list(cn, {
         "violent_offending": cn["violent_offending"].to_numpy(),
         "gun_offending": cn["gun_offending"].to_numpy(),
-        "risk": cn["risk"].to_numpy(),
+        "probability_shooting": cn["risk"].to_numpy(),
         "legal_risk": [legal_risk(r, as_of) for r in cn.assign(supervision_end=cn_end).itertuples()],
     })
 
@@ -263,6 +277,7 @@ def build_lists(scores: pd.DataFrame, policy: Policy, as_of_day: int, group_size
         "person_id": svc["person_id"].to_numpy(),
         "group": svc["group"].to_numpy(),
         "score": svc["service_score"].to_numpy(),
+        "ranked_by": SERVICE_REFERRALS_RANKED_BY,
         "reasons": [service_reason(r, policy) for r in svc.itertuples()],
         "referral_basis": svc["_basis"].to_numpy(),
         "last_victimization_date": svc["last_victimization_date"].to_numpy(),

@@ -13,7 +13,8 @@ identified suspect of the shooting:
 4. the members of groups in conflict with those groups (conflicts.csv).
 
 Each candidate gets the closest relation found (tier 1 to 4 above) and is
-ranked by tier, then by the run's risk score, then by person ID. Every row
+ranked by tier, then by the run's total score (the total of all points, from which the run reads
+its estimated probability of shooting or being shot, ``probability_shooting``), then by person ID. Every row
 carries its evidence: the tie's incident IDs, the group-membership source,
 or the conflict's evidence. The incident may be newer than the run (records
 added since): it is looked up in the run's input folder.
@@ -35,8 +36,12 @@ from ..errors import UsageError
 from ..records.validate import day_to_iso, iso_to_day, load_records
 
 OFFENDING = ("offender", "suspect", "arrestee")
+# `score` here is the run's total of all points (victimization included: the people at risk after a
+# shooting are sought for outreach as much as for notification); `probability_shooting` is the run's
+# estimated probability of shooting or being shot within the calibration horizon, read from that total.
+RANKED_BY = "tier, then score (the total of all points, which probability_shooting is read from)"
 COLUMNS = ["rank", "person_id", "side", "relation", "tier", "via", "evidence_incident_ids", "group", "score",
-           "risk", "guardrail", "on_lists", "evidence"]
+           "ranked_by", "probability_shooting", "guardrail", "on_lists", "evidence"]
 
 
 def _read(run_dir: Path, name: str) -> pd.DataFrame:
@@ -71,7 +76,8 @@ def retaliation_risk(run_dir: str | Path, incident_id: str, *, data_dir: str | P
     suspects = sorted(set(rows.loc[rows["role"].isin(OFFENDING), "person_id"]))
     gun = bool(inc["gun"].iloc[0]) if "gun" in inc else False
     facts = {"incident_id": incident_id, "date": day_to_iso(int(inc["day"].iloc[0])), "victims": victims,
-             "suspects": suspects, "shooting": bool(gun and victims), "run_as_of": manifest["as_of"]}
+             "suspects": suspects, "shooting": bool(gun and victims), "run_as_of": manifest["as_of"],
+             "horizon_days": ((manifest.get("policy") or {}).get("calibration") or {}).get("horizon_days", 120)}
     if not victims and not suspects:
         raise UsageError(f"incident {incident_id!r} has no victim and no person in an offending role")
 
@@ -121,13 +127,16 @@ def retaliation_risk(run_dir: str | Path, incident_id: str, *, data_dir: str | P
                         [x for x in r.incident_ids.split(";") if x],
                         f"{rival} and {g} are in conflict ({r.source}, last {r.last_date})")
     out = pd.DataFrame(list(cand.values()), columns=[c for c in COLUMNS if c not in
-                                                     ("rank", "group", "score", "risk", "guardrail", "on_lists")])
+                                                     ("rank", "group", "score", "ranked_by",
+                                                         "probability_shooting", "guardrail", "on_lists")])
     if out.empty:
         return pd.DataFrame(columns=COLUMNS), facts
     s = scores.reindex(out["person_id"])
     out["group"] = s["group"].fillna("").to_numpy()
     out["score"] = pd.to_numeric(s["score"], errors="coerce").fillna(0.0).to_numpy()
-    out["risk"] = pd.to_numeric(s.get("risk", pd.Series(index=s.index, dtype=float)), errors="coerce").fillna(0.0).to_numpy()
+    out["ranked_by"] = RANKED_BY
+    out["probability_shooting"] = pd.to_numeric(s.get("risk", pd.Series(index=s.index, dtype=float)),
+                                                errors="coerce").fillna(0.0).to_numpy()
     dead = s.get("deceased", pd.Series("", index=s.index)).fillna("").eq("true").to_numpy()
     out = out[~dead]
     s = s[~dead]

@@ -136,14 +136,19 @@ def read_jsonl(files: dict[str, bytes], name: str) -> list[dict]:
 
 
 def policy_hash(policy: dict | None) -> str:
-    """SHA-256 of the effective policy as canonical JSON (sorted keys, compact, UTF-8).
+    """SHA-256 of the effective policy as canonical JSON (sorted keys, compact, UTF-8): the hash the
+    report shows, ``fdnet policy check`` prints and the audit log records.
 
     >>> policy_hash({"b": 1, "a": [1, 2]}) == hashlib.sha256(b'{"a":[1,2],"b":1}').hexdigest()
     True
     """
     if not policy:
         return ""
-    canon = json.dumps(policy, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    from ..audit.log import canonical_json   # the one serialisation that is hashed (audit log, policy check)
+    try:
+        canon = canonical_json(policy)
+    except ValueError:                        # a non-finite number: no hash rather than a wrong one
+        return ""
     return hashlib.sha256(canon.encode("utf-8")).hexdigest()
 
 
@@ -220,7 +225,7 @@ def _isnum(v: str) -> bool:
 
 KPI_LABELS = (("persons_in_network", "people in the network"), ("incidents_in_window", "incidents in the window"),
               ("shootings_in_window", "shootings in the window"),
-              ("shooting_victims_in_window", "shooting victims in the window"),
+              ("shooting_victims_in_window", "shooting victims in the window (distinct people shot)"),
               ("co_offending_edges", "co-offending ties"), ("victimization_edges", "victimization ties"),
               ("groups_detected", "groups detected in the network"), ("conflicts", "group conflicts"),
               ("group_disagreements", "audit / network group disagreements"),
@@ -271,26 +276,37 @@ def _overlap(lists: dict[str, pd.DataFrame]) -> list[dict]:
     return [{"lists": k, "people": v} for k, v in sorted(combos.items(), key=lambda kv: (-kv[1], kv[0]))]
 
 
+# One definition of a shooting victim everywhere in the report (KPIs, chart, tables): a distinct person
+# shot (victim role) in a shooting (gun and at least one victim) of the period counted.
+VICTIMS_LINE = "shooting victims (people shot)"
+VICTIMS_DEFINITION = ("shooting victims are the distinct people shot in the month's shootings (a person shot in "
+                      "two different months counts in each month, so the months can add up to more than the "
+                      "window's distinct total).")
+
+
 def _monthly(manifest: dict, contagion_events: pd.DataFrame | None) -> dict | None:
     by_month = (manifest.get("summary") or {}).get("shootings_by_month")
     if isinstance(by_month, list) and by_month:
         rows = [r for r in by_month if isinstance(r, dict)]
+        total = (manifest.get("summary") or {}).get("shooting_victims_in_window")
         return {"svg": charts.monthly_svg(rows, bar_key="shootings", line_key="victims", bar_label="shootings",
-                                          line_label="shooting victims"),
+                                          line_label=VICTIMS_LINE),
                 "source": "manifest.json (summary.shootings_by_month): shootings are incidents with a gun "
-                          "and at least one victim; victims are the people shot in them.",
+                          f"and at least one victim; {VICTIMS_DEFINITION}"
+                          + (f" The window's total is {total} distinct shooting victims." if total is not None else ""),
                 "rows": rows}
     ev = contagion_events
     if ev is not None and len(ev) and {"date", "incident_id"} <= set(ev.columns):
         month = ev["date"].str[:7]
         g = pd.DataFrame({"month": month, "incident_id": ev["incident_id"]})
-        agg = g.groupby("month").agg(shootings=("incident_id", "nunique"), victims=("incident_id", "size"))
+        g["person_id"] = ev["person_id"] if "person_id" in ev.columns else ev["incident_id"]
+        agg = g.groupby("month").agg(shootings=("incident_id", "nunique"), victims=("person_id", "nunique"))
         rows = [{"month": m, "shootings": int(r.shootings), "victims": int(r.victims)}
                 for m, r in agg.sort_index().iterrows()]
         return {"svg": charts.monthly_svg(rows, bar_key="shootings", line_key="victims", bar_label="shootings",
-                                          line_label="people shot"),
+                                          line_label=VICTIMS_LINE),
                 "source": "contagion_events.csv (this run's manifest has no summary.shootings_by_month): "
-                          "the shootings of people in the network that the contagion model used.",
+                          f"the shootings of people in the network that the contagion model used; {VICTIMS_DEFINITION}",
                 "rows": rows}
     return None
 
@@ -361,6 +377,8 @@ def build_context(files: dict[str, bytes], manifest: dict) -> dict:
     edge_cols = edges is not None and {"person_a", "person_b", "layer"} <= set(edges.columns)
     if edge_cols and picker:
         ego = networks.ego_data(edges, picker, scores=scores, explanations=explanations, listed=listed)
+        ego["horizon"] = ((policy.get("calibration") or {}).get("horizon_days")
+                          if isinstance(policy.get("calibration"), dict) else None) or 120
     groupnet = None
     chosen: list[str] = []
     if scores is not None and edge_cols and {"person_id", "group"} <= set(scores.columns) and len(scores):
@@ -402,6 +420,8 @@ def build_context(files: dict[str, bytes], manifest: dict) -> dict:
                    "end": window.get("end") or manifest.get("as_of") or summary.get("as_of", ""),
                    "days": window.get("days", policy.get("window_days", ""))},
         "policy_hash": policy_hash(policy),
+        "horizon_days": ((policy.get("calibration") or {}).get("horizon_days")
+                         if isinstance(policy.get("calibration"), dict) else None) or 120,
         "policy_rows": flatten(policy) if policy else [],
         "kpis": [(summary[k], label) for k, label in KPI_LABELS if k in summary],
         "list_sizes": summary.get("lists") or {},

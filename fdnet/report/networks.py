@@ -181,6 +181,7 @@ def ego_data(edges: pd.DataFrame, people: list[str], *, scores: pd.DataFrame | N
     ids = sorted(everyone)
     index = {p: i for i, p in enumerate(ids)}
     group_of, score_of = _person_attributes(scores, ids)
+    named = _named_scores(scores, people)
     groups = sorted({g for g in group_of.values() if g})
     gindex = {g: i for i, g in enumerate(groups)}
     ties = sorted(adj.tie(i, index) for i in rows)
@@ -189,7 +190,8 @@ def ego_data(edges: pd.DataFrame, people: list[str], *, scores: pd.DataFrame | N
         ex = explanations.get(p) or {}
         comps = [[str(c.get("name", "")), _plain(c.get("value", 0)), _plain(c.get("points", 0))]
                  for c in ex.get("components", []) if isinstance(c, dict)]
-        egos.append({"p": index[p], "on": [[n, r] for n, r in (listed or {}).get(p, [])], "c": comps})
+        egos.append({"p": index[p], "on": [[n, r] for n, r in (listed or {}).get(p, [])], "c": comps,
+                     "s": named.get(p, [])})
     meanings: dict[str, str] = {}
     for ex in explanations.values():
         for c in ex.get("components", []):
@@ -198,6 +200,18 @@ def ego_data(edges: pd.DataFrame, people: list[str], *, scores: pd.DataFrame | N
     return {"people": ids, "groups": groups, "group": [gindex.get(group_of.get(p, ""), -1) for p in ids],
             "score": [score_of.get(p, 0) for p in ids], "edges": ties, "egos": egos,
             "meanings": dict(sorted(meanings.items())), "base": BASE}
+
+
+def _named_scores(scores: pd.DataFrame | None, people: list[str]) -> dict[str, list]:
+    """Per listed person: [enforcement score, service score, total, probability] (None when absent),
+    so the ego panel names the score each list ranks by and the risk estimate as a probability."""
+    if scores is None or "person_id" not in scores.columns:
+        return {}
+    s = scores[scores["person_id"].isin(set(people))]
+    cols = ("enforcement_score", "service_score", "score", "risk")
+    vals = {c: (s[c].tolist() if c in s.columns else [None] * len(s)) for c in cols}
+    return {pid: [None if vals[c][i] in (None, "") else _num(vals[c][i]) for c in cols]
+            for i, pid in enumerate(s["person_id"].tolist())}
 
 
 def _person_attributes(scores: pd.DataFrame | None, ids) -> tuple[dict[str, str], dict[str, float]]:

@@ -16,6 +16,7 @@ dates with the same policy.
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pandas as pd
@@ -27,6 +28,47 @@ from .features import FEATURES, group_shootings, own_victimization_pairs
 from .policy import COMPONENT_DOCS, Policy
 
 ENFORCEMENT_LISTS = ("call_in", "custom_notifications")
+
+
+_POLICY_KEY = re.compile(r"\b(features|analytics|contagion|lists|guardrails|calibration|network|groups)"
+                         r"((?:\.[a-z_]+)+)")
+
+
+def policy_words(text: str, policy: Policy) -> str:
+    """``text`` with every dotted policy key replaced by the value this run used.
+
+    >>> from fdnet.scoring.policy import Policy
+    >>> policy_words("in the last features.recent_days days", Policy())
+    'in the last 180 days'
+    >>> policy_words("unknown.key stays", Policy())
+    'unknown.key stays'
+    """
+    eff = policy.effective()
+
+    def sub(m):
+        v = eff.get(m.group(1))
+        for part in m.group(2).strip(".").split("."):
+            if not isinstance(v, dict) or part not in v:
+                return m.group(0)
+            v = v[part]
+        return f"{v:g}" if isinstance(v, float) else str(v)
+    return _POLICY_KEY.sub(sub, text)
+
+
+def component_meaning(name: str, policy: Policy) -> str:
+    """What a component measures, in words and this run's numbers (no raw policy keys).
+
+    >>> from fdnet.scoring.policy import Policy
+    >>> component_meaning("group_violence", Policy())[:40]
+    'shootings in the last 365 days with a me'
+    """
+    text = COMPONENT_DOCS[name]
+    if name == "age":
+        comp = policy.components["age"]
+        miss = getattr(comp, "missing_points", None)
+        text = text.replace("(unknown: missing_points)",
+                            f"(unknown age: {miss:g} points)" if isinstance(miss, (int, float)) else "")
+    return policy_words(text, policy).strip()
 
 
 def _num(v):
@@ -74,6 +116,7 @@ class Explainer:
         self.group_shoot = group_shootings(net, self.primary, since)
         own = own_victimization_pairs(net, self.primary, since)
         self.own_victimization = set(zip(own["person"].tolist(), own["inc"].tolist()))
+        self.meanings = {name: component_meaning(name, policy) for name in FEATURES}
         self._list_rank = {name: dict(zip(df["person_id"], df["rank"])) for name, df in self.lists.items()}
 
     # --- evidence helpers --------------------------------------------------------------
@@ -223,7 +266,7 @@ class Explainer:
                           (["service_referrals"] if "service" in comp.counts_for else []))
             comps.append({
                 "name": name,
-                "meaning": COMPONENT_DOCS[name],
+                "meaning": self.meanings[name],
                 "value": _num(row[name]),
                 "rule": comp.describe(row[name]),
                 "points": float(row[f"points_{name}"]),
