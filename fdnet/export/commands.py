@@ -49,7 +49,7 @@ def register(app: typer.Typer) -> None:
 
         from ..errors import UsageError
         from .core import check_export_dir, export_run, parse_formats
-        from .pseudonym import key_is_private, new_key
+        from .pseudonym import key_is_private, new_key, read_key
 
         say = Console(quiet=quiet, highlight=False)
         warn = Console(stderr=True, highlight=False)
@@ -83,7 +83,9 @@ def register(app: typer.Typer) -> None:
             load_run(run_dir)
             new_key(new_key_path, forbidden)
             key_path = new_key_path
-        elif key_file is not None and key_file.is_file() and not key_is_private(key_file):
+        elif key_file is not None:
+            read_key(key_file, forbidden)   # a weak or misplaced key is refused before anything else
+        if key_file is not None and not key_is_private(key_file):
             warn.print(f"fdnet: warning: the key file {key_file} is readable by other users; "
                        f"restrict it with `chmod 600 {key_file}`", markup=False)
         manifest = export_run(run_dir, out_dir, formats=fmts, key_path=key_path)

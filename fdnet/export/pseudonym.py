@@ -205,7 +205,7 @@ def parse_key(data: bytes, where: str = "the key") -> bytes:
         why = ("it is text, but neither hex (at least 64 digits) nor base64 (at least 44 characters) of "
                "256 random bits; a passphrase or a made-up key can be guessed")
     raise UsageError(f"{where} is not a strong random key: {why}. Pseudonyms are only as secret as the key: "
-                     f"a 16-byte key a person chose was guessed in seconds. {HOW_TO_MAKE.capitalize()}. "
+                     f"a 16-byte key a person chose was guessed in seconds. {HOW_TO_MAKE[0].upper() + HOW_TO_MAKE[1:]}. "
                      "(A new key gives new pseudonyms: exports made with the old one no longer match.)")
 
 
