@@ -33,22 +33,25 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .validate import Records, day_to_iso, iso_to_day, load_records
+from .validate import Records, day_to_iso, load_records
+
+
+def _days(dates) -> np.ndarray:
+    """ISO dates (``YYYY-MM-DD``, possibly with a time; empty for none) -> days since 1970, NaT-safe.
+
+    >>> _days(pd.Series(["2024-01-01", "", "0001-01-01T10:00"])).tolist()[:2]
+    [19723, -9223372036854775808]
+    """
+    d = pd.Series(dates, dtype=object).fillna("").astype(str).str[:10].to_numpy(dtype=object)
+    return np.asarray(d, dtype="datetime64[D]").astype(np.int64)
 
 
 def _dated(df: pd.DataFrame | None, cutoff: int) -> np.ndarray:
     """Rows of a groups/relations table dated before ``cutoff`` (undated rows are kept)."""
     if df is None or "date" not in df or not len(df):
         return np.zeros(0 if df is None else len(df), bool)
-    d = df["date"].fillna("").astype(str).str[:10].to_numpy(dtype=object)
-    out = np.zeros(len(df), bool)
-    for i, s in enumerate(d):
-        if s:
-            try:
-                out[i] = iso_to_day(s) < cutoff
-            except ValueError:
-                pass
-    return out
+    days = _days(df["date"])
+    return (days != np.iinfo(np.int64).min) & (days < cutoff)
 
 
 def purge_masks(rec: Records, retention_days: int) -> dict[str, np.ndarray]:
@@ -110,12 +113,13 @@ def retention_report(data_dir: str | Path, *, as_of: str | None = None, retentio
             dd = rec.incidents.set_index("incident_id")["day"]
             dates = dd.reindex(sub["incident_id"]).to_numpy()
         else:
-            dates = np.array([iso_to_day(str(s)[:10]) for s in sub["date"]], dtype=np.int64)
+            dates = _days(sub["date"])
         rows.append(pd.DataFrame({
             "table": name,
             "file": files.get(name, files.get("long_export", "")),
             "line": sub["line"].to_numpy() if "line" in sub else -1,
-            "key": [" / ".join(str(x) for x in t) for t in sub[key_cols].itertuples(index=False)],
+            "key": sub[key_cols[0]].astype(str).str.cat([sub[c].astype(str) for c in key_cols[1:]], sep=" / ")
+                   .to_numpy(dtype=object) if key_cols[1:] else sub[key_cols[0]].astype(str).to_numpy(dtype=object),
             "date": [day_to_iso(int(d)) for d in dates],
             "days_past_limit": (cutoff - dates.astype(np.int64)).astype(np.int64),
         }))
