@@ -218,3 +218,48 @@ def test_parquet_input(tmp_path):
     assert rec.incidents["date"].tolist() == ["2024-01-01", "2024-02-01"]
     assert rec.incidents["gun"].tolist() == [True, False]
     assert rejected(rec)["line"].tolist() == [3]  # Parquet: 1-based row number
+
+
+def test_parquet_types_become_text_like_csv(tmp_path):
+    """Every Arrow type a records system writes reads as the text a CSV export would hold."""
+    import datetime as dt
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    d = tmp_path / "p"
+    d.mkdir()
+    inc = pa.table({
+        "incident_id": pa.array(["I1", "I2", "I3"]).dictionary_encode(),           # categorical
+        "date": pa.array([pd.Timestamp("2024-01-01 22:30", tz="America/Chicago"),
+                          pd.Timestamp("2024-01-02", tz="America/Chicago"), None],
+                         pa.timestamp("us", tz="America/Chicago")),
+        "gun": pa.array([True, None, False]),
+        "lat": pa.array([41.5, None, 41.0]),
+        "district": pa.array([7, None, 12], pa.int16()),
+    })
+    pq.write_table(inc, d / "incidents.parquet")
+    inv = pa.table({"incident_id": ["I1", "I1", "I2"], "person_id": pa.array([10, 11, None], pa.int64()),
+                    "role": ["suspect", "victim", "offender"]})
+    pq.write_table(inv, d / "involvements.parquet")
+    pq.write_table(pa.table({"person_id": pa.array([10.0, 11.0]), "birth_date": pa.array(
+        [dt.date(2001, 5, 1), None], pa.date32()), "birth_year": pa.array([None, 1990.0])}), d / "persons.parquet")
+    rec = load_records(d, today="2025-01-01")
+    assert rec.incidents["incident_id"].tolist() == ["I1", "I2"]
+    assert rec.incidents["date"].tolist() == ["2024-01-01", "2024-01-02"]   # local date, as written
+    assert rec.incidents["gun"].tolist() == [True, False]                     # null boolean = false
+    assert rec.incidents["district"].tolist() == ["7", ""]
+    assert rec.involvements["person_id"].tolist() == ["10", "11"]
+    assert rec.persons["person_id"].tolist() == ["10", "11"]
+    assert rec.persons["birth_date"].tolist() == ["2001-05-01", ""]
+    r = rejected(rec)
+    assert "date is empty" in r[r["file"] == "incidents.parquet"]["reason"].iat[0]
+    assert "person_id is empty" in r[r["file"] == "involvements.parquet"]["reason"].iat[0]
+    # a nested extra column is kept as JSON text in the raw row; a nested column fdnet reads is an error
+    pq.write_table(pa.table({"person_id": ["10", ""], "aliases": pa.array([["a", "b"], None])}), d / "persons.parquet")
+    rec = load_records(d, today="2025-01-01")
+    assert rejected(rec, "persons.parquet")["raw"].tolist() == [","]
+    assert rec.persons["person_id"].tolist() == ["10"]
+    pq.write_table(pa.table({"person_id": pa.array([["10"]])}), d / "persons.parquet")
+    with pytest.raises(InputError, match="nested Parquet column"):
+        load_records(d, today="2025-01-01")

@@ -56,6 +56,7 @@ class RawTable:
     header: list[str]               # the original header, as written
     n_read: int                     # data records in the file
     bad_rows: list[tuple[int, str, str]] = field(default_factory=list)  # (line, reason, raw)
+    nested: list[str] = field(default_factory=list)   # Parquet columns of list/struct/map type (as JSON text)
 
     def raw(self, i: int) -> str:
         """Row ``i`` of ``df`` as a CSV line in the file's own column order."""
@@ -327,9 +328,16 @@ def arrow_text(col: pa.ChunkedArray, column: str, file: str) -> pa.ChunkedArray:
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             raise InputError("holds bytes that are not UTF-8 text", file=file, column=column) from None
     else:
-        raise InputError(f"has Arrow type {typ}, which is not a table cell fdnet can read "
-                         "(lists, structs and maps are not accepted)", file=file, column=column)
+        # lists, structs, maps: JSON text, so an extra column is kept in the raw row; a column
+        # fdnet reads may not be nested (refused by the caller once the mapping is applied)
+        import json
+        vals = [("" if v is None else json.dumps(v, default=str, ensure_ascii=False)) for v in col.to_pylist()]
+        out = pa.chunked_array([pa.array(vals, pa.string())])
     return pc.fill_null(pc.cast(out, pa.string()), "")
+
+
+def _is_nested(typ: pa.DataType) -> bool:
+    return pa.types.is_nested(typ) or (pa.types.is_dictionary(typ) and pa.types.is_nested(typ.value_type))
 
 
 def read_parquet(path: Path, name: str) -> RawTable:
@@ -346,7 +354,8 @@ def read_parquet(path: Path, name: str) -> RawTable:
     cols = {n: arrow_text(table.column(k), header[k], path.name) for k, n in enumerate(names)}
     out = pa.table(cols).to_pandas(types_mapper={pa.string(): _STR}.get) if cols else pd.DataFrame()
     lines = np.arange(1, len(out) + 1, dtype=np.int64)
-    return _oversize(RawTable(name, path, digest, out, lines, header, len(out)))
+    nested = [n for k, n in enumerate(names) if _is_nested(table.schema.field(k).type)]
+    return _oversize(RawTable(name, path, digest, out, lines, header, len(out), nested=nested))
 
 
 def read_table(path: Path, name: str) -> RawTable:

@@ -382,6 +382,11 @@ def _prepare(data_dir: Path, name: str, path: Path, mapping: Mapping) -> RawTabl
         if len(set(cols)) != len(cols):
             raise InputError("the mapping renames two columns to the same name", file=path.name, line=1)
         t.df.columns = cols
+        t.nested = [ren.get(c, c) for c in t.nested]
+    for col in t.nested:
+        if spec.col(col) is not None:
+            raise InputError(f"is a nested Parquet column (a list, struct or map); {name}.{col} must hold one "
+                             "value per row", file=path.name, column=col)
     for col, value in mapping.constants_for(name).items():
         if col in t.df.columns:
             raise InputError(f"the mapping gives column {col} the constant {clip(value)}, but the file has a "
