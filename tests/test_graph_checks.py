@@ -270,3 +270,40 @@ def test_profile_interval_is_skewed_like_the_likelihood():
     wlo, whi = s["mean_delay_ci95_wald"]
     assert whi - md == pytest.approx(md - wlo)
     assert fit_hawkes(net, ev.person, ev.time, X, 3650, standard_errors=False).summary()["mean_delay_ci95"] == [None, None]
+
+
+@pytest.mark.parametrize("name", ["london_gang", "montagna", "caviar"])
+def test_auto_resolution_on_shared_networks(name):
+    """No audit: auto leaves few people ungrouped and keeps modularity near the best, where the
+    fixed 8 left a fifth to two thirds of them in communities under three."""
+    from fdnet.graph.groups import choose_resolution, leiden_communities
+    if name == "london_gang":
+        path = DATA / name / "edges.csv"
+        cols = ("source", "target", "weight")
+        read = lambda p: pd.read_csv(p)  # noqa: E731
+    elif name == "montagna":
+        path = DATA / name / "meetings.csv"
+        cols = ("a", "b", "w")
+        read = lambda p: pd.read_csv(p, sep=r"\s+", header=None, names=list(cols))  # noqa: E731
+    else:
+        path = DATA / name / "phases_long.csv"
+        cols = ("source", "target", "weight")
+        read = lambda p: pd.read_csv(p)  # noqa: E731
+    if not path.is_file():
+        pytest.skip(f"shared dataset {name} is absent")
+    e = read(path)
+    a, b = e[cols[0]].to_numpy(), e[cols[1]].to_numpy()
+    df = pd.DataFrame({"a": np.minimum(a, b), "b": np.maximum(a, b), "w": e[cols[2]].to_numpy()})
+    df = df[df["a"] != df["b"]].groupby(["a", "b"], as_index=False)["w"].sum()
+    ids = np.unique(np.concatenate([df["a"], df["b"]]))
+    src, dst = np.searchsorted(ids, df["a"]), np.searchsorted(ids, df["b"])
+    o = np.lexsort((dst, src))
+    L = _layer(len(ids), src[o], dst[o], np.maximum(np.round(df["w"].to_numpy()[o]), 1))
+    ch = choose_resolution(len(ids), L, seed=42)
+    s = np.bincount(ch.labels[ch.labels >= 0])
+    ungrouped = (s[ch.labels[ch.labels >= 0]] < 3).mean()
+    fixed = leiden_communities(len(ids), L, resolution=8.0)
+    fs = np.bincount(fixed[fixed >= 0])
+    assert ungrouped <= 0.10 and ungrouped < (fs[fixed[fixed >= 0]] < 3).mean() - 0.1
+    assert 2 <= (s >= 3).sum() <= 12
+    assert ch.scan.set_index("resolution").loc[ch.resolution, "modularity"] > 0.3

@@ -258,45 +258,47 @@ class GroupResult:
 
 
 def _name_communities(det: pd.DataFrame, previous: pd.DataFrame | None, match: float) -> dict:
-    """Name each detected community: majority audit label, else a kept or new ``detected-NNNN``."""
-    names: dict = {}
+    """Name each detected community: majority audit label, else a kept or new ``detected-NNNN``.
+
+    Vectorised with group-bys over (community, label) pairs; only the greedy
+    one-to-one matching with the previous run's groups walks its (few) candidates.
+
+    >>> det = pd.DataFrame({"person_id": list("ABCDEF"), "label": [0, 0, 0, 1, 1, 1],
+    ...                     "audit": ["x", "x", None, "y", "z", None]})
+    >>> _name_communities(det, None, 0.5)
+    {0: 'x', 1: 'detected-0001'}
+    """
     comm = det.groupby("label")
     stats = pd.DataFrame({"size": comm.size(), "min_id": comm["person_id"].min()})
     stats = stats.sort_values(["size", "min_id"], ascending=[False, True], kind="stable")
-    unnamed = []
-    for lab in stats.index:
-        lab_aud = det.loc[det["label"] == lab, "audit"].dropna()
-        if len(lab_aud) >= 1:
-            vc = lab_aud.value_counts()
-            top = sorted(vc[vc == vc.max()].index)[0]
-            if vc.max() * 2 > len(lab_aud):
-                names[lab] = top
-                continue
-        unnamed.append(lab)
-    taken: set = set()
+    aud = det.dropna(subset=["audit"])
+    cnt = aud.groupby(["label", "audit"]).size().rename("k").reset_index()
+    tot = cnt.groupby("label")["k"].sum()
+    top = (cnt.sort_values(["label", "k", "audit"], ascending=[True, False, True], kind="stable")
+           .drop_duplicates("label").set_index("label"))
+    majority = top.loc[2 * top["k"] > tot.reindex(top.index), "audit"]
+    names: dict = {k: v for k, v in zip(majority.index.tolist(), majority.tolist())}
+    unnamed = stats.index[~stats.index.isin(majority.index)]
     next_no = 1
-    if previous is not None and len(previous):
-        prev = previous[previous["group"].str.match(r"^detected-\d+$")]
+    if previous is not None and len(previous) and len(unnamed):
+        prev = previous.loc[previous["group"].str.match(r"^detected-\d+$"), ["person_id", "group"]]
+        prev = prev.drop_duplicates()
         if len(prev):
             next_no = int(prev["group"].str.slice(9).astype(int).max()) + 1
-            prev_sets = prev.groupby("group")["person_id"].apply(set).to_dict()
-            cand = []
-            for lab in unnamed:
-                members = set(det.loc[det["label"] == lab, "person_id"])
-                for g, ps in prev_sets.items():
-                    inter = len(members & ps)
-                    if inter:
-                        jac = inter / len(members | ps)
-                        if jac >= match:
-                            cand.append((-jac, g, lab))
-            for _, g, lab in sorted(cand, key=lambda c: (c[0], c[1], str(c[2]))):
+            m = det.loc[det["label"].isin(unnamed), ["person_id", "label"]].merge(prev, on="person_id")
+            inter = m.groupby(["label", "group"]).size().rename("inter").reset_index()
+            union = (stats["size"].reindex(inter["label"]).to_numpy()
+                     + prev.groupby("group").size().reindex(inter["group"]).to_numpy() - inter["inter"].to_numpy())
+            inter["jac"] = inter["inter"] / union
+            cand = inter[inter["jac"] >= match].assign(_lab=lambda c: c["label"].astype(str))
+            cand = cand.sort_values(["jac", "group", "_lab"], ascending=[False, True, True], kind="stable")
+            taken: set = set()
+            for lab, g in zip(cand["label"].tolist(), cand["group"].tolist()):
                 if lab not in names and g not in taken:
                     names[lab] = g
                     taken.add(g)
-    for lab in unnamed:
-        if lab not in names:
-            names[lab] = f"detected-{next_no:04d}"
-            next_no += 1
+    rest = [lab for lab in unnamed.tolist() if lab not in names]
+    names.update({lab: f"detected-{next_no + k:04d}" for k, lab in enumerate(rest)})
     return names
 
 
@@ -338,18 +340,21 @@ def merge_groups(person_ids: np.ndarray, labels: np.ndarray | None, audit: pd.Da
     audit_primary = a.drop_duplicates("person_id").set_index("person_id")["group"]
     det["audit"] = det["person_id"].map(audit_primary)
     names = _name_communities(det, previous, match_previous)
-    renamed = sum(1 for v in names.values() if previous is not None and v in set(previous["group"])
-                  and v.startswith("detected-"))
+    kept = pd.Series(list(names.values()), dtype=object)
+    renamed = int((kept.str.startswith("detected-") & kept.isin(previous["group"])).sum()) \
+        if previous is not None and len(kept) else 0
     det["group"] = det["label"].map(names)
     detected = det.set_index("person_id")["group"]
-    rows = []
-    for pid, grp in zip(a["person_id"], a["group"]):
-        rows.append((pid, grp, "both" if detected.get(pid) == grp else "audit"))
-    audit_sets = a.groupby("person_id")["group"].apply(set).to_dict()
-    for pid, grp in detected.items():
-        if grp not in audit_sets.get(pid, set()):
-            rows.append((pid, grp, "detected"))
-    table = pd.DataFrame(rows, columns=["person_id", "group", "source"]).drop_duplicates(["person_id", "group"])
+    # one row per audit label (both when the network agrees), then the detected labels the audit lacks
+    same = a["person_id"].map(detected).to_numpy(dtype=object) == a["group"].to_numpy(dtype=object)
+    rows_a = pd.DataFrame({"person_id": a["person_id"].to_numpy(dtype=object),
+                           "group": a["group"].to_numpy(dtype=object),
+                           "source": np.where(same, "both", "audit")})
+    dd = pd.DataFrame({"person_id": detected.index.to_numpy(dtype=object),
+                       "group": detected.to_numpy(dtype=object)})
+    known = pd.MultiIndex.from_frame(rows_a[["person_id", "group"]])
+    rows_d = dd[~pd.MultiIndex.from_frame(dd).isin(known)].assign(source="detected")
+    table = pd.concat([rows_a, rows_d], ignore_index=True).drop_duplicates(["person_id", "group"])
     table = table.sort_values(["person_id", "group"], kind="stable").reset_index(drop=True)
     table["network_support"] = _support(table, person_ids, layer)
     sup = table["network_support"].to_numpy(dtype=float)
@@ -367,9 +372,10 @@ def merge_groups(person_ids: np.ndarray, labels: np.ndarray | None, audit: pd.Da
     rank = rank.sort_values(["person_id", "confidence", "_src", "_aud", "group"],
                             ascending=[True, False, True, True, True], kind="stable")
     primary = rank.drop_duplicates("person_id").set_index("person_id")["group"].astype(object)
-    dis = [(pid, audit_primary[pid], g) for pid, g in detected.items()
-           if pid in audit_sets and g not in audit_sets[pid]]
-    disagreements = pd.DataFrame(dis, columns=["person_id", "audit_group", "detected_group"])
+    dis = rows_d[rows_d["person_id"].isin(audit_primary.index)]
+    disagreements = pd.DataFrame({"person_id": dis["person_id"].to_numpy(dtype=object),
+                                  "audit_group": dis["person_id"].map(audit_primary).to_numpy(dtype=object),
+                                  "detected_group": dis["group"].to_numpy(dtype=object)})
     return GroupResult(table, primary, disagreements, int(len(names)), renamed)
 
 
