@@ -8,6 +8,7 @@ a *shooting* is an incident with gun=true and a victim.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -16,20 +17,24 @@ import pytest
 import yaml
 
 from fdnet.cli import main
-from fdnet.scoring.calibrate import calibrate
-from fdnet.scoring.policy import VICTIMIZATION_COMPONENTS, Policy, load_policy
+from fdnet.scoring.calibrate import (REFUSE_BELOW_POSITIVES, WARN_BELOW_POSITIVES, _fit_policy, calibrate,
+                                     delong, proportion_ci, snapshots)
+from fdnet.scoring.policy import DEMOGRAPHIC_COMPONENTS, VICTIMIZATION_COMPONENTS, Policy, load_policy, policy_from_dict
 from fdnet.synth import generate_city, write_city
 
 HORIZON = 120
 OFFENDING = ("offender", "suspect", "arrestee")
 ISRAEL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "israel_burglary" / "offender_crime.csv"
-RANKINGS_FIT = {"fdnet (calibrated)", "fdnet (policy as given)", "violent offending count", "offending count",
+RANKINGS_FIT = {"fdnet (calibrated)", "fdnet (policy as given)", "fdnet enforcement score (calibrated)",
+                "fdnet enforcement score (policy as given)", "violent offending count", "offending count",
                 "shooting involvement", "demographics only (age, sex)", "SSL-style 8-predictor points"}
-RANKINGS_AS_GIVEN = {"fdnet (policy as given)", "violent offending count", "offending count",
-                     "shooting involvement"}
+RANKINGS_AS_GIVEN = {"fdnet (policy as given)", "fdnet enforcement score (policy as given)",
+                     "violent offending count", "offending count", "shooting involvement"}
 REPORT_KEYS = {"target", "horizon_days", "data", "snapshots", "test_origins", "top_k", "summary", "folds",
-               "best_single_feature", "fdnet_auc_mean", "margin_over_best_single_feature",
-               "calibration_table_final_policy", "seconds"}
+               "best_single_feature", "fdnet_auc_mean", "margin_over_best_single_feature", "margin_ci95",
+               "enforcement_margin_over_best_single_feature", "enforcement_margin_ci95", "test_positives",
+               "positive_thresholds", "enforcement_components", "fitted_after_the_others",
+               "demographic_enforcement", "warnings", "calibration_table_final_policy", "seconds"}
 
 
 def day(iso: str) -> int:
@@ -105,8 +110,13 @@ def city6(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def calibrated(city6):
-    return calibrate([str(city6)], origins=3, horizon_days=HORIZON)
+def snaps6(city6):
+    return snapshots([str(city6)], policy=Policy(), origins=3, horizon_days=HORIZON)
+
+
+@pytest.fixture(scope="module")
+def calibrated(city6, snaps6):
+    return calibrate([str(city6)], origins=3, horizon_days=HORIZON, snaps=snaps6)
 
 
 def test_report_has_every_part_and_labels_recount(calibrated, city6):
@@ -213,20 +223,30 @@ def test_cli_calibrate_writes_a_new_folder_and_refuses_a_full_one(calibrated, ci
 
 def test_cli_backtest_evaluates_the_policy_as_given(calibrated, city6, tmp_path, capsys):
     out = tmp_path / "bt"
-    assert main(["backtest", str(city6), "--out", str(out), "--origins", "1", "--horizon", str(HORIZON)]) == 0
+    assert main(["backtest", str(city6), "--out", str(out), "--origins", "3", "--horizon", str(HORIZON)]) == 0
     capsys.readouterr()
     assert sorted(p.name for p in out.iterdir()) == ["backtest.json", "backtest.md", "folds.csv"]
     rep = json.loads((out / "backtest.json").read_text(encoding="utf-8"))
-    last = calibrated.report["snapshots"][-1]["origin"]
-    assert rep["test_origins"] == [last]
+    origins = [s["origin"] for s in calibrated.report["snapshots"]]
+    assert rep["test_origins"] == origins            # nothing is fitted: every origin is a test origin
     assert {r["ranking"] for r in rep["summary"]} == RANKINGS_AS_GIVEN
     check_labels(rep, city6, "shooting", HORIZON)
-    got = {r["ranking"]: r["auc"] for r in rep["folds"]}
-    want = {r["ranking"]: r["auc"] for r in calibrated.report["folds"] if r["origin"] == last}
-    for k in RANKINGS_AS_GIVEN:
-        assert got[k] == pytest.approx(want[k], abs=1e-9), k
+    for o in origins[1:]:
+        got = {r["ranking"]: r["auc"] for r in rep["folds"] if r["origin"] == o}
+        want = {r["ranking"]: r["auc"] for r in calibrated.report["folds"] if r["origin"] == o}
+        for k in RANKINGS_AS_GIVEN:
+            assert got[k] == pytest.approx(want[k], abs=1e-9), k
     assert main(["backtest", str(city6), "--out", str(out), "--origins", "1"]) == 2
     assert "not empty" in capsys.readouterr().err
+
+
+def test_backtest_refuses_a_handful_of_positives(city6, tmp_path, capsys):
+    # the last origin alone holds fewer than REFUSE_BELOW_POSITIVES shooting-involved people
+    out = tmp_path / "bt1"
+    assert main(["backtest", str(city6), "--out", str(out), "--origins", "1", "--horizon", str(HORIZON)]) == 2
+    err = capsys.readouterr().err
+    assert "people with the target event" in err and "fewer than 10" in err and "Traceback" not in err
+    assert not out.exists() or not any(out.iterdir())
 
 
 # ------------------------------------------------------------------------------------------
@@ -290,3 +310,115 @@ def test_default_policy_beats_offending_count_on_a_fresh_city(tmp_path):
     # offending count 0.844-0.913, ahead on every seed by 0.02 to 0.09.
     assert auc["fdnet (policy as given)"] > auc["offending count"], auc
     assert auc["fdnet (policy as given)"] > auc["violent offending count"], auc
+
+
+# ------------------------------------------------------------------------------------------
+# issue 9: no demographic points on enforcement lists; intervals and warnings
+# ------------------------------------------------------------------------------------------
+
+def test_calibrated_enforcement_points_never_use_age(calibrated, snaps6):
+    pol = calibrated.policy
+    for name in DEMOGRAPHIC_COMPONENTS:
+        assert "enforcement" not in pol.components[name].counts_for, name
+    assert pol.demographic_enforcement() == []
+    rep = calibrated.report
+    assert rep["fitted_after_the_others"] == ["age"] and "age" not in rep["enforcement_components"]
+    assert rep["demographic_enforcement"] == []
+    # the enforcement points are fitted without age: scrambling everyone's age changes none of them
+    tr = pd.concat([s.frame for s in snaps6], ignore_index=True)
+    shuffled = tr.assign(age=np.random.default_rng(5).permutation(tr["age"].to_numpy()))
+    a = _fit_policy(tr, Policy(), 6, 0, HORIZON, "t")
+    b = _fit_policy(shuffled, Policy(), 6, 0, HORIZON, "t")
+    for name in rep["enforcement_components"]:
+        assert a.components[name] == b.components[name], name
+    # while age still informs the risk estimate: younger is riskier (points fall with age)
+    age = a.components["age"]
+    assert age.counts_for == ["service"] and age.bins and age.points[0] > age.points[-1] == 0
+
+
+def test_enforcement_rankings_score_what_the_lists_rank_by(calibrated, snaps6):
+    from fdnet.scoring.calibrate import score_with
+    pol = Policy()
+    te = snaps6[-1].frame
+    enf = {k: c for k, c in pol.components.items() if "enforcement" in c.counts_for}
+    assert "age" not in enf and not set(enf) & VICTIMIZATION_COMPONENTS
+    r = next(x for x in calibrated.report["folds"] if x["ranking"] == "fdnet enforcement score (policy as given)"
+             and x["origin"] == snaps6[-1].origin)
+    from sklearn.metrics import roc_auc_score
+    assert r["auc"] == pytest.approx(roc_auc_score(te["y"], score_with(enf, te)), abs=1e-6)
+
+
+def test_a_justified_demographic_policy_is_fitted_jointly_and_keeps_its_justification(snaps6, city6):
+    why = "Measurement only: the pre-issue-9 scorecard, evaluated to state what the rule costs in AUC."
+    base = policy_from_dict({"components": {"age": {"bins": [20, 30], "points": [10, 5, 0],
+                                                    "counts_for": ["enforcement"], "justification": why}}})
+    res = calibrate([str(city6)], base=base, horizon_days=HORIZON, snaps=snaps6)
+    age = res.policy.components["age"]
+    assert age.counts_for == ["enforcement"] and age.justification == why
+    assert res.report["fitted_after_the_others"] == [] and "age" in res.report["enforcement_components"]
+    assert [d["component"] for d in res.report["demographic_enforcement"]] == ["age"]
+
+
+def test_delong_matches_sklearn_and_a_bootstrap():
+    from sklearn.metrics import roc_auc_score
+    rng = np.random.default_rng(3)
+    n = 3000
+    y = (rng.random(n) < 0.08).astype(int)
+    s1 = rng.integers(0, 6, n) + y                 # many ties
+    s2 = rng.normal(size=n) + 0.8 * y + 0.3 * s1
+    auc, cov = delong(y, np.vstack([s1, s2]))
+    assert auc.tolist() == pytest.approx([roc_auc_score(y, s1), roc_auc_score(y, s2)], abs=1e-12)
+    boot = []
+    for _ in range(300):
+        i = rng.integers(0, n, n)
+        boot.append([roc_auc_score(y[i], s1[i]), roc_auc_score(y[i], s2[i])])
+    bcov = np.cov(np.array(boot).T)
+    assert np.sqrt(np.diag(cov)) == pytest.approx(np.sqrt(np.diag(bcov)), rel=0.2)
+    var_diff = cov[0, 0] + cov[1, 1] - 2 * cov[0, 1]
+    assert math.sqrt(var_diff) == pytest.approx(math.sqrt(bcov[0, 0] + bcov[1, 1] - 2 * bcov[0, 1]), rel=0.25)
+    assert delong(np.zeros(5, int), np.arange(5.0)[None, :]) is None
+
+
+def test_delong_interval_covers_the_true_auc():
+    # binormal: positives ~ N(1, 1), negatives ~ N(0, 1): AUC = Phi(1 / sqrt(2))
+    from scipy.stats import norm
+    truth = norm.cdf(1 / math.sqrt(2))
+    rng = np.random.default_rng(11)
+    hits, trials = 0, 300
+    for _ in range(trials):
+        y = np.r_[np.ones(40, int), np.zeros(400, int)]
+        s = rng.normal(size=440) + y
+        auc, cov = delong(y, s[None, :])
+        se = math.sqrt(cov[0, 0])
+        hits += auc[0] - 1.96 * se <= truth <= auc[0] + 1.96 * se
+    assert 0.91 <= hits / trials <= 0.98, hits / trials
+
+
+def test_capture_interval_is_exact_binomial():
+    from scipy.stats import binomtest
+    for k, n in ((0, 7), (3, 7), (7, 7), (12, 130)):
+        lo, hi = proportion_ci(k, n)
+        ci = binomtest(k, n).proportion_ci(confidence_level=0.95, method="exact")
+        assert (float(lo), float(hi)) == pytest.approx((ci.low, ci.high), abs=1e-9)
+
+
+def test_report_carries_intervals_and_warns_on_few_positives(calibrated):
+    rep = calibrated.report
+    assert REFUSE_BELOW_POSITIVES < WARN_BELOW_POSITIVES
+    assert rep["positive_thresholds"] == {"refuse_below": REFUSE_BELOW_POSITIVES, "warn_below": WARN_BELOW_POSITIVES}
+    tested = [s for s in rep["snapshots"] if s["origin"] in rep["test_origins"]]
+    assert rep["test_positives"] == sum(s["positives"] for s in tested)
+    for r in rep["summary"]:
+        assert r["auc_ci95_low"] <= r["auc_mean"] <= r["auc_ci95_high"], r
+        for c in ("capture_top_1pct", "capture_top_2pct", "capture_top_30"):
+            assert r[f"{c}_ci95_low"] <= r[c] <= r[f"{c}_ci95_high"], (r["ranking"], c)
+        assert r["positives"] == sum(s["positives"] + s["positives_outside_network"] for s in tested)
+    for r in rep["folds"]:
+        assert r["auc_ci95_low"] <= r["auc"] <= r["auc_ci95_high"], r
+    lo, hi = rep["margin_ci95"]
+    assert lo <= rep["margin_over_best_single_feature"] <= hi
+    lo, hi = rep["enforcement_margin_ci95"]
+    assert lo <= rep["enforcement_margin_over_best_single_feature"] <= hi
+    # 6,000 people, two test origins: fewer than WARN_BELOW_POSITIVES positives, and it says so
+    assert rep["test_positives"] < WARN_BELOW_POSITIVES
+    assert any(f"Only {rep['test_positives']} people" in w for w in rep["warnings"])

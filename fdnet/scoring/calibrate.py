@@ -49,7 +49,7 @@ import pandas as pd
 from ..errors import UsageError
 from ..records.validate import day_to_iso, iso_to_day, load_records
 from .features import FEATURES
-from .policy import VICTIMIZATION_COMPONENTS, Component, Policy, policy_from_dict
+from .policy import VICTIMIZATION_COMPONENTS, Component, Policy, is_demographic, policy_from_dict
 
 PDO = 20.0                        # points to double the odds
 SCALE = PDO / math.log(2.0)       # points per unit of log-odds
@@ -60,6 +60,12 @@ SSL_PREDICTORS = ("ssl_shooting_victim", "ssl_age", "ssl_assault_victim", "ssl_v
 NARCOTICS = frozenset({"35A", "35B"})
 WEAPONS = frozenset({"520"})
 ASSAULT = frozenset({"13A", "13B"})
+# How many label-positive person-periods the test origins must hold, in all, before a margin is
+# reported: below REFUSE_BELOW_POSITIVES the backtest is refused (an AUC from a handful of people
+# means nothing); below WARN_BELOW_POSITIVES it runs and says the intervals are wide (docs/calibration.md).
+REFUSE_BELOW_POSITIVES = 10
+WARN_BELOW_POSITIVES = 100
+Z95 = 1.959963984540054
 
 
 # --------------------------------------------------------------------------------------
@@ -322,6 +328,78 @@ def fit_scorecard(X: pd.DataFrame, y: np.ndarray, *, base: Policy, max_bins: int
     return {c: comps[c] for c in features}
 
 
+def fit_offset_points(x: np.ndarray, y: np.ndarray, p_base: np.ndarray, *, decreasing: bool, max_bins: int = 6,
+                      counts_for: Sequence[str] = ("service",), prior: float = 2.0) -> Component:
+    """Points for one feature *on top of* a fitted score: the risk it adds given everything else.
+
+    ``p_base`` is each person's probability from the score without the
+    feature. Per distinct value the log ratio of observed to expected
+    positives, ``log((O + prior) / (E + prior))``, estimates the feature's
+    log-odds effect with the base score held fixed (for a rare outcome this is
+    the logistic model with the base score as an offset); a weighted isotonic
+    regression makes it monotone, the exact dynamic programme compresses it
+    into at most ``max_bins`` bins, and 20 points double the odds. Used for the
+    demographic components (age): they are fitted after, and never inside,
+    the points that rank the enforcement lists, so those points do not depend
+    on them (docs/calibration.md).
+
+    >>> rng = np.random.default_rng(0)
+    >>> age = rng.integers(15, 60, 20000).astype(float)
+    >>> p = np.full(20000, 0.02)
+    >>> y = (rng.random(20000) < np.where(age < 25, 0.06, 0.02)).astype(int)
+    >>> c = fit_offset_points(age, y, p, decreasing=True)
+    >>> c.bins[0] <= 25 <= c.bins[-1] + 1, c.points[0] >= 25, c.points[-1]
+    (True, True, 0.0)
+    """
+    from sklearn.isotonic import IsotonicRegression
+
+    x = np.asarray(x, dtype=float)
+    y = np.asarray(y, dtype=float)
+    p_base = np.asarray(p_base, dtype=float)
+    known = np.isfinite(x)
+    miss = ~known
+    counts_for = list(counts_for)
+    if np.unique(x[known]).size < 2:
+        return Component(points=0.0, counts_for=counts_for)
+    u, inv = np.unique(x[known], return_inverse=True)
+    obs = np.bincount(inv, weights=y[known], minlength=len(u))
+    exp_ = np.bincount(inv, weights=p_base[known], minlength=len(u))
+    n_u = np.bincount(inv, minlength=len(u)).astype(float)
+    g = np.log((obs + prior) / (exp_ + prior))
+    w = exp_ + prior                                    # 1 / var(log O/E) ~ E
+    g = IsotonicRegression(increasing=not decreasing).fit(u, g, sample_weight=w).predict(u)
+    g = g * SCALE
+    cuts = _segment(g, n_u + 1e-3, max_bins)
+    bounds = [0] + cuts + [len(g)]
+    pts = [float(np.round(np.sum(w[a:b] * g[a:b]) / np.sum(w[a:b]))) for a, b in zip(bounds[:-1], bounds[1:])]
+    bins = [float(u[k]) for k in cuts]
+    mb, mp = [], [pts[0]]
+    for t, q in zip(bins, pts[1:]):
+        if q == mp[-1]:
+            continue
+        mb.append(t)
+        mp.append(q)
+    g_missing = 0.0
+    if miss.any():
+        g_missing = float(np.log((y[miss].sum() + prior) / (p_base[miss].sum() + prior)) * SCALE)
+    if not mb:
+        return Component(points=0.0, counts_for=counts_for, missing_points=max(0.0, float(np.round(g_missing))))
+    shift = min(mp)
+    return Component(points=[q - shift for q in mp], bins=mb, counts_for=counts_for,
+                     missing_points=float(max(0.0, np.round(g_missing) - shift)) if miss.any() else 0.0)
+
+
+def split_features(base: Policy, features: Sequence[str] = FEATURES) -> tuple[list[str], list[str]]:
+    """(fitted together, fitted afterwards on top): demographic components that do not count for
+    enforcement are fitted after the others, so the enforcement points never depend on them.
+
+    >>> split_features(Policy())[1]
+    ['age']
+    """
+    later = [c for c in features if is_demographic(c) and "enforcement" not in base.components[c].counts_for]
+    return [c for c in features if c not in later], later
+
+
 def score_with(components: dict[str, Component], X: pd.DataFrame) -> np.ndarray:
     """The score a run would give: the sum of each component's points."""
     return np.round(sum(components[c].score(X[c].to_numpy(dtype=float)) for c in components), 6)
@@ -338,20 +416,89 @@ def _auc(y: np.ndarray, s: np.ndarray) -> float | None:
     return float(roc_auc_score(y, s))
 
 
+def delong(y: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """ROC AUCs of several rankings of the same people, and their covariance (DeLong et al. 1988).
+
+    ``scores`` is (rankings, people). The fast midrank form (Sun and Xu 2014);
+    ties count one half, as in scikit-learn's ``roc_auc_score``. ``None`` when
+    ``y`` holds one class only.
+
+    >>> y = np.array([0, 0, 1, 1, 0, 1])
+    >>> auc, cov = delong(y, np.array([[1, 2, 3, 4, 2, 5], [6, 5, 4, 3, 2, 1]], dtype=float))
+    >>> np.round(auc, 4).tolist(), bool(cov[0, 0] >= 0)
+    ([1.0, 0.2222], True)
+    """
+    from scipy.stats import rankdata
+
+    y = np.asarray(y).astype(bool)
+    m, n = int(y.sum()), int((~y).sum())
+    if m == 0 or n == 0:
+        return None
+    S = np.atleast_2d(np.asarray(scores, dtype=float))
+    pos, neg = S[:, y], S[:, ~y]
+    tx = rankdata(pos, axis=1)
+    ty = rankdata(neg, axis=1)
+    tz = rankdata(np.concatenate([pos, neg], axis=1), axis=1)
+    auc = (tz[:, :m].sum(axis=1) - m * (m + 1) / 2.0) / (m * n)
+    v01 = (tz[:, :m] - tx) / n           # per positive: share of negatives ranked below
+    v10 = 1.0 - (tz[:, m:] - ty) / m     # per negative: share of positives ranked above
+    sx = np.atleast_2d(np.cov(v01)) if m > 1 else np.zeros((len(S), len(S)))
+    sy = np.atleast_2d(np.cov(v10)) if n > 1 else np.zeros((len(S), len(S)))
+    return auc, sx / m + sy / n
+
+
+def proportion_ci(k, n, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+    """Exact (Clopper-Pearson) binomial interval for ``k`` successes in ``n``; NaN where ``n`` is 0.
+
+    >>> lo, hi = proportion_ci(np.array([0, 5, 10]), np.array([10, 10, 10]))
+    >>> np.round(lo, 3).tolist(), np.round(hi, 3).tolist()
+    ([0.0, 0.187, 0.692], [0.308, 0.813, 1.0])
+    """
+    from scipy.stats import beta
+
+    k = np.asarray(k, dtype=float)
+    n = np.asarray(n, dtype=float)
+    a = (1 - level) / 2
+    with np.errstate(invalid="ignore", divide="ignore"):
+        lo = np.where(k > 0, beta.ppf(a, k, n - k + 1), 0.0)
+        hi = np.where(k < n, beta.ppf(1 - a, k + 1, n - k), 1.0)
+    bad = n <= 0
+    return np.where(bad, np.nan, lo), np.where(bad, np.nan, hi)
+
+
+def _capture_counts(y: np.ndarray, s: np.ndarray, k: int, tie_key: np.ndarray) -> int:
+    """Positives found in the top ``k`` (ties broken by person_id, as the lists do)."""
+    order = np.lexsort((tie_key, -s))
+    return int(y[order[:k]].sum())
+
+
 def _capture(y: np.ndarray, s: np.ndarray, k: int, total: int, tie_key: np.ndarray) -> float | None:
     """Share of ``total`` positives found in the top ``k`` (ties broken by person_id, as the lists do)."""
     if total == 0:
         return None
-    order = np.lexsort((tie_key, -s))
-    return float(y[order[:k]].sum() / total)
+    return float(_capture_counts(y, s, k, tie_key) / total)
 
 
-def evaluate(y: np.ndarray, s: np.ndarray, person_id: np.ndarray, *, outside: int, top_k: int) -> dict:
+def capture_cuts(n: int, top_k: int) -> list[tuple[str, int]]:
+    """The capture cut-offs: top 1%, top 2% and top K of ``n`` people."""
+    return [("top_1pct", max(1, n // 100)), ("top_2pct", max(1, n // 50)), (f"top_{top_k}", top_k)]
+
+
+def evaluate(y: np.ndarray, s: np.ndarray, person_id: np.ndarray, *, outside: int, top_k: int,
+             auc_se: float | None = None) -> dict:
+    """One ranking on one test origin: AUC (with a 95% interval when ``auc_se`` is given) and capture
+    (found / all positives, with an exact binomial 95% interval)."""
     n = len(y)
     total = int(y.sum()) + outside
-    res = {"auc": _auc(y, s), "people": n, "positives": int(y.sum()), "positives_outside_network": outside}
-    for name, k in (("top_1pct", max(1, n // 100)), ("top_2pct", max(1, n // 50)), (f"top_{top_k}", top_k)):
-        res[f"capture_{name}"] = _capture(y, s, k, total, person_id)
+    auc = _auc(y, s)
+    res = {"auc": auc, "people": n, "positives": int(y.sum()), "positives_outside_network": outside}
+    if auc_se is not None and auc is not None:
+        res["auc_ci95_low"] = max(0.0, auc - Z95 * auc_se)
+        res["auc_ci95_high"] = min(1.0, auc + Z95 * auc_se)
+    for name, k in capture_cuts(n, top_k):
+        found = _capture_counts(y, s, k, person_id) if total else 0
+        res[f"capture_{name}"] = found / total if total else None
+        res[f"found_{name}"] = found
     return res
 
 
@@ -406,30 +553,69 @@ class CalibrationResult:
 
 def _fit_policy(train: pd.DataFrame, base: Policy, max_bins: int, seed: int, horizon: int,
                 fitted_on: str) -> Policy:
-    comps = fit_scorecard(train, train["y"].to_numpy(), base=base, max_bins=max_bins, seed=seed)
-    s = score_with(comps, train)
+    """Fit the points in two stages (docs/calibration.md): every component but the demographic ones
+    jointly (monotone additive boosting), then each demographic component on top of that score."""
     from sklearn.linear_model import LogisticRegression
-    lr = LogisticRegression(max_iter=1000, C=1e6).fit(s[:, None], train["y"].to_numpy())
+
+    y = train["y"].to_numpy()
+    first, later = split_features(base)
+    comps = fit_scorecard(train, y, base=base, max_bins=max_bins, seed=seed, features=first)
+    if later:
+        s1 = score_with(comps, train)
+        lr1 = LogisticRegression(max_iter=1000, C=1e6).fit(s1[:, None], y)
+        p1 = lr1.predict_proba(s1[:, None])[:, 1]
+        for c in later:
+            comps[c] = fit_offset_points(train[c].to_numpy(dtype=float), y, p1, decreasing=c in DECREASING,
+                                         max_bins=max_bins, counts_for=base.components[c].counts_for)
+        comps = {c: comps[c] for c in FEATURES if c in comps}
+    s = score_with(comps, train)
+    lr = LogisticRegression(max_iter=1000, C=1e6).fit(s[:, None], y)
     raw = base.effective()
     raw["components"] = {k: v.model_dump(mode="json", exclude_none=True) for k, v in comps.items()}
+    for k, v in raw["components"].items():      # a justification the base policy gave stays with its component
+        if base.components[k].justification:
+            v["justification"] = base.components[k].justification
     raw["calibration"] = {"horizon_days": horizon, "intercept": round(float(lr.intercept_[0]), 6),
                           "slope": round(max(0.0, float(lr.coef_[0][0])), 8), "fitted_on": fitted_on}
     return policy_from_dict(raw, source="calibrated policy")
 
 
+CALIBRATED, AS_GIVEN = "fdnet (calibrated)", "fdnet (policy as given)"
+ENF_CALIBRATED, ENF_AS_GIVEN = "fdnet enforcement score (calibrated)", "fdnet enforcement score (policy as given)"
+SINGLE_FEATURES = ("violent offending count", "offending count", "shooting involvement")
+
+
+def _enforcement(components: dict[str, Component]) -> dict[str, Component]:
+    return {k: c for k, c in components.items() if "enforcement" in c.counts_for}
+
+
 def calibrate(data_dirs: Sequence[str | Path], *, base: Policy | None = None, horizon_days: int = 120,
               origins: int = 6, step_days: int | None = None, max_bins: int = 6, top_k: int | None = None,
               seed: int = 0, target: str = "shooting", fit: bool = True, as_of: Sequence[str] | None = None,
-              min_history_days: int = 365,
+              min_history_days: int = 365, snaps: Sequence[Snapshot] | None = None,
               progress: Callable[[str], None] | None = None) -> CalibrationResult:
-    """Rolling-origin backtest; with ``fit`` the points are fitted, else ``base`` is evaluated as it is."""
+    """Rolling-origin backtest; with ``fit`` the points are fitted, else ``base`` is evaluated as it is.
+
+    Two fdnet rankings are evaluated: the score over every component (what
+    ``risk``, the probability, is computed from; named "fdnet (...)") and the
+    **enforcement score** the call-in and custom-notification lists rank by
+    (only the components that count for enforcement: never victimization,
+    never a demographic attribute unless the policy justifies it). Every
+    AUC has a DeLong 95% interval, every capture an exact binomial one, and
+    the margin over the best single feature a paired DeLong interval.
+    ``snaps`` (from :func:`snapshots`) skips recomputing the snapshots: the
+    points do not enter them, so one set serves several policies.
+    """
     base = base or Policy()
     top_k = top_k or base.lists.custom_notifications.size
     t0 = time.time()
-    snaps = snapshots(data_dirs, policy=base, horizon_days=horizon_days, origins=origins, step_days=step_days,
-                      target=target, as_of=as_of, min_history_days=min_history_days, progress=progress)
+    if snaps is None:
+        snaps = snapshots(data_dirs, policy=base, horizon_days=horizon_days, origins=origins, step_days=step_days,
+                          target=target, as_of=as_of, min_history_days=min_history_days, progress=progress)
+    snaps = list(snaps)
     origins_all = sorted({iso_to_day(s.origin) for s in snaps})
     folds, rows = [], []
+    fold_cov: dict[str, tuple[list[str], np.ndarray]] = {}
     for od in origins_all[1:] if fit else origins_all:
         test = [s for s in snaps if iso_to_day(s.origin) == od]
         train = [s for s in snaps if iso_to_day(s.origin) + horizon_days <= od]
@@ -445,16 +631,25 @@ def calibrate(data_dirs: Sequence[str | Path], *, base: Policy | None = None, ho
             if tr["y"].sum() < 5:
                 continue
             pol = _fit_policy(tr, base, max_bins, seed, horizon_days, "fold")
-            rankings["fdnet (calibrated)"] = score_with(pol.components, te)
-        rankings["fdnet (policy as given)"] = te["score_policy"].to_numpy()
+            rankings[CALIBRATED] = score_with(pol.components, te)
+            rankings[ENF_CALIBRATED] = score_with(_enforcement(pol.components), te)
+        # the policy's scores, recomputed from the features exactly as a run computes them
+        rankings[AS_GIVEN] = score_with(base.components, te)
+        rankings[ENF_AS_GIVEN] = score_with(_enforcement(base.components), te)
         rankings["violent offending count"] = te["violent_offending"].to_numpy(dtype=float)
         rankings["offending count"] = te["offending"].to_numpy(dtype=float)
         rankings["shooting involvement"] = te["shooting_involvement"].to_numpy(dtype=float)
         if fit:
             rankings["demographics only (age, sex)"] = _demographics(tr, te)
             rankings["SSL-style 8-predictor points"] = _ssl_points(tr, te)
-        for name, s in rankings.items():
-            r = evaluate(y, s, pid, outside=outside, top_k=top_k)
+        names = list(rankings)
+        dl = delong(y, np.vstack([rankings[k] for k in names]))
+        ses = np.sqrt(np.maximum(np.diag(dl[1]), 0.0)) if dl is not None else [None] * len(names)
+        if dl is not None:
+            fold_cov[day_to_iso(od)] = (names, dl[1])
+        for name, se in zip(names, ses):
+            r = evaluate(y, rankings[name], pid, outside=outside, top_k=top_k,
+                         auc_se=None if se is None else float(se))
             r.update({"origin": day_to_iso(od), "ranking": name,
                       "train_origins": ";".join(sorted({s_.origin for s_ in train})) if fit else ""})
             rows.append(r)
@@ -462,27 +657,46 @@ def calibrate(data_dirs: Sequence[str | Path], *, base: Policy | None = None, ho
     table = pd.DataFrame(rows)
     if table.empty:
         raise UsageError("no fold could be evaluated: too little history or too few positive labels")
+    test_positives = int(table.drop_duplicates("origin")["positives"].sum())
+    if test_positives < REFUSE_BELOW_POSITIVES:
+        raise UsageError(
+            f"the test origins hold only {test_positives} people with the target event (fewer than "
+            f"{REFUSE_BELOW_POSITIVES}): an AUC or a capture rate from so few says nothing; use more origins "
+            "(--origins, --as-of), a longer --horizon, more data or a more frequent --target")
     final = base
     if fit:
         tr_all = pd.concat([s.frame for s in snaps], ignore_index=True)
-        names = ", ".join(sorted({Path(s.data).name for s in snaps}))
+        names_ = ", ".join(sorted({Path(s.data).name for s in snaps}))
         final = _fit_policy(tr_all, base, max_bins, seed, horizon_days,
-                            f"fdnet calibrate on {names}: {len(snaps)} snapshots "
+                            f"fdnet calibrate on {names_}: {len(snaps)} snapshots "
                             f"({snaps[0].origin}..{snaps[-1].origin}), {int(tr_all['y'].sum())} positives, "
                             f"target {target}, horizon {horizon_days} days")
-    # pooled evaluation of each ranking over the test folds (AUC per fold, then mean)
-    summary = (table.groupby("ranking", sort=False)
-               .agg(auc_mean=("auc", "mean"), auc_min=("auc", "min"), folds=("auc", "count"),
-                    capture_top_1pct=("capture_top_1pct", "mean"), capture_top_2pct=("capture_top_2pct", "mean"),
-                    **{f"capture_top_{top_k}": (f"capture_top_{top_k}", "mean")})
-               .reset_index())
-    single = summary[summary["ranking"].isin(["violent offending count", "offending count", "shooting involvement"])]
-    best_single = single.sort_values("auc_mean", ascending=False).iloc[0]
-    main = "fdnet (calibrated)" if fit else "fdnet (policy as given)"
+    summary = _summarise(table, fold_cov, top_k)
+    best_single = summary[summary["ranking"].isin(SINGLE_FEATURES)].sort_values(
+        "auc_mean", ascending=False, kind="stable").iloc[0]
+    main = CALIBRATED if fit else AS_GIVEN
+    main_enf = ENF_CALIBRATED if fit else ENF_AS_GIVEN
     ours = summary[summary["ranking"] == main].iloc[0]
+    margin = _margin(table, fold_cov, main, best_single["ranking"])
+    margin_enf = _margin(table, fold_cov, main_enf, best_single["ranking"])
     # calibration table of the final (or given) scorecard on every test fold
     te_all = pd.concat([s.frame for s in snaps if s.origin in folds], ignore_index=True)
     p = 1 / (1 + np.exp(-(final.calibration.intercept + final.calibration.slope * score_with(final.components, te_all))))
+    first, later = split_features(final)
+    warnings = []
+    if test_positives < WARN_BELOW_POSITIVES:
+        warnings.append(f"Only {test_positives} people with the target event in the test origins (fewer than "
+                        f"{WARN_BELOW_POSITIVES}): the intervals are wide; read the margins with them.")
+    for label, mg in (("", margin), ("enforcement score's ", margin_enf)):
+        if mg["ci95_low"] is not None and mg["ci95_low"] <= 0 <= mg["ci95_high"]:
+            warnings.append(f"fdnet's {label}margin over {best_single['ranking']}, {mg['value']:+.3f} (95% interval "
+                            f"{mg['ci95_low']:+.3f} to {mg['ci95_high']:+.3f}), is not distinguishable from zero.")
+        elif mg["ci95_high"] is not None and mg["ci95_high"] < 0:
+            warnings.append(f"fdnet's {label}ranking is worse than {best_single['ranking']} (margin "
+                            f"{mg['value']:+.3f}, 95% interval {mg['ci95_low']:+.3f} to {mg['ci95_high']:+.3f}).")
+    if fit and int(tr_all["y"].sum()) < WARN_BELOW_POSITIVES:
+        warnings.append(f"The final scorecard was fitted on {int(tr_all['y'].sum())} positives (fewer than "
+                        f"{WARN_BELOW_POSITIVES}): its points are rough; review them before use.")
     report = {
         "target": target, "horizon_days": horizon_days, "data": [str(Path(d)) for d in data_dirs],
         "snapshots": [{"data": s.data, "origin": s.origin, "people": int(len(s.frame)),
@@ -491,13 +705,67 @@ def calibrate(data_dirs: Sequence[str | Path], *, base: Policy | None = None, ho
         "test_origins": folds, "top_k": top_k,
         "summary": _records(summary),
         "folds": _records(table),
-        "best_single_feature": {"ranking": best_single["ranking"], "auc_mean": best_single["auc_mean"]},
-        "fdnet_auc_mean": ours["auc_mean"],
-        "margin_over_best_single_feature": ours["auc_mean"] - best_single["auc_mean"],
+        "best_single_feature": {"ranking": best_single["ranking"], "auc_mean": float(best_single["auc_mean"])},
+        "fdnet_auc_mean": float(ours["auc_mean"]),
+        "margin_over_best_single_feature": margin["value"],
+        "margin_ci95": [margin["ci95_low"], margin["ci95_high"]],
+        "enforcement_margin_over_best_single_feature": margin_enf["value"],
+        "enforcement_margin_ci95": [margin_enf["ci95_low"], margin_enf["ci95_high"]],
+        "test_positives": test_positives,
+        "positive_thresholds": {"refuse_below": REFUSE_BELOW_POSITIVES, "warn_below": WARN_BELOW_POSITIVES},
+        "enforcement_components": [k for k, c in final.components.items() if "enforcement" in c.counts_for],
+        "fitted_after_the_others": later if fit else [],
+        "demographic_enforcement": final.demographic_enforcement(),
+        "warnings": warnings,
         "calibration_table_final_policy": calibration_table(te_all["y"].to_numpy(), p),
         "seconds": round(time.time() - t0, 1),
     }
     return CalibrationResult(final, report, table)
+
+
+def _summarise(table: pd.DataFrame, fold_cov: dict, top_k: int) -> pd.DataFrame:
+    """Per ranking over the test origins: mean AUC with a 95% interval (folds taken as independent),
+    minimum AUC, and capture pooled over the origins (found / all positives) with an exact interval."""
+    cuts = [name for name, _ in capture_cuts(1, top_k)]
+    out = []
+    for name, g in table.groupby("ranking", sort=False):
+        aucs = g["auc"].astype(float)
+        var = [fold_cov[o][1][fold_cov[o][0].index(name)][fold_cov[o][0].index(name)]
+               for o in g["origin"] if o in fold_cov]
+        m = int(aucs.notna().sum())
+        se = math.sqrt(max(0.0, float(np.sum(var)))) / m if m and var else math.nan
+        mean = float(aucs.mean()) if m else math.nan
+        r = {"ranking": name, "auc_mean": mean,
+             "auc_ci95_low": max(0.0, mean - Z95 * se) if se == se else math.nan,
+             "auc_ci95_high": min(1.0, mean + Z95 * se) if se == se else math.nan,
+             "auc_min": float(aucs.min()) if m else math.nan, "folds": m}
+        total = int((g["positives"] + g["positives_outside_network"]).sum())
+        r["positives"] = total
+        for c in cuts:
+            found = int(g[f"found_{c}"].sum())
+            lo, hi = proportion_ci(found, total)
+            r[f"capture_{c}"] = found / total if total else math.nan
+            r[f"capture_{c}_ci95_low"] = float(lo)
+            r[f"capture_{c}_ci95_high"] = float(hi)
+        out.append(r)
+    return pd.DataFrame(out)
+
+
+def _margin(table: pd.DataFrame, fold_cov: dict, ours: str, other: str) -> dict:
+    """Mean over test origins of AUC(ours) - AUC(other), with a paired DeLong 95% interval."""
+    a = table[table["ranking"] == ours].set_index("origin")["auc"]
+    b = table[table["ranking"] == other].set_index("origin")["auc"]
+    d = (a - b).dropna()
+    if d.empty:
+        return {"value": None, "ci95_low": None, "ci95_high": None}
+    var = 0.0
+    for o in d.index:
+        names, cov = fold_cov[o]
+        i, j = names.index(ours), names.index(other)
+        var += cov[i, i] + cov[j, j] - 2 * cov[i, j]
+    se = math.sqrt(max(0.0, var)) / len(d)
+    v = float(d.mean())
+    return {"value": round(v, 6), "ci95_low": round(v - Z95 * se, 6), "ci95_high": round(v + Z95 * se, 6)}
 
 
 def _records(df: pd.DataFrame) -> list[dict]:
@@ -519,27 +787,55 @@ def report_markdown(rep: dict, policy: Policy | None = None) -> str:
     for s in rep["snapshots"]:
         lines.append(f"| {Path(s['data']).name} | {s['origin']} | {s['people']:,} | {s['positives']:,} | "
                      f"{s['positives_outside_network']:,} |")
-    lines += ["", "## Rankings (mean over test origins)", "",
-              f"| ranking | ROC AUC | min AUC | capture top 1% | capture top 2% | capture top {k} |",
+    lines += ["", "## Rankings (over the test origins)", "",
+              "ROC AUC: the mean over test origins with a 95% interval (DeLong, the origins taken as independent). "
+              "Capture: the share of all people with the target event found in the top 1%, 2% and top K, pooled "
+              "over the test origins, with an exact binomial 95% interval. The **enforcement score** is what the "
+              "call-in and custom-notification lists rank by (no victimization, and no demographic attribute "
+              "unless the policy justifies it); the other fdnet rows rank by the score over every component, "
+              "from which `risk`, the probability, is computed.", "",
+              f"| ranking | ROC AUC (95% CI) | min AUC | capture top 1% | capture top 2% | capture top {k} |",
               "|---|---:|---:|---:|---:|---:|"]
 
     def f(v):
         return "—" if v is None else f"{v:.3f}"
+
+    def ci(r, key, stem=None):
+        lo, hi = r.get(f"{stem or key}_ci95_low"), r.get(f"{stem or key}_ci95_high")
+        return f(r[key]) if lo is None or hi is None else f"{f(r[key])} ({lo:.3f}–{hi:.3f})"
     for r in rep["summary"]:
-        lines.append(f"| {r['ranking']} | {f(r['auc_mean'])} | {f(r['auc_min'])} | {f(r['capture_top_1pct'])} | "
-                     f"{f(r['capture_top_2pct'])} | {f(r[f'capture_top_{k}'])} |")
-    lines += ["", f"Best single-feature baseline: **{rep['best_single_feature']['ranking']}** "
-              f"(AUC {rep['best_single_feature']['auc_mean']:.3f}); fdnet {rep['fdnet_auc_mean']:.3f}, margin "
-              f"**{rep['margin_over_best_single_feature']:+.3f}**.", "",
-              "Capture counts every person involved in the target events, including those not in the network at "
+        lines.append(f"| {r['ranking']} | {ci(r, 'auc_mean', 'auc')} | {f(r['auc_min'])} | "
+                     f"{ci(r, 'capture_top_1pct')} | {ci(r, 'capture_top_2pct')} | {ci(r, f'capture_top_{k}')} |")
+    best = rep["best_single_feature"]
+
+    def margin(v, c):
+        if v is None:
+            return "—"
+        return f"**{v:+.3f}**" + ("" if c is None or c[0] is None else f" (95% CI {c[0]:+.3f} to {c[1]:+.3f})")
+    lines += ["", f"Best single-feature baseline: **{best['ranking']}** (AUC {best['auc_mean']:.3f}); fdnet "
+              f"{rep['fdnet_auc_mean']:.3f}, margin {margin(rep['margin_over_best_single_feature'], rep.get('margin_ci95'))}; "
+              "the enforcement score's margin "
+              f"{margin(rep.get('enforcement_margin_over_best_single_feature'), rep.get('enforcement_margin_ci95'))} "
+              "(paired DeLong intervals).", "",
+              f"{rep.get('test_positives', 0):,} people with the target event in the test origins (a backtest is "
+              f"refused below {REFUSE_BELOW_POSITIVES} and warns below {WARN_BELOW_POSITIVES}).", ""]
+    if rep.get("warnings"):
+        lines += ["**Warnings**", ""] + [f"- {w}" for w in rep["warnings"]] + [""]
+    if rep.get("fitted_after_the_others"):
+        lines += [f"Fitted after, and never inside, the enforcement points: {', '.join(rep['fitted_after_the_others'])} "
+                  "(they inform the risk estimate and the service score only).", ""]
+    for d in rep.get("demographic_enforcement", []):
+        lines += [f"Demographic component counting for enforcement: **{d['component']}** (up to {d['max_points']:g} "
+                  f"points), justified as: “{d['justification']}”", ""]
+    lines += ["Capture counts every person involved in the target events, including those not in the network at "
               "the origin (who no ranking can find).", "",
               "## Calibration of the final scorecard (test origins)", "",
               "| decile | people | predicted | observed | positives |", "|---:|---:|---:|---:|---:|"]
     for r in rep["calibration_table_final_policy"]:
         lines.append(f"| {r['bin']} | {r['people']:,} | {r['predicted']:.4f} | {r['observed']:.4f} | {r['positives']} |")
-    lines += ["", "## Per test origin", "", "| origin | ranking | AUC | positives |", "|---|---|---:|---:|"]
+    lines += ["", "## Per test origin", "", "| origin | ranking | AUC (95% CI) | positives |", "|---|---|---:|---:|"]
     for r in rep["folds"]:
-        lines.append(f"| {r['origin']} | {r['ranking']} | {f(r['auc'])} | {r['positives']} |")
+        lines.append(f"| {r['origin']} | {r['ranking']} | {ci(r, 'auc')} | {r['positives']} |")
     if policy is not None:
         lines += ["", "## The scorecard", "", "| component | rule | counts for |", "|---|---|---|"]
         for name, c in policy.components.items():
@@ -551,7 +847,7 @@ def report_markdown(rep: dict, policy: Policy | None = None) -> str:
                 rule = "; ".join(parts)
             if c.missing_points:
                 rule += f"; unknown: {c.missing_points:g}"
-            lines.append(f"| {name} | {rule} | {', '.join(c.counts_for)} |")
+            lines.append(f"| {name} | {rule} | {', '.join(c.counts_for) or '(risk only)'} |")
     lines.append("")
     return "\n".join(lines)
 

@@ -49,12 +49,41 @@ COMPONENT_DOCS = {
 # they route people to services and can never count towards an enforcement list.
 VICTIMIZATION_COMPONENTS = frozenset({"shooting_victimization", "contagion_risk"})
 ListKind = Literal["enforcement", "service"]
-# Components that describe who a person is rather than what they did: by default they never
-# count towards an enforcement list (issue 9; cf. Chicago's Strategic Subject List).
-DEMOGRAPHIC_COMPONENTS = frozenset({"age"})
+# Attributes that describe who a person is rather than what they did. A component measuring one
+# of them (today ``age``; any later component named after one of these, e.g. ``sex`` or
+# ``district``, or starting with ``age_``) is *demographic*: by default it never counts towards an
+# enforcement list (issue 9; cf. the audits of Chicago's Strategic Subject List). It may inform the
+# service score and the risk estimate (``risk``, the calibration's probability).
+DEMOGRAPHIC_ATTRIBUTES = ("age", "sex", "race", "ethnicity", "district")
 
 
-class Component(BaseModel):
+def is_demographic(name: str) -> bool:
+    """Whether a component measures a demographic attribute (see DEMOGRAPHIC_ATTRIBUTES).
+
+    >>> [is_demographic(n) for n in ("age", "age_band", "district", "degree", "offending")]
+    [True, True, True, False, False]
+    """
+    return any(name == a or name.startswith(a + "_") for a in DEMOGRAPHIC_ATTRIBUTES)
+
+
+DEMOGRAPHIC_COMPONENTS = frozenset(n for n in COMPONENT_DOCS if is_demographic(n))
+JUSTIFICATION_MIN_CHARS = 40       # a justification is a sentence a person signs, not a tick box
+JUSTIFICATION_MIN_WORDS = 6
+
+
+class _Strict(BaseModel):
+    """Every policy section: unknown keys refused, numbers and booleans validated strictly.
+
+    A number must be written as a number (an integer is accepted where a
+    decimal is expected, nothing else: no ``true``, no ``"5"``), a boolean as
+    ``true``/``false``, and NaN or infinity is refused everywhere, so the
+    effective policy in manifest.json is always valid JSON and means what it says.
+    """
+
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+
+
+class Component(_Strict):
     """Points for one score component, in one of two forms.
 
     - linear: ``points * min(value, cap)`` (``points`` a number);
@@ -72,7 +101,6 @@ class Component(BaseModel):
     array([0., 2., 6.])
     """
 
-    model_config = ConfigDict(extra="forbid")
     points: float | list[float] = Field(description="points per unit (linear) or per bin (table)")
     cap: float | None = Field(default=None, gt=0, description="linear form: value above which no more points accrue")
     bins: list[float] | None = Field(default=None, description="table form: increasing thresholds")
@@ -100,6 +128,15 @@ class Component(BaseModel):
         if len(set(self.counts_for)) != len(self.counts_for):
             raise ValueError("counts_for lists a list score twice")
         return self
+
+    def is_zero(self) -> bool:
+        """True when the component can give no points at all (switched off).
+
+        >>> Component(points=0).is_zero(), Component(points=[0, 0], bins=[1]).is_zero(), Component(points=1).is_zero()
+        (True, True, False)
+        """
+        pts = self.points if isinstance(self.points, list) else [self.points]
+        return all(p == 0 for p in pts) and self.missing_points == 0
 
     def score(self, values) -> np.ndarray:
         """Points for an array of values."""
@@ -129,6 +166,19 @@ class Component(BaseModel):
         return f"value {rng}: {self.points[k]:g} points"
 
 
+def justification_ok(text: str) -> bool:
+    """A substantive written justification: at least 40 characters and 6 words of letters.
+
+    >>> justification_ok("because"), justification_ok("x" * 60)
+    (False, False)
+    >>> justification_ok("The city council resolution 2026-14 requires age-weighted call-ins for this pilot.")
+    True
+    """
+    t = " ".join(str(text or "").split())
+    words = [w for w in t.split(" ") if sum(ch.isalpha() for ch in w) >= 2]
+    return len(t) >= JUSTIFICATION_MIN_CHARS and len(set(w.lower() for w in words)) >= JUSTIFICATION_MIN_WORDS
+
+
 def _load_default_components() -> dict:
     """The shipped scorecard (scoring/default_components.yaml, calibrated on synthetic cities)."""
     path = Path(__file__).with_name("default_components.yaml")
@@ -143,15 +193,14 @@ def _default_components() -> dict[str, Component]:
     return {k: Component.model_validate(v) for k, v in _DEFAULTS["components"].items()}
 
 
-class Features(BaseModel):
+class Features(_Strict):
     """Settings of the features the components are computed from."""
 
-    model_config = ConfigDict(extra="forbid")
     recent_days: int = Field(default=180, ge=1, description="recent_offending counts this many days back from as_of")
     group_recent_days: int = Field(default=365, ge=1, description="group_violence counts this many days back")
 
 
-class Calibration(BaseModel):
+class Calibration(_Strict):
     """Maps the score to an estimated probability of shooting involvement (``fdnet calibrate``).
 
     probability = 1 / (1 + exp(-(intercept + slope * score))) over the next
@@ -159,17 +208,15 @@ class Calibration(BaseModel):
     local data before reading the probability as a local rate.
     """
 
-    model_config = ConfigDict(extra="forbid")
     horizon_days: int = Field(default=120, ge=1)
     intercept: float = -9.0
     slope: float = Field(default=0.0347, ge=0)
     fitted_on: str = Field(default="", description="where the points and this mapping were fitted")
 
 
-class Guardrails(BaseModel):
+class Guardrails(_Strict):
     """Who may never appear on an enforcement list (call-in, custom notification)."""
 
-    model_config = ConfigDict(extra="forbid")
     min_offending_incidents: int = Field(
         default=1, ge=1,
         description="minimum incidents in an offending role inside the window (victim-only people never qualify)")
@@ -179,10 +226,9 @@ class Guardrails(BaseModel):
         default="flag", description="people under 18 on as_of: excluded, flagged in reasons, or included")
 
 
-class ListRule(BaseModel):
+class ListRule(_Strict):
     """A ranked cut: the top ``size`` people whose list score reaches ``min_score``."""
 
-    model_config = ConfigDict(extra="forbid")
     size: int = Field(ge=0)
     min_score: float = Field(default=0, ge=0)
 
@@ -217,15 +263,13 @@ class CallInRule(ListRule):
                                  "method: a limit that stops at the same point on any machine (reproducible lists)")
 
 
-class Lists(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class Lists(_Strict):
     call_in: CallInRule = Field(default_factory=lambda: CallInRule(size=48, min_score=20))
     custom_notifications: ListRule = Field(default_factory=lambda: ListRule(size=30, min_score=30))
     service_referrals: ServiceRule = Field(default_factory=lambda: ServiceRule(size=100, min_score=8))
 
 
-class Groups(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class Groups(_Strict):
     detect: bool = Field(default=True, description="detect groups with Leiden on the co-offending layer")
     resolution: float | Literal["auto"] = Field(
         default="auto", description="Leiden resolution (RB configuration model), or auto (the default): chosen per "
@@ -244,10 +288,9 @@ class Groups(BaseModel):
                                   description="Jaccard overlap for a detected group to keep its name from --previous run")
 
 
-class Network(BaseModel):
+class Network(_Strict):
     """How incidents become ties (docs/concepts.md)."""
 
-    model_config = ConfigDict(extra="forbid")
     max_pairs_per_incident: int = Field(
         default=1225, ge=1,
         description="an incident whose pairs in a layer (co-offending: k offenders give k(k-1)/2; victimization: "
@@ -255,10 +298,9 @@ class Network(BaseModel):
         "group); its people keep their own counts, and the manifest names every incident affected")
 
 
-class Analytics(BaseModel):
+class Analytics(_Strict):
     """Centrality and exposure settings (docs/concepts.md)."""
 
-    model_config = ConfigDict(extra="forbid")
     betweenness_exact_work: float = Field(
         default=1e9, gt=0, description="betweenness is exact in a connected component while people x (people + ties) is at most this; sampled above")
     betweenness_pivots: int = Field(default=512, ge=16, description="source pivots when betweenness is sampled")
@@ -269,10 +311,9 @@ class Analytics(BaseModel):
                                            description="half-life of a shooting's weight in the decayed exposure")
 
 
-class Contagion(BaseModel):
+class Contagion(_Strict):
     """The network contagion model of gun violence (Green, Horel and Papachristos 2017)."""
 
-    model_config = ConfigDict(extra="forbid")
     enabled: bool = True
     tie_weight: Literal["unweighted", "incidents"] = Field(
         default="unweighted", description="weight of a co-offending tie in the contagion kernel")
@@ -280,10 +321,9 @@ class Contagion(BaseModel):
     standard_errors: bool = True
 
 
-class Disparity(BaseModel):
+class Disparity(_Strict):
     """Disparity report: list composition against the network and the offending population."""
 
-    model_config = ConfigDict(extra="forbid")
     attributes: list[Literal["race", "sex", "ethnicity", "age_band", "district"]] = Field(
         default_factory=lambda: ["race", "sex", "age_band", "district"],
         description="person attributes compared (persons table; age_band from age on as_of)")
@@ -293,10 +333,9 @@ class Disparity(BaseModel):
     min_listed: int = Field(default=5, ge=0, description="categories with fewer listed people are reported, never flagged")
 
 
-class Policy(BaseModel):
+class Policy(_Strict):
     """The effective policy of a run."""
 
-    model_config = ConfigDict(extra="forbid")
     version: int = 1
     window_days: int = Field(default=1095, ge=1, description="look-back window in days before as_of")
     retention_days: int = Field(default=1826, ge=1,
@@ -337,6 +376,17 @@ class Policy(BaseModel):
         if bad:
             raise ValueError(f"components {', '.join(sorted(bad))}: victimization never counts towards an "
                              "enforcement list (counts_for may only be [service])")
+        unjustified = [k for k, c in self.components.items()
+                       if is_demographic(k) and "enforcement" in c.counts_for and not c.is_zero()
+                       and not justification_ok(c.justification)]
+        if unjustified:
+            names = ", ".join(sorted(unjustified))
+            raise ValueError(
+                f"components {names}: a demographic attribute (age, sex, race, ethnicity, district) never counts "
+                "towards an enforcement list by default; set counts_for: [service] (it may inform the service score "
+                "and the risk estimate), or, if the policy really means it, give the component a justification of "
+                f"at least {JUSTIFICATION_MIN_CHARS} characters and {JUSTIFICATION_MIN_WORDS} words, which the "
+                "manifest, the report and the disparity section will show")
         if self.retention_days < self.window_days:
             raise ValueError(f"retention_days ({self.retention_days}) is shorter than window_days "
                              f"({self.window_days}): records would be purged while still inside the window")
@@ -346,18 +396,129 @@ class Policy(BaseModel):
         """The policy as plain data, every default filled in (for the manifest)."""
         return self.model_dump(mode="json")
 
+    def demographic_enforcement(self) -> list[dict]:
+        """Demographic components that add points to the enforcement lists, with their justification.
+
+        Empty under the default policy (the rule of issue 9). Shown in the manifest
+        (``disparity.demographic_enforcement``), disparity.csv and the report.
+
+        >>> Policy().demographic_enforcement()
+        []
+        >>> why = "Ordered by the oversight board on 2026-01-05, minute 12: age bands are weighted for this pilot."
+        >>> p = policy_from_dict({"components": {"age": {"bins": [25], "points": [5, 0],
+        ...                       "counts_for": ["enforcement"], "justification": why}}})
+        >>> [(d["component"], d["max_points"]) for d in p.demographic_enforcement()]
+        [('age', 5.0)]
+        """
+        out = []
+        for k, c in self.components.items():
+            if is_demographic(k) and "enforcement" in c.counts_for and not c.is_zero():
+                pts = c.points if isinstance(c.points, list) else [c.points]
+                out.append({"component": k, "counts_for": list(c.counts_for),
+                            "max_points": float(max([*pts, c.missing_points])),
+                            "justification": " ".join(c.justification.split())})
+        return out
+
+
+_TYPE_WORDS = {
+    "int_type": "must be a whole number",
+    "float_type": "must be a number",
+    "bool_type": "must be true or false",
+    "string_type": "must be text",
+    "list_type": "must be a list",
+    "dict_type": "must be a mapping of keys to values",
+    "model_type": "must be a mapping of keys to values",
+    "finite_number": "must be a finite number (NaN and infinity are refused)",
+}
+
+
+def _shown(value) -> str:
+    """A policy value as the user wrote it (YAML spelling), cut short."""
+    if isinstance(value, bool):
+        text = "true" if value else "false"
+    elif isinstance(value, float) and value != value:
+        text = ".nan"
+    elif isinstance(value, float) and value in (float("inf"), float("-inf")):
+        text = ".inf" if value > 0 else "-.inf"
+    else:
+        text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
 
 def _format_errors(exc: ValidationError) -> str:
+    """One clause per error, each naming the key (dotted path) and, for a wrong type, the value given."""
     parts = []
     for e in exc.errors():
-        loc = ".".join(str(x) for x in e["loc"]) or "(top level)"
+        loc = ".".join(str(x) for x in e["loc"] if not str(x).startswith(("function-", "union[")))
+        loc = loc or "(top level)"
         msg = e["msg"]
         if e["type"] == "extra_forbidden":
             msg = "unknown key"
         elif e["type"] == "literal_error":
             msg = f"must be one of {e['ctx']['expected']}"
+        elif e["type"] in _TYPE_WORDS:
+            msg = f"{_TYPE_WORDS[e['type']]}, not {_shown(e.get('input'))}"
+            if e["type"] in ("int_type", "float_type") and isinstance(e.get("input"), (bool, str)):
+                msg += " (numbers are written without quotes, and true/false is not a number)"
+        elif msg.startswith("Value error, "):
+            msg = msg[len("Value error, "):]
         parts.append(f"{loc}: {msg}")
-    return "; ".join(parts)
+    # a union (a number or "auto") reports once per branch: keep each clause once
+    return "; ".join(dict.fromkeys(parts))
+
+
+class _PolicyLoader(yaml.SafeLoader):
+    """YAML for policy files: no aliases (``*name``: an alias bomb expands into gigabytes) and no
+    duplicate keys (the later one would silently win)."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            ev = self.peek_event()
+            raise yaml.composer.ComposerError(
+                None, None, f"aliases (*{ev.anchor}) are not allowed in a policy file; write the value out",
+                ev.start_mark)
+        return super().compose_node(parent, index)
+
+    def construct_mapping(self, node, deep=False):
+        seen = {}
+        for key_node, _ in node.value:
+            try:
+                key = self.construct_object(key_node, deep=True)
+                hash(key)
+            except TypeError:
+                continue  # an unhashable key: reported by the constructor below
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    "while reading a mapping", node.start_mark,
+                    f"the key {key!r} is given twice (first on line {seen[key] + 1})", key_node.start_mark)
+            seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep=deep)
+
+
+def _yaml_error(exc: yaml.YAMLError) -> str:
+    """A YAML error in one line: what, and where (line and column, 1-based)."""
+    mark = getattr(exc, "problem_mark", None)
+    what = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    return f"{where}{what}"
+
+
+def read_policy_yaml(text: str, source: str = "policy") -> dict:
+    """Parse a policy's YAML text (no aliases, no duplicate keys) into plain data.
+
+    >>> read_policy_yaml("window_days: 30")
+    {'window_days': 30}
+    >>> read_policy_yaml("a: &x [1, 2]\\nb: *x")
+    Traceback (most recent call last):
+    ...
+    fdnet.errors.PolicyError: policy is not valid YAML: line 2, column 4: aliases (*x) are not allowed in a policy file; write the value out
+    """
+    try:
+        return yaml.load(text, Loader=_PolicyLoader)  # noqa: S506 (_PolicyLoader is a SafeLoader)
+    except yaml.YAMLError as exc:
+        raise PolicyError(f"{source} is not valid YAML: {_yaml_error(exc)}") from None
+    except RecursionError:
+        raise PolicyError(f"{source} is nested too deeply to be a policy") from None
 
 
 def load_policy(path: str | Path | None) -> Policy:
@@ -367,10 +528,13 @@ def load_policy(path: str | Path | None) -> Policy:
     p = Path(path)
     if not p.is_file():
         raise PolicyError(f"policy file {p} not found")
+    if p.stat().st_size > 1_000_000:
+        raise PolicyError(f"policy file {p} is larger than 1 MB: a policy is a short document a person signs off")
     try:
-        raw = yaml.safe_load(p.read_text(encoding="utf-8-sig"))
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise PolicyError(f"policy file {p} is not valid YAML: {exc}") from None
+        text = p.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise PolicyError(f"policy file {p} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    raw = read_policy_yaml(text, source=f"policy file {p}")
     return policy_from_dict(raw or {}, source=str(p))
 
 
