@@ -206,7 +206,8 @@ def write_staged(files: dict[str, bytes], out_dir: str | os.PathLike, prefix: st
             lock_fd = os.open(stage, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
             fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             file_mode = 0o666 & ~_umask()
-            for name in sorted(files):
+            last = [n for n in ("manifest.json", "manifest.sig") if n in files]
+            for name in sorted(n for n in files if n not in last) + last:   # the manifest last
                 _write_file(stage / name, files[name], file_mode)
             os.chmod(stage, mode)
             _fsync_dir(stage)

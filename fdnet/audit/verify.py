@@ -34,7 +34,7 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..atomic import is_plain_name
+from ..atomic import is_plain_name, is_staging_folder
 from ..errors import FdnetError, UsageError
 from ..tables import read_csv_table
 
@@ -154,6 +154,9 @@ def verify_run(run_dir: str | Path, *, rerun: bool = True, progress=None, key: b
     mpath = run_dir / "manifest.json"
     if not run_dir.is_dir():
         raise UsageError(f"{run_dir} is not a run folder (no such folder)")
+    if is_staging_folder(run_dir):
+        raise UsageError(f"{run_dir} is the staging folder of an interrupted write, not a run folder "
+                         "(the next run or export written beside it removes it)")
     ok, why = _regular(mpath, follow=False)
     if not ok:
         raise UsageError(f"{run_dir}: manifest.json {why}: not an fdnet run folder")

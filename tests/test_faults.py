@@ -1,0 +1,205 @@
+"""Faults in the write phase never leave a partial run folder (issue 9, item 6).
+
+A real subprocess is killed (SIGKILL, SIGTERM) at random moments while it writes a run folder;
+RUN_DIR must then be absent (or empty, as it was found) or complete and verifiable. A full disk,
+a file-size limit and an unwritable --out are environment errors: exit 2, a clear message, nothing
+partial.
+"""
+from __future__ import annotations
+
+import errno
+import os
+import pickle
+import random
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+from helpers import write_folder
+
+from fdnet.atomic import is_staging_folder
+from fdnet.cli import main
+
+# The child loads a computed run and writes it with every os.write slowed down, so that the write
+# phase (normally milliseconds) lasts long enough to be interrupted at a random point.
+CHILD = textwrap.dedent("""
+    import os, pickle, sys, time
+    from fdnet import atomic              # the one writer of run folders (fdnet.pipeline.write_run uses it)
+    files = pickle.load(open(sys.argv[1], "rb"))
+    real = os.write
+    def slow(fd, data):
+        time.sleep(0.01)
+        return real(fd, data[:4096])      # short writes: many calls per file
+    atomic.os.write = slow
+    print("ready", flush=True)
+    sys.stdin.readline()                  # "go": imports done, the write starts now
+    try:
+        atomic.write_staged(files, sys.argv[2])
+    except BaseException as exc:
+        print(type(exc).__name__, exc, file=sys.stderr, flush=True)
+        sys.exit(getattr(exc, "exit_code", 1))
+    print("done", flush=True)
+""")
+
+
+@pytest.fixture(scope="module")
+def computed(tmp_path_factory):
+    from fdnet.pipeline import compute_run
+    root = tmp_path_factory.mktemp("faults")
+    data = write_folder(root / "data")
+    result = compute_run(data)
+    pk = root / "result.pickle"
+    from fdnet.pipeline import manifest_bytes
+    files = {**result.outputs, "manifest.json": manifest_bytes(result.manifest)}
+    pk.write_bytes(pickle.dumps(files))
+    child = root / "child.py"
+    child.write_text(CHILD)
+    return {"root": root, "data": data, "pickle": pk, "child": child, "result": result}
+
+
+def siblings(run: Path) -> list[str]:
+    return sorted(p.name for p in run.parent.iterdir() if is_staging_folder(p))
+
+
+def assert_absent_empty_or_complete(run: Path, expect: dict, pre_existing: bool) -> str:
+    if not run.exists():
+        assert not pre_existing, "a pre-existing empty RUN_DIR was removed"
+        return "absent"
+    names = {p.name for p in run.iterdir()}
+    if not names:
+        return "empty"
+    assert names == set(expect) | {"manifest.json"}, f"partial run folder: {sorted(names)}"
+    for name, data in expect.items():
+        assert (run / name).read_bytes() == data, name
+    assert main(["verify", str(run), "--no-rerun"]) == 0
+    return "complete"
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
+def test_killed_in_the_write_phase_leaves_no_partial_run(computed, tmp_path, sig):
+    from fdnet.pipeline import write_run
+    rng = random.Random(9 + sig)
+    outcomes = []
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    runs, procs = [], []
+    for trial in range(6):               # start every child first
+        run = tmp_path / f"run{trial}"
+        if trial % 2 == 1:
+            run.mkdir()
+        runs.append(run)
+        procs.append(subprocess.Popen([sys.executable, str(computed["child"]), str(computed["pickle"]), str(run)],
+                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                      text=True, env=env))
+    for trial, (run, p) in enumerate(zip(runs, procs)):
+        pre = trial % 2 == 1
+        assert p.stdout.readline().strip() == "ready"
+        p.stdin.write("go\n")
+        p.stdin.flush()
+        time.sleep(rng.uniform(0.0, 0.5))
+        p.send_signal(sig)
+        out, err = p.communicate(timeout=60)
+        state = assert_absent_empty_or_complete(run, computed["result"].outputs, pre)
+        outcomes.append(state)
+        if sig == signal.SIGTERM and "done" not in out and state != "complete":
+            assert p.returncode == 128 + signal.SIGTERM, err
+            assert "stopped by SIGTERM" in err
+            assert siblings(run) == []            # the handler removed its staging folder
+        if sig == signal.SIGKILL:
+            # a SIGKILLed writer's staging folder is never a run, and the next write beside it removes it
+            if state != "complete":
+                write_run(computed["result"], run)
+            assert siblings(run) == []
+    assert set(outcomes) - {"complete"}, f"no trial interrupted the write phase: {outcomes}"
+
+
+def test_sigterm_during_a_real_cli_run(computed, tmp_path):
+    """`fdnet run` itself: SIGTERM at any moment -> exit 143 with a message, or a complete run."""
+    rng = random.Random(3)
+    for trial in range(2):
+        run = tmp_path / f"cli{trial}"
+        p = subprocess.Popen([sys.executable, "-m", "fdnet", "run", str(computed["data"]), "--out", str(run), "-q"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(rng.uniform(0.5, 2.0))
+        p.send_signal(signal.SIGTERM)
+        _, err = p.communicate(timeout=60)
+        if p.returncode == 0:
+            assert main(["verify", str(run), "--no-rerun"]) == 0
+        else:
+            assert p.returncode == 143, err
+            assert "stopped by SIGTERM" in err and "Traceback" not in err
+            assert not run.exists() and siblings(run) == []
+
+
+def test_disk_full_is_exit_2_and_leaves_nothing(computed, tmp_path, monkeypatch, capsys):
+    import fdnet.atomic as atomic
+    real = os.write
+    calls = []
+
+    def full(fd, data):
+        calls.append(1)
+        if len(calls) > 5:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real(fd, data)
+
+    monkeypatch.setattr(atomic.os, "write", full)
+    run = tmp_path / "run"
+    assert main(["run", str(computed["data"]), "--out", str(run), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "No space left on device (ENOSPC)" in err and str(run) in err
+    assert "bug in fdnet" not in err and "Traceback" not in err
+    assert not run.exists() and siblings(run) == []
+    calls.clear()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["run", str(computed["data"]), "--out", str(empty), "-q"]) == 2
+    assert list(empty.iterdir()) == [] and siblings(empty) == []
+
+
+def test_file_size_limit_in_a_real_process(computed, tmp_path):
+    """RLIMIT_FSIZE makes the kernel refuse a write (EFBIG), as a quota would."""
+    import resource
+    run = tmp_path / "run"
+
+    def limit():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
+
+    r = subprocess.run([sys.executable, "-m", "fdnet", "run", str(computed["data"]), "--out", str(run), "-q"],
+                       capture_output=True, text=True, preexec_fn=limit, timeout=120)
+    assert r.returncode == 2, r.stderr
+    assert "File too large (EFBIG)" in r.stderr and "Traceback" not in r.stderr
+    assert not run.exists() and siblings(run) == []
+
+
+def test_unwritable_or_impossible_out(computed, tmp_path, capsys):
+    f = tmp_path / "a-file"
+    f.write_text("x")
+    assert main(["run", str(computed["data"]), "--out", str(f / "run"), "-q"]) == 2
+    assert "is not a folder" in capsys.readouterr().err
+    assert main(["run", str(computed["data"]), "--out", "/proc/fdnet-h3-test/run", "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "/proc/fdnet-h3-test" in err and "Traceback" not in err and "bug in fdnet" not in err
+    if os.geteuid() != 0:                      # root ignores permission bits
+        ro = tmp_path / "ro"
+        ro.mkdir()
+        ro.chmod(0o500)
+        try:
+            assert main(["run", str(computed["data"]), "--out", str(ro / "run"), "-q"]) == 2
+            assert "not writable" in capsys.readouterr().err
+        finally:
+            ro.chmod(0o700)
+
+
+def test_stale_staging_folder_is_ignored_and_cleaned(computed, tmp_path):
+    from fdnet.pipeline import write_run
+    run = tmp_path / "run"
+    stale = tmp_path / ".run.fdnet-staging-999999-abcdef123456"
+    stale.mkdir()
+    (stale / "call_in.csv").write_text("half")
+    assert main(["verify", str(stale)]) == 2           # never taken for a run
+    write_run(computed["result"], run)
+    assert not stale.exists() and (run / "manifest.json").is_file()
