@@ -77,7 +77,8 @@ def study(data_dir: str | Path, *, as_of: str | None = None, policy: Policy | di
     rec = apply_retention(load_records(data_dir, as_of=as_of, mapping_path=mapping_path), policy.retention_days)
     step("build networks")
     net = build_network(rec.incidents, rec.involvements, as_of_day=rec.as_of_day,
-                        window_days=policy.window_days, half_life_days=policy.half_life_days)
+                        window_days=policy.window_days, half_life_days=policy.half_life_days,
+                        max_pairs_per_incident=policy.network.max_pairs_per_incident)
     step("network analytics")
     an = analyze(net, persons=rec.persons, audit=rec.groups, relations=rec.group_relations, policy=policy,
                  previous_groups=previous_groups, as_of=rec.as_of)

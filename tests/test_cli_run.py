@@ -240,3 +240,23 @@ def test_byte_identical_across_processes_and_hash_seeds(tmp_path, data):
         outs.append(out)
     for name in RUN_FILES:
         assert (outs[0] / name).read_bytes() == (outs[1] / name).read_bytes(), name
+
+
+def test_manifest_reports_capped_incidents_and_data_quality(tmp_path, data, capsys):
+    """network.max_pairs_per_incident reaches the network; the capped incidents and the data-quality
+    findings are in the manifest (and a note says so), and such a run still verifies."""
+    pol = tmp_path / "p.yaml"
+    pol.write_text("network: {max_pairs_per_incident: 1}\n")
+    out = tmp_path / "r"
+    assert main(["run", str(data), "--out", str(out), "--policy", str(pol), "-q"]) == 0
+    m = json.loads((out / "manifest.json").read_text())
+    assert isinstance(m["data_quality"], list)
+    capped = m["network"]["capped_incidents"]
+    # I01 has two offenders and a victim: 1 co-offending pair, 2 victimization pairs
+    assert {(c["incident_id"], c["layer"]) for c in capped} >= {("I01", "victimization")}
+    assert all(c["pairs"] > 1 for c in capped)
+    assert any("max_pairs_per_incident" in n for n in m["notes"])
+    e = read(out / "edges.csv")
+    assert not ((e["layer"] == "victimization") & e["incident_ids"].str.contains("I01")).any()
+    capsys.readouterr()
+    assert main(["verify", str(out)]) == 0
