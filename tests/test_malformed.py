@@ -37,6 +37,19 @@ CASES = {
     "mapping_names_missing_file": (dict(extra={"mapping.yaml": "tables: {incidents: {file: nope.csv}}\n"}), STOP, "nope.csv"),
     "mapping_path_escape": (dict(extra={"mapping.yaml": "tables: {incidents: {file: ../../etc/passwd}}\n"}), STOP, "plain file name"),
     "short_and_long_rows": (dict(involvements="incident_id,person_id,role\nI01,P1\nI01,P2,suspect,extra\nI01,P3,suspect\n"), OK, "fields"),
+    # issue 9: hostile and careless input
+    "dated_in_the_future": (dict(incidents="incident_id,date\nI01,2024-01-01\nI02,2205-01-01\n"), OK, "dated in the future"),
+    "impossible_clock": (dict(incidents="incident_id,date\nI01,2024-01-01\nI02,2024-01-01T25:61\n"), OK, "impossible time"),
+    "impossible_offset": (dict(incidents="incident_id,date\nI01,2024-01-01\nI02,2024-01-01T10:00+19:00\n"), OK, "UTC offset"),
+    "null_marker_ids": (dict(involvements="incident_id,person_id,role\nI01,P1,suspect\nI01,NULL,suspect\n"), OK, "null marker"),
+    "huge_quoted_field": (dict(involvements='incident_id,person_id,role\nI01,P1,suspect\nI01,"' + "x" * 200_000 + '",suspect\n'),
+                          OK, "128 KiB"),
+    "whitespace_lines": (dict(involvements="incident_id,person_id,role\nI01,P1,suspect\n   \n\t\nI01,P2,suspect\n"), OK, ""),
+    "mapping_alias_bomb": (dict(extra={"mapping.yaml": "a: &a [x, x]\nb: &b [*a, *a]\nroles: *b\n"}), STOP, "anchor"),
+    "mapping_bad_constant": (dict(extra={"mapping.yaml": "tables: {incidents: {constants: {gun: perhaps}}}\n"}), STOP, "perhaps"),
+    "mapping_constant_id": (dict(extra={"mapping.yaml": "tables: {involvements: {constants: {person_id: X}}}\n"}), STOP,
+                            "ID column cannot be a constant"),
+    "mapping_same_file_twice": (dict(extra={"mapping.yaml": "tables: {persons: {file: groups.csv}}\n"}), STOP, "named for both"),
 }
 
 

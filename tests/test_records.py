@@ -263,3 +263,21 @@ def test_parquet_types_become_text_like_csv(tmp_path):
     pq.write_table(pa.table({"person_id": pa.array([["10"]])}), d / "persons.parquet")
     with pytest.raises(InputError, match="nested Parquet column"):
         load_records(d, today="2025-01-01")
+
+
+def test_every_mapping_example_in_data_format_md_is_valid():
+    """The YAML examples of docs/data-format.md parse and validate (the docs cannot rot)."""
+    import re
+    from pathlib import Path
+
+    import yaml
+
+    from fdnet.records.mapping import Mapping
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "data-format.md").read_text()
+    blocks = re.findall(r"```yaml\n(.*?)```", doc, flags=re.S)
+    assert len(blocks) >= 5
+    for b in blocks:
+        m = Mapping.model_validate(yaml.load(b, Loader=yaml.BaseLoader))
+        assert m.tables or m.long or m.roles
+    assert any(m for b in blocks if (m := Mapping.model_validate(yaml.load(b, Loader=yaml.BaseLoader))).constants())
