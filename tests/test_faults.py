@@ -203,3 +203,18 @@ def test_stale_staging_folder_is_ignored_and_cleaned(computed, tmp_path):
     assert main(["verify", str(stale)]) == 2           # never taken for a run
     write_run(computed["result"], run)
     assert not stale.exists() and (run / "manifest.json").is_file()
+
+
+def test_error_messages_never_echo_huge_input(computed, tmp_path, monkeypatch, capsys):
+    """An expected error whose text carries a huge value is cut to one readable paragraph."""
+    from fdnet.errors import InputError
+    import fdnet.pipeline as pipeline
+
+    def boom(*a, **k):
+        raise InputError("bad value " + "x" * 500_000, file="incidents.csv", line=2, column="date")
+
+    monkeypatch.setattr(pipeline, "compute_run", boom)
+    assert main(["run", str(computed["data"]), "--out", str(tmp_path / "r"), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert len(err) < 3000 and "incidents.csv, line 2, column 'date'" in err and "more characters" in err
+    assert "Traceback" not in err and not (tmp_path / "r").exists()
