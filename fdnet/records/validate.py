@@ -431,11 +431,16 @@ def _confusables(namespaces: dict[str, dict[str, np.ndarray]]) -> list[dict]:
     Unicode NFKC (which folds NFC/NFD forms, full-width letters and digits,
     ligatures, non-breaking spaces) with format characters (zero-width space
     and joiners, soft hyphen, byte-order mark: category Cf) removed and
-    whitespace trimmed. IDs are never merged: the groups are reported.
+    whitespace trimmed; an ID of digits only also loses its leading zeros
+    (``0010`` and ``10``: a spreadsheet or a numeric Parquet column drops
+    them). IDs are never merged: the groups are reported.
 
     >>> f = _confusables({"person_id": {"involvements": np.array(["P1", "P\\u200b1", "Ｐ１", "Q"], dtype=object)}})
     >>> f[0]["kind"], f[0]["groups"][0]["ids"]
     ('confusable_ids', ['P1', 'P\\u200b1', 'Ｐ１'])
+    >>> _confusables({"person_id": {"persons": np.array(["0010"], dtype=object),
+    ...                             "involvements": np.array(["10", "0"], dtype=object)}})[0]["groups"][0]["tables"]
+    {'0010': ['persons'], '10': ['involvements']}
     """
     out = []
     for kind, tables in namespaces.items():
@@ -445,9 +450,11 @@ def _confusables(namespaces: dict[str, dict[str, np.ndarray]]) -> list[dict]:
         uniq = pd.unique(np.concatenate(arrays).astype(object))
         arr = pa.array(uniq.tolist(), pa.string())
         odd = ~pc.string_is_ascii(arr).to_numpy(zero_copy_only=False)
+        odd |= pc.match_substring_regex(arr, r"^0+[0-9]+$").to_numpy(zero_copy_only=False)
         if not odd.any():
             continue
         key = pc.utf8_trim_whitespace(pc.replace_substring_regex(pc.utf8_normalize(arr, "NFKC"), r"\p{Cf}", ""))
+        key = pc.replace_substring_regex(key, r"^0+([0-9]+)$", r"\1")
         df = pd.DataFrame({"id": uniq, "key": np.asarray(key.to_numpy(zero_copy_only=False), dtype=object)})
         keys_odd = set(df["key"][odd])
         df = df[df["key"].isin(keys_odd)]
@@ -465,7 +472,8 @@ def _confusables(namespaces: dict[str, dict[str, np.ndarray]]) -> list[dict]:
             "kind": "confusable_ids", "column": kind, "n_groups": n,
             "groups": groups[:MAX_FINDING_GROUPS], "groups_omitted": max(0, n - MAX_FINDING_GROUPS),
             "message": (f"{n} group{'s' if n > 1 else ''} of {kind} values differ only in Unicode form "
-                        "(NFC/NFD, full-width characters or invisible characters) and are kept apart as "
+                        "(NFC/NFD, full-width characters or invisible characters) or in leading zeros, and are "
+                        "kept apart as "
                         f"different {'people' if kind == 'person_id' else 'values'}; they are likely "
                         f"duplicates to fix in the records system (fdnet never merges them): {sample}"
                         + ("; …" if n > 3 else "")),
