@@ -186,3 +186,35 @@ def test_on_a_real_run_every_listed_person_is_counted_once_per_attribute(tmp_pat
         assert g["offending_count"].sum() == int((st.scores["offending"] > 0).sum())
         if len(lists[lst]):
             assert g["listed_share"].sum() == pytest.approx(1.0, abs=1e-5)
+
+
+# ------------------------------------------------------------------------------------------
+# issue 9: the disparity section says whether a list's score uses a demographic attribute
+# ------------------------------------------------------------------------------------------
+
+WHY = "Board resolution 2026-07: age weighting approved for a six-month pilot, reviewed quarterly."
+
+
+def test_default_policy_puts_no_demographic_points_on_enforcement_lists():
+    t = disparity_table(SCORES, LISTS, PERSONS, policy(min_listed=2))
+    assert COLUMNS[-2:] == ["demographic_points", "justification"]
+    assert set(t.loc[t["list"] == "call_in", "demographic_points"]) == {""}
+    assert set(t.loc[t["list"] == "service_referrals", "demographic_points"]) == {"age"}   # age informs services
+    assert set(t["justification"]) == {""}
+    s = disparity_summary(t)
+    assert s["demographic_enforcement"] == []
+    assert not any("demographic" in n for n in s["notes"])
+
+
+def test_a_justified_demographic_component_is_named_with_its_justification():
+    pol = policy_from_dict({"disparity": {"attributes": ["race", "age_band"]},
+                            "components": {"age": {"bins": [25], "points": [6, 0], "justification": WHY,
+                                                   "counts_for": ["enforcement", "service"]}}})
+    t = disparity_table(SCORES, LISTS, PERSONS, pol)
+    ci = t[t["list"] == "call_in"]
+    assert set(ci["demographic_points"]) == {"age"} and set(ci["justification"]) == {f"age: {WHY}"}
+    assert set(t.loc[t["list"] == "service_referrals", "justification"]) == {""}
+    s = disparity_summary(t)
+    assert s["demographic_enforcement"] == [{"component": "age", "counts_for": ["enforcement", "service"],
+                                             "max_points": 6.0, "justification": WHY}]
+    assert any(WHY in n and "up to 6 points" in n for n in s["notes"])

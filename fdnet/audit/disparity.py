@@ -36,6 +36,15 @@ finding of bias: police records measure police contact, which reflects
 where and whom police patrol and stop as well as behaviour
 (docs/disparity.md).
 
+Two more columns say whether the list's own score uses a demographic
+attribute: ``demographic_points`` names the demographic components (age,
+sex, race, ethnicity, district: :data:`fdnet.scoring.policy.DEMOGRAPHIC_COMPONENTS`)
+that add points to the score the list ranks by (by default none for the
+enforcement lists, ``age`` for service referrals), and ``justification`` the
+policy's written justification where a demographic component counts for an
+enforcement list (a policy must give one; the summary repeats it under
+``demographic_enforcement``).
+
 Missing attribute values form the category ``unknown``, never dropped.
 Age bands come from scores.age (age on as_of): ``under 18``, ``18-24``,
 ``25-34``, ``35-44``, ``45+``, ``unknown``; every band is always listed.
@@ -52,6 +61,8 @@ call_in under 18       1           0.5         0.333333
 call_in  unknown       1           0.5         0.333333
 >>> disparity_summary(t)["notes"][0][:40]
 'No persons table: only age bands are rep'
+>>> disparity_summary(t)["demographic_enforcement"], sorted(set(t["demographic_points"]))
+([], [''])
 """
 from __future__ import annotations
 
@@ -60,6 +71,8 @@ import math
 import numpy as np
 import pandas as pd
 
+from ..scoring.policy import is_demographic
+
 LIST_NAMES = ("call_in", "custom_notifications", "service_referrals")
 # lists whose candidates must have an offending role (guardrails.min_offending_incidents >= 1)
 ENFORCEMENT_LISTS = frozenset({"call_in", "custom_notifications"})
@@ -67,7 +80,7 @@ AGE_BANDS = ("under 18", "18-24", "25-34", "35-44", "45+", "unknown")
 UNKNOWN = "unknown"
 COLUMNS = ["list", "attribute", "category", "listed", "listed_share", "network_count", "network_share",
            "offending_count", "offending_share", "selection_rate_ratio", "ratio_vs_network",
-           "ratio_vs_offending", "flag"]
+           "ratio_vs_offending", "flag", "demographic_points", "justification"]
 FLOAT_COLUMNS = ("listed_share", "network_share", "offending_share", "selection_rate_ratio",
                  "ratio_vs_network", "ratio_vs_offending")
 METHOD = ("selection_rate_ratio: the category's selection rate (listed / pool) over the highest known "
@@ -131,6 +144,16 @@ def disparity_table(scores: pd.DataFrame, lists: dict[str, pd.DataFrame], person
     """
     cfg = policy.disparity
     notes: list[str] = []
+    demo_enf = policy.demographic_enforcement()
+    list_kind = {n: ("enforcement" if n in ENFORCEMENT_LISTS else "service") for n in LIST_NAMES}
+    demo_points = {n: ";".join(k for k, c in policy.components.items()
+                               if is_demographic(k) and list_kind[n] in c.counts_for and not c.is_zero())
+                   for n in LIST_NAMES}
+    why = {n: " | ".join(f"{d['component']}: {d['justification']}" for d in demo_enf)
+           if n in ENFORCEMENT_LISTS else "" for n in LIST_NAMES}
+    for d in demo_enf:
+        notes.append(f"The enforcement lists' scores include the demographic component {d['component']} (up to "
+                     f"{d['max_points']:g} points), which the policy justifies as: {d['justification']}")
     net_ids = scores["person_id"].astype(str).to_numpy()
     offending = pd.to_numeric(scores["offending"], errors="coerce").fillna(0).to_numpy() > 0
     ages = pd.to_numeric(scores["age"], errors="coerce") if "age" in scores else pd.Series(np.nan, index=scores.index)
@@ -210,7 +233,8 @@ def disparity_table(scores: pd.DataFrame, lists: dict[str, pd.DataFrame], person
                                      f"{cfg.ratio_high if side == 'above' else cfg.ratio_low:g})")
                     if parts:
                         flag = f"{label.capitalize()} {c}: " + "; ".join(parts) + "."
-                rows.append((lname, attr, c, k, ls, nn, ns, no, os_, srr, rvn, rvo, flag))
+                rows.append((lname, attr, c, k, ls, nn, ns, no, os_, srr, rvn, rvo, flag, demo_points[lname],
+                             why[lname]))
     table = pd.DataFrame(rows, columns=COLUMNS)
     for col in ("listed", "network_count", "offending_count"):
         table[col] = table[col].astype(np.int64)
@@ -218,6 +242,7 @@ def disparity_table(scores: pd.DataFrame, lists: dict[str, pd.DataFrame], person
         table[col] = table[col].astype(float).round(6)
     table = table.sort_values(["list", "attribute", "category"], kind="stable").reset_index(drop=True)
     table.attrs["notes"] = notes
+    table.attrs["demographic_enforcement"] = demo_enf
     return table
 
 
@@ -235,4 +260,5 @@ def disparity_summary(table: pd.DataFrame) -> dict:
                          float(v) if isinstance(v, (np.floating,)) else v)
                      for k, v in r.items()})
     return {"method": METHOD, "rows": int(len(table)), "flags": int(len(flagged)), "flagged": rows,
-            "notes": list(table.attrs.get("notes", []))}
+            "notes": list(table.attrs.get("notes", [])),
+            "demographic_enforcement": list(table.attrs.get("demographic_enforcement", []))}
