@@ -202,8 +202,7 @@ def run(
     with _progress(not quiet) as prog:
         result = run_pipeline(data_dir, out_dir, as_of=as_of, policy=pol, mapping_path=mapping, progress=prog,
                               previous_run=previous, sign_key=key)
-    if not quiet:
-        _summary_table(result, out_dir)
+    _after_run(result, out_dir, quiet)
     if audit is not None:
         from .errors import UsageError
         try:
