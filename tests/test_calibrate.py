@@ -322,11 +322,16 @@ def test_calibrated_enforcement_points_never_use_age(calibrated, snaps6):
         assert "enforcement" not in pol.components[name].counts_for, name
     assert pol.demographic_enforcement() == []
     rep = calibrated.report
-    assert rep["fitted_after_the_others"] == ["age"] and "age" not in rep["enforcement_components"]
+    assert rep["fitted_after_the_others"] == ["shooting_victimization", "contagion_risk", "age"]
+    assert "age" not in rep["enforcement_components"]
+    assert set(rep["enforcement_components"]) | set(rep["fitted_after_the_others"]) == set(pol.components)
     assert rep["demographic_enforcement"] == []
-    # the enforcement points are fitted without age: scrambling everyone's age changes none of them
+    # the enforcement points are fitted without age or victimization: scrambling everyone's age and
+    # victimization changes none of them
     tr = pd.concat([s.frame for s in snaps6], ignore_index=True)
-    shuffled = tr.assign(age=np.random.default_rng(5).permutation(tr["age"].to_numpy()))
+    rng = np.random.default_rng(5)
+    shuffled = tr.assign(**{c: rng.permutation(tr[c].to_numpy())
+                            for c in ("age", "shooting_victimization", "contagion_risk")})
     a = _fit_policy(tr, Policy(), 6, 0, HORIZON, "t")
     b = _fit_policy(shuffled, Policy(), 6, 0, HORIZON, "t")
     for name in rep["enforcement_components"]:
@@ -355,7 +360,7 @@ def test_a_justified_demographic_policy_is_fitted_jointly_and_keeps_its_justific
     res = calibrate([str(city6)], base=base, horizon_days=HORIZON, snaps=snaps6)
     age = res.policy.components["age"]
     assert age.counts_for == ["enforcement"] and age.justification == why
-    assert res.report["fitted_after_the_others"] == [] and "age" in res.report["enforcement_components"]
+    assert "age" not in res.report["fitted_after_the_others"] and "age" in res.report["enforcement_components"]
     assert [d["component"] for d in res.report["demographic_enforcement"]] == ["age"]
 
 

@@ -258,13 +258,20 @@ def _nice_threshold(t: float, integer: bool, values: np.ndarray) -> float:
 
 
 def fit_scorecard(X: pd.DataFrame, y: np.ndarray, *, base: Policy, max_bins: int = 6, seed: int = 0,
-                  features: Sequence[str] = FEATURES) -> dict[str, Component]:
-    """Fit monotone additive points per feature (see the module docstring)."""
+                  features: Sequence[str] = FEATURES, offset: str | None = None) -> dict[str, Component]:
+    """Fit monotone additive points per feature (see the module docstring).
+
+    ``offset`` names a column of ``X`` (a score fitted before) that enters the
+    model as one more monotone term but gets no points: the features' points
+    are then what they add on top of it.
+    """
     from sklearn.ensemble import HistGradientBoostingClassifier
 
     # a feature without two distinct known values in the training data cannot be fitted: 0 points
     flat = [c for c in features if X[c].dropna().nunique() < 2]
     cols = [c for c in features if c not in flat]
+    if offset is not None and X[offset].nunique() >= 2:
+        cols.append(offset)
     Xa = X[cols].to_numpy(dtype=float)
     mono = [-1 if c in DECREASING else 1 for c in cols]
     big = len(y) >= 20_000
@@ -283,6 +290,8 @@ def fit_scorecard(X: pd.DataFrame, y: np.ndarray, *, base: Policy, max_bins: int
     thresholds = model._bin_mapper.bin_thresholds_  # the only places the fitted function can step
     comps: dict[str, Component] = {}
     for i, c in enumerate(cols):
+        if c == offset:
+            continue
         th = np.asarray(thresholds[i], dtype=float)
         vals = Xa[:, i]
         fin = vals[np.isfinite(vals)]
@@ -328,76 +337,18 @@ def fit_scorecard(X: pd.DataFrame, y: np.ndarray, *, base: Policy, max_bins: int
     return {c: comps[c] for c in features}
 
 
-def fit_offset_points(x: np.ndarray, y: np.ndarray, p_base: np.ndarray, *, decreasing: bool, max_bins: int = 6,
-                      counts_for: Sequence[str] = ("service",), prior: float = 2.0) -> Component:
-    """Points for one feature *on top of* a fitted score: the risk it adds given everything else.
-
-    ``p_base`` is each person's probability from the score without the
-    feature. Per distinct value the log ratio of observed to expected
-    positives, ``log((O + prior) / (E + prior))``, estimates the feature's
-    log-odds effect with the base score held fixed (for a rare outcome this is
-    the logistic model with the base score as an offset); a weighted isotonic
-    regression makes it monotone, the exact dynamic programme compresses it
-    into at most ``max_bins`` bins, and 20 points double the odds. Used for the
-    demographic components (age): they are fitted after, and never inside,
-    the points that rank the enforcement lists, so those points do not depend
-    on them (docs/calibration.md).
-
-    >>> rng = np.random.default_rng(0)
-    >>> age = rng.integers(15, 60, 20000).astype(float)
-    >>> p = np.full(20000, 0.02)
-    >>> y = (rng.random(20000) < np.where(age < 25, 0.06, 0.02)).astype(int)
-    >>> c = fit_offset_points(age, y, p, decreasing=True)
-    >>> c.bins[0] <= 25 <= c.bins[-1] + 1, c.points[0] >= 25, c.points[-1]
-    (True, True, 0.0)
-    """
-    from sklearn.isotonic import IsotonicRegression
-
-    x = np.asarray(x, dtype=float)
-    y = np.asarray(y, dtype=float)
-    p_base = np.asarray(p_base, dtype=float)
-    known = np.isfinite(x)
-    miss = ~known
-    counts_for = list(counts_for)
-    if np.unique(x[known]).size < 2:
-        return Component(points=0.0, counts_for=counts_for)
-    u, inv = np.unique(x[known], return_inverse=True)
-    obs = np.bincount(inv, weights=y[known], minlength=len(u))
-    exp_ = np.bincount(inv, weights=p_base[known], minlength=len(u))
-    n_u = np.bincount(inv, minlength=len(u)).astype(float)
-    g = np.log((obs + prior) / (exp_ + prior))
-    w = exp_ + prior                                    # 1 / var(log O/E) ~ E
-    g = IsotonicRegression(increasing=not decreasing).fit(u, g, sample_weight=w).predict(u)
-    g = g * SCALE
-    cuts = _segment(g, n_u + 1e-3, max_bins)
-    bounds = [0] + cuts + [len(g)]
-    pts = [float(np.round(np.sum(w[a:b] * g[a:b]) / np.sum(w[a:b]))) for a, b in zip(bounds[:-1], bounds[1:])]
-    bins = [float(u[k]) for k in cuts]
-    mb, mp = [], [pts[0]]
-    for t, q in zip(bins, pts[1:]):
-        if q == mp[-1]:
-            continue
-        mb.append(t)
-        mp.append(q)
-    g_missing = 0.0
-    if miss.any():
-        g_missing = float(np.log((y[miss].sum() + prior) / (p_base[miss].sum() + prior)) * SCALE)
-    if not mb:
-        return Component(points=0.0, counts_for=counts_for, missing_points=max(0.0, float(np.round(g_missing))))
-    shift = min(mp)
-    return Component(points=[q - shift for q in mp], bins=mb, counts_for=counts_for,
-                     missing_points=float(max(0.0, np.round(g_missing) - shift)) if miss.any() else 0.0)
-
-
 def split_features(base: Policy, features: Sequence[str] = FEATURES) -> tuple[list[str], list[str]]:
-    """(fitted together, fitted afterwards on top): demographic components that do not count for
-    enforcement are fitted after the others, so the enforcement points never depend on them.
+    """(enforcement components, the others): the points that rank the enforcement lists are fitted
+    first, on those components alone; the others (victimization, and demographic attributes the policy
+    does not justify for enforcement) are fitted afterwards on top of that score, so the enforcement
+    points never depend on them (docs/calibration.md).
 
-    >>> split_features(Policy())[1]
-    ['age']
+    >>> first, later = split_features(Policy())
+    >>> later
+    ['shooting_victimization', 'contagion_risk', 'age']
     """
-    later = [c for c in features if is_demographic(c) and "enforcement" not in base.components[c].counts_for]
-    return [c for c in features if c not in later], later
+    first = [c for c in features if "enforcement" in base.components[c].counts_for]
+    return first, [c for c in features if c not in first]
 
 
 def score_with(components: dict[str, Component], X: pd.DataFrame) -> np.ndarray:
@@ -553,21 +504,18 @@ class CalibrationResult:
 
 def _fit_policy(train: pd.DataFrame, base: Policy, max_bins: int, seed: int, horizon: int,
                 fitted_on: str) -> Policy:
-    """Fit the points in two stages (docs/calibration.md): every component but the demographic ones
-    jointly (monotone additive boosting), then each demographic component on top of that score."""
+    """Fit the points in two stages (docs/calibration.md): the enforcement components jointly
+    (monotone additive boosting), then the others on top of the enforcement score."""
     from sklearn.linear_model import LogisticRegression
 
     y = train["y"].to_numpy()
     first, later = split_features(base)
     comps = fit_scorecard(train, y, base=base, max_bins=max_bins, seed=seed, features=first)
     if later:
-        s1 = score_with(comps, train)
-        lr1 = LogisticRegression(max_iter=1000, C=1e6).fit(s1[:, None], y)
-        p1 = lr1.predict_proba(s1[:, None])[:, 1]
-        for c in later:
-            comps[c] = fit_offset_points(train[c].to_numpy(dtype=float), y, p1, decreasing=c in DECREASING,
-                                         max_bins=max_bins, counts_for=base.components[c].counts_for)
-        comps = {c: comps[c] for c in FEATURES if c in comps}
+        X2 = train[later].assign(_enforcement_score=score_with(comps, train))
+        comps.update(fit_scorecard(X2, y, base=base, max_bins=max_bins, seed=seed, features=later,
+                                   offset="_enforcement_score"))
+    comps = {c: comps[c] for c in FEATURES}
     s = score_with(comps, train)
     lr = LogisticRegression(max_iter=1000, C=1e6).fit(s[:, None], y)
     raw = base.effective()
