@@ -183,7 +183,7 @@ def call_in(scores: pd.DataFrame, policy: Policy, indptr: np.ndarray, indices: n
     # rank is invitation order (groups in priority order, members by enforcement score), not a ranking
     # by score across groups: say so on every row (docs/lists.md).
     order = {g: i + 1 for i, (g, *_rest) in enumerate(chosen)}
-    ci.insert(4, "ranked_by", CALL_IN_RANKED_BY)
+    ci.insert(5, "ranked_by", CALL_IN_RANKED_BY)   # after the contract's rank, person_id, group, score, reasons
     ci.insert(5, "group_rank", ci["group"].map(order).astype("int64") if len(ci) else pd.Series(dtype="int64"))
     ci.insert(6, "rank_in_group", ci.groupby("group", sort=False).cumcount().astype("int64") + 1)
     groups = pd.DataFrame(grows, columns=["group", "members", "eligible_to_invite", "shootings_recent", "conflicts",
@@ -234,8 +234,8 @@ def build_lists(scores: pd.DataFrame, policy: Policy, as_of_day: int, group_size
             "person_id": df["person_id"].to_numpy(),
             "group": df["group"].to_numpy(),
             "score": df["enforcement_score"].to_numpy(),
-            "ranked_by": CUSTOM_NOTIFICATIONS_RANKED_BY,
             "reasons": [enforcement_reason(r, policy) for r in df.itertuples()],
+            "ranked_by": CUSTOM_NOTIFICATIONS_RANKED_BY,
             **extra,
             "last_offending_date": df["last_offending_date"].to_numpy(),
             "supervision": df["supervision"].to_numpy(),
@@ -277,8 +277,8 @@ def build_lists(scores: pd.DataFrame, policy: Policy, as_of_day: int, group_size
         "person_id": svc["person_id"].to_numpy(),
         "group": svc["group"].to_numpy(),
         "score": svc["service_score"].to_numpy(),
-        "ranked_by": SERVICE_REFERRALS_RANKED_BY,
         "reasons": [service_reason(r, policy) for r in svc.itertuples()],
+        "ranked_by": SERVICE_REFERRALS_RANKED_BY,
         "referral_basis": svc["_basis"].to_numpy(),
         "last_victimization_date": svc["last_victimization_date"].to_numpy(),
         "exposure_1": svc["exposure_1"].to_numpy(),
