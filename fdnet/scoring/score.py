@@ -41,24 +41,34 @@ def risk_of(score: np.ndarray, policy: Policy) -> np.ndarray:
 
 
 def age_on(persons: pd.DataFrame | None, person_ids: np.ndarray, as_of: str) -> np.ndarray:
-    """Age in whole years on ``as_of`` (NaN when unknown)."""
+    """Age in whole years on ``as_of`` (NaN when unknown, or when the birth is after ``as_of``).
+
+    ``birth_date`` wins over ``birth_year``; a birth year alone gives the
+    conservative lower bound ``year(as_of) - birth_year - 1``.
+
+    >>> persons = pd.DataFrame({"person_id": ["a", "b", "c", "d"], "birth_date": ["2008-07-01", "", "2030-01-01", ""],
+    ...                         "birth_year": [np.nan, 1990, np.nan, np.nan]})
+    >>> age_on(persons, np.array(["a", "b", "c", "d", "zz"]), "2025-06-30").tolist()
+    [16.0, 34.0, nan, nan, nan]
+    """
     age = np.full(len(person_ids), np.nan)
     if persons is None:
         return age
-    pr = persons.set_index("person_id")
+    pr = persons.drop_duplicates("person_id").set_index("person_id")
     y, m, d = (int(x) for x in as_of.split("-"))
     if "birth_date" in pr:
-        bd = pr["birth_date"].reindex(person_ids).fillna("").to_numpy(dtype=object)
-        for i, b in enumerate(bd):
-            if b:
-                by, bm, bdd = (int(x) for x in b[:10].split("-"))
-                age[i] = y - by - ((m, d) < (bm, bdd))
+        bd = pr["birth_date"].reindex(person_ids).fillna("").astype(str).str[:10]
+        parts = bd.str.extract(r"^(\d{4})-(\d{2})-(\d{2})$").astype(float)
+        by, bm, bdd = (parts[k].to_numpy() for k in range(3))
+        before = (m < bm) | ((m == bm) & (d < bdd))       # birthday not yet reached in as_of's year
+        age = np.where(np.isnan(by), np.nan, y - by - before.astype(float))
     if "birth_year" in pr:
-        byr = pr["birth_year"].reindex(person_ids).to_numpy(dtype=float)
+        byr = pd.to_numeric(pr["birth_year"].reindex(person_ids), errors="coerce").to_numpy(dtype=float)
         fill = np.isnan(age) & ~np.isnan(byr)
         # birth date unknown within the year: the age reached during as_of's year, minus
         # one unless as_of is the last day (a conservative lower bound is y - by - 1)
-        age[fill] = y - byr[fill] - 1
+        age[fill] = np.where(byr[fill] > y, np.nan, np.maximum(y - byr[fill] - 1, 0))
+    age[age < 0] = np.nan                                 # born after as_of: no age (records report it)
     return age
 
 
