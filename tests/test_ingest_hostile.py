@@ -474,3 +474,22 @@ def test_stlouis_loads_with_a_mapping_only(tmp_path):
     assert rec.involvements["person_id"].nunique() == 830 and len(rec.persons) == 870
     both = rec.involvements.groupby(["incident_id", "person_id"])["role"].nunique()
     assert int((both > 1).sum()) == 41
+
+
+def test_two_spellings_of_a_table_file_are_refused(tmp_path):
+    d = write_folder(tmp_path)
+    (d / "Persons.csv").write_text(PERSONS)
+    if len({p.name for p in d.iterdir()}) == len({p.name.lower() for p in d.iterdir()}):
+        pytest.skip("case-insensitive file system")
+    with pytest.raises(InputError, match="Persons.csv and persons.csv"):
+        load_records(d)
+
+
+def test_parquet_decompression_bomb_is_refused(tmp_path, monkeypatch):
+    import fdnet.records.read as read_mod
+
+    d = write_folder(tmp_path, persons=None)
+    pd.DataFrame({"person_id": ["P1"] * 50_000, "deceased": [False] * 50_000}).to_parquet(d / "persons.parquet")
+    monkeypatch.setattr(read_mod, "MAX_PARQUET_CELLS", 60_000)       # the 10^9-cell bound, scaled down
+    with pytest.raises(InputError, match="once decompressed"):
+        load_records(d)

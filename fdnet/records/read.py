@@ -38,9 +38,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..errors import InputError
-from .schema import clip
+from .schema import clip, clip_text
 
 MAX_FIELD_CHARS = 131_072        # 128 KiB: one cell longer than this rejects its row
+# a Parquet file decompressing beyond these is refused (a decompression bomb: a few KB can declare
+# billions of dictionary- or run-length-encoded cells)
+MAX_PARQUET_BYTES = 8 << 30      # 8 GiB decompressed
+MAX_PARQUET_CELLS = 1_000_000_000
 _STR = pd.StringDtype("pyarrow")
 
 
@@ -346,9 +350,18 @@ def read_parquet(path: Path, name: str) -> RawTable:
     data = read_regular(path)
     digest = hashlib.sha256(data).hexdigest()
     try:
+        md = pq.ParquetFile(pa.BufferReader(data)).metadata
+        size = sum(md.row_group(i).total_byte_size for i in range(md.num_row_groups))
+        cells = md.num_rows * md.num_columns
+        if size > MAX_PARQUET_BYTES or cells > MAX_PARQUET_CELLS:
+            raise InputError(f"would hold {cells:,} cells and {size:,} bytes once decompressed, more than the "
+                             f"{MAX_PARQUET_CELLS:,} cells or {MAX_PARQUET_BYTES:,} bytes fdnet reads from one "
+                             "Parquet file", file=path.name)
         table = pq.read_table(pa.BufferReader(data))
+    except InputError:
+        raise
     except Exception as exc:  # pyarrow raises many types for corrupt files
-        raise InputError(f"cannot be read as Parquet: {str(exc)[:300]}", file=path.name) from None
+        raise InputError(f"cannot be read as Parquet: {clip_text(exc, 300)}", file=path.name) from None
     header = [str(c) for c in table.column_names]
     names = _check_header(path, header)
     cols = {n: arrow_text(table.column(k), header[k], path.name) for k, n in enumerate(names)}

@@ -501,7 +501,14 @@ def load_records(data_dir: str | Path, as_of: str | None = None,
     mapping = load_mapping(data_dir, Path(mapping_path) if mapping_path else None)
     _check_constants(mapping, str(mapping_file(data_dir, Path(mapping_path) if mapping_path else None)), now)
     role_map = mapping.role_map()
-    listing = {p.name.lower(): p for p in sorted(data_dir.iterdir())}
+    listing: dict[str, Path] = {}
+    for p in sorted(data_dir.iterdir()):
+        low = p.name.lower()
+        if low in listing and any(low == f"{t}.{ext}" for t in TABLES for ext in ("csv", "parquet")):
+            # table files are found case-insensitively: two spellings would leave one unread
+            raise InputError(f"both {listing[low].name} and {p.name} are present (names of input tables are "
+                             "matched case-insensitively); keep one", file=str(data_dir))
+        listing[low] = p
     rej = _Rejects()
     notes: list[str] = []
     findings: list[dict] = []
