@@ -384,6 +384,7 @@ def _calibration_command(data_dirs, out_dir, policy, horizon, origins, step, top
 
     from .pipeline import check_run_dir, write_files
     from .scoring.calibrate import calibrate as run_calibration
+    from .tables import csv_bytes
     from .scoring.calibrate import report_markdown
     from .scoring.policy import load_policy
 
@@ -402,14 +403,14 @@ def _calibration_command(data_dirs, out_dir, policy, horizon, origins, step, top
     files = {
         "backtest.md": report_markdown(rep, res.policy).encode("utf-8"),
         "backtest.json": (json.dumps(rep, indent=2, ensure_ascii=False) + "\n").encode("utf-8"),
-        "folds.csv": res.folds.to_csv(index=False, lineterminator="\n").encode("utf-8"),
+        "folds.csv": csv_bytes(res.folds),   # the one spreadsheet-safe CSV writer
     }
     if fit:
         head = ("# fdnet policy fitted by `fdnet calibrate` (see backtest.md beside it).\n"
                 f"# {res.policy.calibration.fitted_on}\n"
                 "# Review every component's points and sign off before using it for a run.\n")
         files["policy.yaml"] = (head + yaml.safe_dump(res.policy.effective(), sort_keys=False)).encode("utf-8")
-    write_files(files, out_dir)
+    write_files(files, out_dir, what="output folder")
     t = Table(title=f"{'calibrate' if fit else 'backtest'}: {rep['target']} within {rep['horizon_days']} days "
                     f"(mean over {len(rep['test_origins'])} test origins)")
     for c in ("ranking", "ROC AUC", "top 1%", "top 2%", f"top {rep['top_k']}"):

@@ -180,7 +180,7 @@ def compute_run(data_dir: str | Path, *, as_of: str | None = None, policy: Polic
 
 
 def _shootings_by_month(net) -> list[dict]:
-    """Shootings and shooting victims per calendar month of the window (for the report's chart)."""
+    """Shootings and distinct people shot per calendar month of the window (for the report's chart)."""
     I = net.incidence
     sh = net.shooting_incidents()
     months = (np.datetime64("1970-01-01", "D") + net.inc_day.astype("timedelta64[D]")).astype("datetime64[M]")
@@ -190,7 +190,9 @@ def _shootings_by_month(net) -> list[dict]:
         return out
     lo, hi = months.min(), months.max()
     m_sh = pd.Series(months[sh]).value_counts()
-    m_v = pd.Series(months[I.inc[vic]]).value_counts()
+    # distinct people shot per month (one person in two rows of one shooting counts once), the report's
+    # one definition of "shooting victims"
+    m_v = pd.DataFrame({"m": months[I.inc[vic]], "p": I.person[vic]}).drop_duplicates()["m"].value_counts()
     m = lo
     while m <= hi:
         out.append({"month": str(m), "shootings": int(m_sh.get(m, 0)), "victims": int(m_v.get(m, 0))})

@@ -49,7 +49,6 @@ import contextlib
 import csv
 import getpass
 import hashlib
-import io
 import json
 import os
 import re
@@ -61,6 +60,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UsageError
+from ..tables import read_csv_table
 
 GENESIS = "0" * 64
 KINDS = ("run", "review", "export")
@@ -543,10 +543,11 @@ class AuditLog:
             if recorded and recorded != hashes[name]:
                 raise UsageError(f"{p} differs from the SHA-256 in its manifest (edited after the run); "
                                  f"reviews are refused on altered lists; run `fdnet verify {run}`")
-            for row in csv.DictReader(io.StringIO(data.decode("utf-8-sig"), newline="")):
-                if row.get("person_id") == pid:
-                    found[name] = {"rank": int(row["rank"]), "score": row.get("score", "")}
-                    break
+            df = read_csv_table(data)   # spreadsheet escapes undone: an ID beginning with '=' matches itself
+            hit = df[df["person_id"] == pid] if "person_id" in df.columns else df.iloc[0:0]
+            if len(hit):
+                row = hit.iloc[0]
+                found[name] = {"rank": int(row["rank"]), "score": row.get("score", "")}
         if not found:
             raise UsageError(f"{pid!r} is on none of call_in.csv, custom_notifications.csv, "
                              f"service_referrals.csv in {run}; only listed people are reviewed "

@@ -196,7 +196,7 @@ def write_all_or_nothing(files: dict[str, bytes], out_dir: str | Path) -> None:
     bad = sorted(n for n in files if not _SAFE_NAME.fullmatch(n))
     if bad:
         raise ValueError(f"export file names {bad!r} are not plain names")
-    write_staged(files, out_dir, prefix=".fdnet-export-staging-")
+    write_staged(files, out_dir, prefix=".fdnet-export-staging-", what="export folder")
 
 
 def export_run(run_dir: str | Path, out_dir: str | Path, formats: Iterable[str] | str | None = FORMATS,

@@ -109,8 +109,8 @@ def policy_sha256(policy: dict) -> str:
     >>> policy_sha256({"b": 1, "a": [1, 2]}) == policy_sha256({"a": [1, 2], "b": 1})
     True
     """
-    canon = json.dumps(policy, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return sha256_hex(canon.encode("utf-8"))
+    from ..audit.log import canonical_json   # the one hashed serialisation (report, policy check, audit log)
+    return sha256_hex(canonical_json(policy).encode("utf-8"))
 
 
 def load_run(run_dir: str | Path) -> RunFolder:
