@@ -493,3 +493,24 @@ def test_parquet_decompression_bomb_is_refused(tmp_path, monkeypatch):
     monkeypatch.setattr(read_mod, "MAX_PARQUET_CELLS", 60_000)       # the 10^9-cell bound, scaled down
     with pytest.raises(InputError, match="once decompressed"):
         load_records(d)
+
+
+def test_case_variant_ids_are_reported_apart_from_unicode_forms(tmp_path):
+    inv = INVOLVEMENTS + "I01,p1,suspect\nI02,JOSÉ,offender\nI02,jose\u0301,offender\n"
+    rec = load_records(write_folder(tmp_path, involvements=inv))
+    assert {"P1", "p1"} <= set(rec.involvements["person_id"])              # still two people
+    kinds = {f["kind"]: f for f in rec.findings if f["column"] == "person_id"}
+    case = {g["key"]: g["ids"] for g in kinds["case_variant_ids"]["groups"]}
+    assert case == {"p1": ["P1", "p1"], "josé": ["JOSÉ", "jose\u0301"]}
+    assert "case-sensitive" in kinds["case_variant_ids"]["message"]
+    assert "confusable_ids" not in kinds                                  # no two IDs share one Unicode-folded form
+
+
+def test_many_confusable_groups_are_capped_and_counted(tmp_path):
+    n = 150
+    inv = "incident_id,person_id,role\n" + "".join(f"I01,{i:04d},offender\nI01,{i},offender\n" for i in range(1, n + 1))
+    rec = load_records(write_folder(tmp_path, involvements=inv, persons=None, groups=None, relations=None))
+    f = next(x for x in rec.findings if x["kind"] == "confusable_ids")
+    assert f["n_groups"] == n and len(f["groups"]) == 100 and f["groups_omitted"] == 50
+    assert f["groups"][0]["tables"] == {"0001": ["involvements"], "1": ["involvements"]}
+    assert len(rec.involvements) == 2 * n

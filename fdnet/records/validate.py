@@ -451,34 +451,55 @@ def _confusables(namespaces: dict[str, dict[str, np.ndarray]]) -> list[dict]:
         arr = pa.array(uniq.tolist(), pa.string())
         odd = ~pc.string_is_ascii(arr).to_numpy(zero_copy_only=False)
         odd |= pc.match_substring_regex(arr, r"^0+[0-9]+$").to_numpy(zero_copy_only=False)
-        if not odd.any():
-            continue
         key = pc.utf8_trim_whitespace(pc.replace_substring_regex(pc.utf8_normalize(arr, "NFKC"), r"\p{Cf}", ""))
         key = pc.replace_substring_regex(key, r"^0+([0-9]+)$", r"\1")
-        df = pd.DataFrame({"id": uniq, "key": np.asarray(key.to_numpy(zero_copy_only=False), dtype=object)})
-        keys_odd = set(df["key"][odd])
-        df = df[df["key"].isin(keys_odd)]
-        df = df[df.groupby("key")["id"].transform("size") > 1].sort_values(["key", "id"], kind="stable")
-        if not len(df):
-            continue
-        groups = []
-        for k, g in df.groupby("key", sort=True):
-            ids = g["id"].tolist()
-            groups.append({"key": k, "ids": ids, "escaped": [ascii(i) for i in ids],
-                           "tables": {i: [t for t, a in tables.items() if (a == i).any()] for i in ids}})
-        n = len(groups)
-        sample = "; ".join(" / ".join(g["escaped"]) for g in groups[:3])
-        out.append({
-            "kind": "confusable_ids", "column": kind, "n_groups": n,
-            "groups": groups[:MAX_FINDING_GROUPS], "groups_omitted": max(0, n - MAX_FINDING_GROUPS),
-            "message": (f"{n} group{'s' if n > 1 else ''} of {kind} values differ only in Unicode form "
-                        "(NFC/NFD, full-width characters or invisible characters) or in leading zeros, and are "
-                        "kept apart as "
-                        f"different {'people' if kind == 'person_id' else 'values'}; they are likely "
-                        f"duplicates to fix in the records system (fdnet never merges them): {sample}"
-                        + ("; …" if n > 3 else "")),
-        })
+        keys = np.asarray(key.to_numpy(zero_copy_only=False), dtype=object)
+        what = "people" if kind == "person_id" else "values"
+        if odd.any():
+            f = _id_groups(kind, tables, uniq, keys, odd, "confusable_ids",
+                           "differ only in Unicode form (NFC/NFD, full-width characters or invisible characters) "
+                           f"or in leading zeros, and are kept apart as different {what}")
+            if f:
+                out.append(f)
+        # IDs are case-sensitive; IDs equal but for case (after the folding above) are likely duplicates too
+        folded = np.asarray(pc.utf8_lower(key).to_numpy(zero_copy_only=False), dtype=object)
+        cased = folded != keys
+        if cased.any():
+            # only groups whose members differ in case, not merely in the Unicode form reported above
+            df = pd.DataFrame({"f": folded, "k": keys})
+            multi = df.groupby("f")["k"].transform("nunique").to_numpy() > 1
+            if multi.any():
+                f = _id_groups(kind, tables, uniq, folded, multi, "case_variant_ids",
+                               f"differ only in upper and lower case (IDs are case-sensitive), and are kept apart "
+                               f"as different {what}")
+                if f:
+                    out.append(f)
     return out
+
+
+def _id_groups(kind: str, tables: dict[str, np.ndarray], uniq: np.ndarray, keys: np.ndarray,
+               candidate: np.ndarray, finding: str, differ: str) -> dict | None:
+    """One finding: the groups of distinct IDs sharing a key, among keys of ``candidate`` IDs."""
+    df = pd.DataFrame({"id": uniq, "key": keys})
+    df = df[df["key"].isin(set(df["key"][candidate]))]
+    df = df[df.groupby("key")["id"].transform("size") > 1].sort_values(["key", "id"], kind="stable")
+    if not len(df):
+        return None
+    n = int(df["key"].nunique())
+    shown = df[df["key"].isin(sorted(set(df["key"]))[:MAX_FINDING_GROUPS])]
+    sets = {t: set(pd.unique(a[np.isin(a, shown["id"].to_numpy(dtype=object))])) for t, a in tables.items()}
+    groups = []
+    for k, g in shown.groupby("key", sort=True):
+        ids = g["id"].tolist()
+        groups.append({"key": k, "ids": ids, "escaped": [ascii(i) for i in ids],
+                       "tables": {i: [t for t in tables if i in sets[t]] for i in ids}})
+    sample = "; ".join(" / ".join(g["escaped"]) for g in groups[:3])
+    return {
+        "kind": finding, "column": kind, "n_groups": n,
+        "groups": groups, "groups_omitted": max(0, n - MAX_FINDING_GROUPS),
+        "message": (f"{n} group{'s' if n > 1 else ''} of {kind} values {differ}; they are likely duplicates "
+                    f"to fix in the records system (fdnet never merges them): {sample}" + ("; …" if n > 3 else "")),
+    }
 
 
 def load_records(data_dir: str | Path, as_of: str | None = None,
