@@ -433,6 +433,7 @@ def test_mapping_constants_give_a_fixed_role_date_and_flag(tmp_path):
     ("tables: {incidents: {columns: {gun: G}, constants: {gun: true}}}", "also mapped"),
     ("tables: {incidents: {constants: {date: 2024-01-01}}}", "has a column date too"),
     ("long: {file: x.csv, columns: {colour: C}}", "long.columns: unknown column"),
+    ("long: {file: x.csv}\ntables: {involvements: {constants: {role: offender}}}", "under long.constants"),
 ])
 def test_bad_constants_are_a_clear_error(tmp_path, text, expect):
     d = write_folder(tmp_path, extra={"mapping.yaml": text})

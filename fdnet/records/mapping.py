@@ -41,7 +41,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ..errors import InputError
 from .read import read_regular
@@ -159,6 +159,15 @@ class Mapping(BaseModel):
         if bad:
             raise ValueError(f"booleans: keys must be 'true' and 'false', got {', '.join(clip(b) for b in sorted(bad))}")
         return v
+
+    @model_validator(mode="after")
+    def _constants_where_used(self):
+        if self.long:
+            for t in ("incidents", "involvements"):
+                if t in self.tables and self.tables[t].constants:
+                    raise ValueError(f"tables.{t}.constants: with `long`, incidents and involvements come from the "
+                                     "long export; give the constants under long.constants")
+        return self
 
     def role_map(self) -> dict[str, tuple[str, ...]]:
         """Lower-cased code -> tuple of fdnet roles."""
