@@ -269,3 +269,27 @@ def test_every_documented_command_runs_in_text_mode(env, capsys, tmp_path):
         assert rc == 0, (name, err[-500:])
         assert re.search(expect, out, re.M), (name, out[:500])
         assert "Traceback" not in err and "internal error" not in err, name
+
+
+def test_why_not_on_the_call_in_names_the_group_choice_not_a_score_cut_off(env):
+    """The call-in is chosen by group, then by reach inside the group: a person scoring above the lowest
+    invitee must be told why (their group was not invited, or its seats went to better-connected members)."""
+    run = env / "run"
+    groups = read_csv_table(run / "call_in_groups.csv")
+    invited = set(read_csv_table(run / "call_in.csv")["person_id"])
+    scores = read_csv_table(run / "scores.csv")
+    eligible = scores[(scores["enforcement_eligible"] == "true") & (scores["group"] != "") &
+                      ~scores["person_id"].isin(invited)]
+    seen = set()
+    for r in eligible.itertuples():
+        why = explain_person(run, r.person_id)["lists"]["call_in"]["why_not"]
+        if float(r.enforcement_score) < 20:          # the default call_in min_score
+            continue
+        assert "cut-off" not in why, why
+        if r.group in set(groups["group"]):
+            assert why.startswith(f"group {r.group} is invited, but its ") and "expected reach" in why
+            seen.add("invited group")
+        else:
+            assert why.startswith(f"group {r.group} was not among the {len(groups)} groups invited")
+            seen.add("other group")
+    assert seen == {"invited group", "other group"}

@@ -52,11 +52,15 @@ def explain_person(run_dir: str | Path, person_id: str) -> dict:
                     entry[col] = int(float(r[col]))
             out["lists"][name] = entry
         else:
-            out["lists"][name] = {"on_list": False, "why_not": _why_not(name, out["scores"], lst, policy)}
+            groups = read_csv_table(run_dir / "call_in_groups.csv") if name == "call_in" and \
+                (run_dir / "call_in_groups.csv").is_file() else None
+            out["lists"][name] = {"on_list": False,
+                                  "why_not": _why_not(name, out["scores"], lst, policy, call_in_groups=groups)}
     return out
 
 
-def _why_not(name: str, s: dict | None, lst: pd.DataFrame, policy: dict) -> str:
+def _why_not(name: str, s: dict | None, lst: pd.DataFrame, policy: dict,
+             call_in_groups: pd.DataFrame | None = None) -> str:
     if s is None:
         return ("not in the network: no involvement in an incident inside the window "
                 "(or the person ID is not in the input)")
@@ -70,6 +74,17 @@ def _why_not(name: str, s: dict | None, lst: pd.DataFrame, policy: dict) -> str:
         score = float(s["enforcement_score"])
         if score < rule["min_score"]:
             return f"enforcement score {score:g} is below the policy minimum {rule['min_score']:g}"
+        if name == "call_in" and call_in_groups is not None:
+            # the call-in is chosen by group, then by reach inside the group: a score cut-off would mislead
+            chosen = call_in_groups[call_in_groups["group"] == s["group"]]
+            if not len(chosen):
+                return (f"group {s['group']} was not among the {len(call_in_groups)} groups invited (groups are "
+                        f"chosen by recent shootings and conflicts, at most {rule['max_groups']}; "
+                        "see call_in_groups.csv)")
+            g = chosen.iloc[0]
+            return (f"group {s['group']} is invited, but its {g['invited']} seats went to the members whose "
+                    f"attendance spreads the message furthest (expected reach {g['expected_reach']} of "
+                    f"{g['members']} members; invited: {g['invited_ids'].replace(';', ', ')})")
         return (f"enforcement score {score:g} is below the list's cut-off (list full at {rule['size']} people, "
                 f"lowest listed score {last:g})" if last is not None else f"enforcement score {score:g}")
     score = float(s["service_score"])
