@@ -200,7 +200,7 @@ def _is_simple(text: str) -> bool:
     if '"' in text or "\r" in text.replace("\r\n", ""):
         return False
     body = text.replace("\r\n", "\n")
-    body = body[:-1] if body.endswith("\n") else body
+    body = body.removesuffix("\n")
     return _BLANK_LINE.search(body) is None
 
 
@@ -281,8 +281,8 @@ def _oversize(t: RawTable) -> RawTable:
     for i in rows.tolist():
         k = int(np.argmax(over[i]))
         t.bad_rows.append((int(t.lines[i]),
-                           f"{t.df.columns[k]} is {int(lens[i, k])} characters long, more than the "
-                           f"{MAX_FIELD_CHARS} (128 KiB) fdnet accepts in one cell",
+                           (f"{t.df.columns[k]} is {int(lens[i, k])} characters long, more than the "
+                            f"{MAX_FIELD_CHARS} (128 KiB) fdnet accepts in one cell"),
                            t.raw(i)))
     keep = np.ones(len(t.df), bool)
     keep[rows] = False

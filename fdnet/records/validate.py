@@ -29,8 +29,17 @@ import pyarrow.compute as pc
 from ..errors import InputError
 from .mapping import Mapping, load_mapping, mapping_file
 from .read import RawTable, read_table
-from .schema import (FALSE_WORDS, NULL_MARKERS, OFFENDING_ROLES, TABLES, TRUE_WORDS, VIOLENT_NIBRS,
-                     VIOLENT_OFFENSES, TableSpec, clip)
+from .schema import (
+    FALSE_WORDS,
+    NULL_MARKERS,
+    OFFENDING_ROLES,
+    TABLES,
+    TRUE_WORDS,
+    VIOLENT_NIBRS,
+    VIOLENT_OFFENSES,
+    TableSpec,
+    clip,
+)
 
 EPOCH = np.datetime64("1970-01-01", "D")
 # the shape of an ISO 8601 date or date-time; the ranges of each part are checked after
@@ -790,7 +799,7 @@ def load_records(data_dir: str | Path, as_of: str | None = None,
         entry = {"path": str(t.path.resolve()), "sha256": t.sha256,
                  "rows": {"read": t.n_read, "used": t.n_read - n_rej, "rejected": n_rej}}
         if name == "incidents":
-            entry["rows"]["after_as_of"] = int(len(after))
+            entry["rows"]["after_as_of"] = len(after)
         elif name == "involvements" and not long:
             entry["rows"]["after_as_of"] = after_v
         elif name in extra_after:
