@@ -116,19 +116,30 @@ def _listed(res) -> dict[str, set[str]]:
 
 
 def test_guardrails_apply_through_parquet_integer_ids(tmp_path):
-    """The incarcerated guardrail still bites when persons.parquet has nullable integer IDs."""
+    """The deceased, incarcerated and juvenile guardrails still bite when persons.parquet has int IDs with a null."""
     from fdnet import compute_run
+    from fdnet.tables import read_csv_table
 
     d = numeric_folder(tmp_path / "d")
-    on_lists = set().union(*_listed(compute_run(d)).values())
-    assert on_lists, "the helper folder must list someone for this test to mean anything"
-    # everyone listed is incarcerated, in a Parquet persons table whose int64 ID column has a null
-    ids = sorted(on_lists)
-    persons = pd.DataFrame({"person_id": pd.array([int(i) for i in ids] + [None], dtype="Int64"),
-                            "incarcerated": [True] * len(ids) + [False]})
+    policy = {"guardrails": {"juveniles": "exclude"}}
+    on_lists = sorted(set().union(*_listed(compute_run(d, policy=policy)).values()))
+    assert len(on_lists) >= 3, "the helper folder must list several people for this test to mean anything"
+    # one listed person deceased, one a juvenile, the rest incarcerated; int64 IDs, one of them null
+    n = len(on_lists)
+    persons = pd.DataFrame({
+        "person_id": pd.array([int(i) for i in on_lists] + [None], dtype="Int64"),
+        "deceased": [True] + [False] * n,
+        "birth_year": pd.array([None, 2015] + [None] * (n - 1), dtype="Int64"),
+        "incarcerated": [False, False] + [True] * (n - 2) + [False],
+    })
     persons.to_parquet(d / "persons.parquet")
-    after = _listed(compute_run(d))
-    assert not set().union(*after.values()) & on_lists, after
+    res = compute_run(d, policy=policy)
+    after = _listed(res)
+    assert not set().union(*after.values()) & set(on_lists), after
+    sc = read_csv_table(res.outputs["scores.csv"]).set_index("person_id")
+    assert str(sc.loc[on_lists[0], "deceased"]).lower() == "true"
+    assert str(sc.loc[on_lists[1], "juvenile"]).lower() == "true" and float(sc.loc[on_lists[1], "age"]) < 18
+    assert {str(sc.loc[i, "incarcerated"]).lower() for i in on_lists[2:]} == {"true"}
 
 
 # --- 3: one rejected row per input row; counts add up ---------------------------------------------
