@@ -526,3 +526,22 @@ def test_many_confusable_groups_are_capped_and_counted(tmp_path):
     assert f["n_groups"] == n and len(f["groups"]) == 100 and f["groups_omitted"] == 50
     assert f["groups"][0]["tables"] == {"0001": ["involvements"], "1": ["involvements"]}
     assert len(rec.involvements) == 2 * n
+
+
+def test_fast_and_exact_csv_paths_agree_on_random_bytes():
+    """Seeded fuzz: whitespace of every kind, NULs, separators, blank lines, one to three columns."""
+    import random
+
+    rng = random.Random(9)
+    alphabet = ["a", "b", ",", ",", " ", "\t", "\n", "\n", "\u00a0", "é", "\x00", "\u2028", "\x1c", "\x0b", "\x0c"]
+    p = Path("t.csv")
+    for _ in range(400):
+        text = rng.choice(["x,y\n", "x\n", "x,y,z\n"]) + "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 30)))
+        got = []
+        for fast in (True, False):
+            try:
+                t = parse_csv(p, "t", text.encode(), fast=fast)
+                got.append((t.df.astype(object).values.tolist(), t.lines.tolist(), t.n_read, t.bad_rows))
+            except InputError as e:
+                got.append(str(e))
+        assert got[0] == got[1], repr(text)
