@@ -545,3 +545,24 @@ def test_fast_and_exact_csv_paths_agree_on_random_bytes():
             except InputError as e:
                 got.append(str(e))
         assert got[0] == got[1], repr(text)
+
+
+def test_csv_and_typed_parquet_give_the_same_records(tmp_path):
+    """The helper folder as CSV, and as Parquet with the types a records system would use, read the same."""
+    num = numeric_folder(tmp_path / "csv")
+    (num / "persons.csv").write_text("person_id,birth_year,deceased,incarcerated\n1,1998,false,false\n5,1990,false,true\n"
+                                     "1002,,true,false\n")
+    pq_dir = tmp_path / "pq"
+    pq_dir.mkdir()
+    for name in ("incidents", "involvements", "persons"):
+        df = pd.read_csv(num / f"{name}.csv")           # pandas' own type inference: ints, floats with NaN, ...
+        if "date" in df:
+            df["date"] = pd.to_datetime(df["date"])
+        if name == "persons":
+            df = df.astype({"birth_year": "Int64", "deceased": bool, "incarcerated": bool})
+        df.to_parquet(pq_dir / f"{name}.parquet")
+    a, b = load_records(num), load_records(pq_dir)
+    for t in ("incidents", "involvements", "persons"):
+        x, y = getattr(a, t).drop(columns="line"), getattr(b, t).drop(columns="line")
+        pd.testing.assert_frame_equal(x.reset_index(drop=True), y.reset_index(drop=True), check_dtype=False)
+    assert len(a.rejected) == len(b.rejected) == 0
