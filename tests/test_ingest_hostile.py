@@ -566,3 +566,17 @@ def test_csv_and_typed_parquet_give_the_same_records(tmp_path):
         x, y = getattr(a, t).drop(columns="line"), getattr(b, t).drop(columns="line")
         pd.testing.assert_frame_equal(x.reset_index(drop=True), y.reset_index(drop=True), check_dtype=False)
     assert len(a.rejected) == len(b.rejected) == 0
+
+
+def test_excel_sep_line_and_utf16_exports(tmp_path):
+    d = write_folder(tmp_path, incidents="sep=,\r\n" + INCIDENTS.replace("\n", "\r\n"))
+    rec = load_records(d)
+    assert len(rec.incidents) == 6 and len(rec.rejected) == 0
+    (d / "incidents.csv").write_text("sep=;\nincident_id;date\nI01;2024-01-01\n")
+    with pytest.raises(InputError, match="sep= line"):
+        load_records(d)
+    (d / "incidents.csv").write_bytes(INCIDENTS.encode("utf-16"))
+    with pytest.raises(InputError, match="UTF-16"):
+        load_records(d)
+    bad = write_folder(tmp_path / "b", incidents="sep=,\n" + INCIDENTS + "I07,2024-02-30,x,,,,,\n")
+    assert rej(load_records(bad))["line"].tolist() == [9]        # physical lines: sep= is line 1

@@ -143,6 +143,9 @@ def read_regular(path: Path, *, label: str | None = None, max_bytes: int | None 
 
 
 def _decode(path: Path, data: bytes) -> str:
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise InputError("is UTF-16 text (Excel's \"Unicode text\"); save the export as UTF-8 CSV",
+                         file=path.name, line=1)
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -172,6 +175,8 @@ def _check_header(path: Path, header: list[str]) -> list[str]:
 
 
 # a line that is empty or holds only whitespace (the exact path skips it as blank)
+# Excel's separator declaration, a first line such as `sep=,`
+_SEP_LINE = re.compile(r"(?i)sep=(.?)\r?(\n|$)")
 _BLANK_LINE = re.compile(r"(?m)^[^\S\n]*$")
 
 
@@ -197,7 +202,7 @@ def _fast_csv(data: bytes, names: list[str]) -> pd.DataFrame | None:
 
 def _is_simple(text: str) -> bool:
     """One record per line, no line blank: the fast path reads it exactly as the exact path would."""
-    if '"' in text or "\r" in text.replace("\r\n", ""):
+    if '"' in text or "\r" in text.replace("\r\n", "") or _SEP_LINE.match(text):
         return False
     body = text.replace("\r\n", "\n")
     body = body.removesuffix("\n")
@@ -213,6 +218,12 @@ def _exact_csv(path: Path, text: str):
         reader = csv.reader(io.StringIO(text, newline=""), strict=False)
         try:
             header = next(reader)
+            sep = _SEP_LINE.match(text)
+            if sep and reader.line_num == 1:
+                if sep.group(1) != ",":
+                    raise InputError(f"declares {sep.group(1)!r} as its separator (Excel's sep= line); fdnet reads "
+                                     "comma-separated CSV (re-export as CSV, or save as Parquet)", file=path.name, line=1)
+                header = next(reader)     # `sep=,` says what fdnet reads anyway: skipped like a blank line
             while not any(h.strip() for h in header):
                 header = next(reader)
         except StopIteration:
