@@ -262,6 +262,8 @@ def test_future_dated_records_are_rejected_and_do_not_move_as_of(tmp_path):
     assert "(its row there was rejected)" in r[("involvements.csv", 16)]
     assert "dated in the future" in r[("groups.csv", 3)]
     assert rec.today == "2025-01-01"
+    assert any("2 rows dated after today (2025-01-01)" in n and "incidents.csv 1 (first on line 8)" in n
+               for n in rec.notes)
     counts_add_up(rec)
     # --as-of after the typo changes nothing: the row is still rejected, not used
     rec2 = load_records(tmp_path, as_of="2300-01-01", today="2025-01-01")

@@ -788,6 +788,14 @@ def load_records(data_dir: str | Path, as_of: str | None = None,
     # --- counts: read == used + rejected, one rejected row per input row ----------------
     rejected = rej.frame()
     per_table = rejected["_table"].value_counts().to_dict() if len(rejected) else {}
+    if len(rejected):
+        fut = rejected[rejected["reason"].str.contains("dated in the future", regex=False)]
+        if len(fut):
+            by_file = fut.groupby("file", sort=True)["line"].agg(["size", "first"])
+            notes.append(f"{len(fut)} row{'s' if len(fut) > 1 else ''} dated after today ({day_to_iso(now)}) "
+                         "rejected as dated in the future (a mistyped year?): "
+                         + ", ".join(f"{f} {int(r['size'])} (first on line {int(r['first'])})"
+                                     for f, r in by_file.iterrows()))
     rejected = rejected.drop(columns="_table")
     seen = set()
     for name, t in raws.items():
