@@ -506,7 +506,8 @@ def _id_groups(kind: str, tables: dict[str, np.ndarray], uniq: np.ndarray, keys:
     return {
         "kind": finding, "column": kind, "n_groups": n,
         "groups": groups, "groups_omitted": max(0, n - MAX_FINDING_GROUPS),
-        "message": (f"{n} group{'s' if n > 1 else ''} of {kind} values {differ}; they are likely duplicates "
+        "message": (f"{n} group{'s' if n > 1 else ''} of {kind} values {differ if n > 1 else 'differs' + differ[6:]}; "
+                    "they are likely duplicates "
                     f"to fix in the records system (fdnet never merges them): {sample}" + ("; …" if n > 3 else "")),
     }
 
