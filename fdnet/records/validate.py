@@ -467,7 +467,7 @@ def _confusables(namespaces: dict[str, dict[str, np.ndarray]]) -> list[dict]:
         if odd.any():
             f = _id_groups(kind, tables, uniq, keys, odd, "confusable_ids",
                            "differ only in Unicode form (NFC/NFD, full-width characters or invisible characters) "
-                           f"or in leading zeros, and are kept apart as different {what}")
+                           f"or in leading zeros; fdnet keeps them apart as different {what}")
             if f:
                 out.append(f)
         # IDs are case-sensitive; IDs equal but for case (after the folding above) are likely duplicates too
@@ -479,7 +479,7 @@ def _confusables(namespaces: dict[str, dict[str, np.ndarray]]) -> list[dict]:
             multi = df.groupby("f")["k"].transform("nunique").to_numpy() > 1
             if multi.any():
                 f = _id_groups(kind, tables, uniq, folded, multi, "case_variant_ids",
-                               f"differ only in upper and lower case (IDs are case-sensitive), and are kept apart "
+                               f"differ only in upper and lower case (IDs are case-sensitive); fdnet keeps them apart "
                                f"as different {what}")
                 if f:
                     out.append(f)
