@@ -205,6 +205,12 @@ CSV_CASES = {
     "commas_only": "incident_id,date\nI1,2024-01-01\n,\n",
     "wrong_width": "incident_id,date\nI1,2024-01-01\nI2\nI3,2024-01-03,x\n",
     "plain": "incident_id,date\nI1,2024-01-01\nI2,2024-01-02\n",
+    "quoted": 'incident_id,date,note\nI1,2024-01-01,"a, b"\n"I2",2024-01-02,"say ""hi"""\n',
+    "quoted_header": '"incident_id","date"\nI1,2024-01-01\n',
+    "quoted_newline": 'incident_id,date,note\nI1,2024-01-01,"two\nlines"\nI2,2024-01-02,x\n',
+    "quoted_blank_one_column": 'person_id\nP1\n"  "\nP2\n',
+    "quote_mid_field": 'incident_id,date,note\nI1,2024-01-01,a"b\nI2,2024-01-02,"c"d\n',
+    "quoted_wrong_width": 'incident_id,date\n"I1,2024-01-01"\nI2,2024-01-02\n',
 }
 
 
@@ -582,3 +588,12 @@ def test_excel_sep_line_and_utf16_exports(tmp_path):
         load_records(d)
     bad = write_folder(tmp_path / "b", incidents="sep=,\n" + INCIDENTS + "I07,2024-02-30,x,,,,,\n")
     assert rej(load_records(bad))["line"].tolist() == [9]        # physical lines: sep= is line 1
+
+
+def test_quoted_csv_takes_the_fast_path_when_no_record_spans_lines(tmp_path, monkeypatch):
+    import fdnet.records.read as read_mod
+
+    data = ('incident_id,date,offense\n' + "".join(f'I{i},2024-01-01,"robbery, armed"\n' for i in range(50))).encode()
+    monkeypatch.setattr(read_mod, "_exact_csv", lambda *a: pytest.fail("the exact path was used"))
+    t = parse_csv(tmp_path / "incidents.csv", "incidents", data)
+    assert len(t.df) == 50 and t.df["offense"].iat[0] == "robbery, armed" and t.lines[-1] == 51

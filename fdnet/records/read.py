@@ -8,9 +8,9 @@ CSV: UTF-8 (a byte-order mark is accepted), comma-separated, header row,
 ``"`` quoting (quoted commas, quotes and newlines), LF or CRLF line ends,
 blank lines (empty or only whitespace) skipped. ``line`` is the physical line
 on which a record starts (the header is line 1). Two parsers read CSV: a fast
-one (pyarrow) for files where every record is one line and no line is blank,
-and an exact one (the ``csv`` module) for everything else; both give the same
-table for the same bytes.
+one (pyarrow, quoting included) for files where every record is one line and
+no line is blank, and an exact one (the ``csv`` module) for everything else;
+both give the same table for the same bytes.
 
 Parquet: ``line`` is the 1-based row number. Each column is turned into text
 by its Arrow type, nulls becoming empty cells: integers stay integers
@@ -180,11 +180,13 @@ _SEP_LINE = re.compile(r"(?i)sep=(.?)\r?(\n|$)")
 _BLANK_LINE = re.compile(r"(?m)^[^\S\n]*$")
 
 
-def _fast_csv(data: bytes, names: list[str]) -> pd.DataFrame | None:
+def _fast_csv(data: bytes, names: list[str], *, quoted: bool = False) -> pd.DataFrame | None:
     """pyarrow's multi-threaded reader, for files where one record is one line.
 
     Returns None when any row has the wrong number of fields: the exact
-    path then reads the file and names those rows.
+    path then reads the file and names those rows. ``quoted`` reads ``"``
+    quoting as the csv module does (the caller checks that no record spans
+    lines, so line numbers stay exact).
     """
     import pyarrow.csv as pacsv
 
@@ -192,7 +194,8 @@ def _fast_csv(data: bytes, names: list[str]) -> pd.DataFrame | None:
         table = pacsv.read_csv(
             io.BytesIO(data),
             read_options=pacsv.ReadOptions(column_names=names, skip_rows=1),
-            parse_options=pacsv.ParseOptions(quote_char=False, newlines_in_values=False),
+            parse_options=(pacsv.ParseOptions(quote_char='"', double_quote=True, newlines_in_values=True) if quoted
+                           else pacsv.ParseOptions(quote_char=False, newlines_in_values=False)),
             convert_options=pacsv.ConvertOptions(column_types={n: pa.string() for n in names},
                                                  strings_can_be_null=False, quoted_strings_can_be_null=False))
     except (pa.ArrowInvalid, pa.ArrowTypeError):
@@ -201,8 +204,8 @@ def _fast_csv(data: bytes, names: list[str]) -> pd.DataFrame | None:
 
 
 def _is_simple(text: str) -> bool:
-    """One record per line, no line blank: the fast path reads it exactly as the exact path would."""
-    if '"' in text or "\r" in text.replace("\r\n", "") or _SEP_LINE.match(text):
+    """No lone CR, no blank line, no sep= line: the fast path may read it (quotes are checked after)."""
+    if "\r" in text.replace("\r\n", "") or _SEP_LINE.match(text):
         return False
     body = text.replace("\r\n", "\n")
     body = body.removesuffix("\n")
@@ -265,11 +268,18 @@ def parse_csv(path: Path, name: str, data: bytes, *, fast: bool = True) -> RawTa
     t = None
     if fast and _is_simple(text):
         first_nl = text.find("\n")
-        header = text[: first_nl if first_nl >= 0 else len(text)].rstrip("\r").split(",")
-        names = _check_header(path, header)
-        df = _fast_csv(data[3:] if data.startswith(b"\xef\xbb\xbf") else data, names)
-        if df is not None:
-            t = RawTable(name, path, digest, df, np.arange(2, len(df) + 2, dtype=np.int64), header, len(df), [])
+        first = text[: first_nl if first_nl >= 0 else len(text)].rstrip("\r")
+        quoted = '"' in text
+        header = next(csv.reader([first], strict=False)) if quoted else first.split(",")
+        # with quotes: the header must fit on its line, and a one-column file goes to the exact
+        # path (which skips a quoted blank cell as a blank line)
+        if not quoted or (first.count('"') % 2 == 0 and len(header) > 1):
+            names = _check_header(path, header)
+            df = _fast_csv(data[3:] if data.startswith(b"\xef\xbb\xbf") else data, names, quoted=quoted)
+            n_lines = text.replace("\r\n", "\n").removesuffix("\n").count("\n")    # data lines, no blank ones
+            # every record on one line (none spans lines) keeps line numbers exact
+            if df is not None and (not quoted or len(df) == n_lines):
+                t = RawTable(name, path, digest, df, np.arange(2, len(df) + 2, dtype=np.int64), header, len(df), [])
     if t is None:
         header, df, lines, bad = _exact_csv(path, text)
         t = RawTable(name, path, digest, df, lines, header, len(df) + len(bad), bad)
