@@ -537,14 +537,16 @@ def test_many_confusable_groups_are_capped_and_counted(tmp_path):
 
 
 def test_fast_and_exact_csv_paths_agree_on_random_bytes():
-    """Seeded fuzz: whitespace of every kind, NULs, separators, blank lines, one to three columns."""
+    """Seeded fuzz: whitespace of every kind, NULs, quotes, separators, blank lines, one to three columns."""
     import random
 
     rng = random.Random(9)
-    alphabet = ["a", "b", ",", ",", " ", "\t", "\n", "\n", "\u00a0", "é", "\x00", "\u2028", "\x1c", "\x0b", "\x0c"]
+    alphabet = ["a", "b", ",", ",", " ", "\t", "\n", "\n", "\u00a0", "é", "\x00", "\u2028", "\x1c", "\x0b", "\x0c",
+                '"', '"', "\r\n"]
     p = Path("t.csv")
-    for _ in range(400):
-        text = rng.choice(["x,y\n", "x\n", "x,y,z\n"]) + "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 30)))
+    for _ in range(600):
+        text = rng.choice(["x,y\n", "x\n", "x,y,z\n", '"x","y"\n']) + "".join(
+            rng.choice(alphabet) for _ in range(rng.randint(0, 30)))
         got = []
         for fast in (True, False):
             try:
