@@ -61,11 +61,12 @@ class Study:
 
 def study(data_dir: str | Path, *, as_of: str | None = None, policy: Policy | dict | str | Path | None = None,
           mapping_path: str | Path | None = None, previous_groups: pd.DataFrame | None = None,
-          progress: Callable[[str], None] | None = None) -> Study:
+          progress: Callable[[str], None] | None = None, today: str | None = None) -> Study:
     """Read, validate and analyse an input folder, returning every intermediate result.
 
     The records -> graph -> scoring stages of a run (:func:`fdnet.pipeline.compute_run`
-    adds the lists, explanations and report on top).
+    adds the lists, explanations and report on top). ``today`` (YYYY-MM-DD, default the machine's
+    date) is the day of the run: records dated after it are rejected as dated in the future.
     """
     step = progress or (lambda name: None)
     if isinstance(policy, (str, Path)):
@@ -74,7 +75,7 @@ def study(data_dir: str | Path, *, as_of: str | None = None, policy: Policy | di
         policy = policy_from_dict(policy)
     policy = policy or Policy()
     step("read and validate")
-    rec = apply_retention(load_records(data_dir, as_of=as_of, mapping_path=mapping_path), policy.retention_days)
+    rec = apply_retention(load_records(data_dir, as_of=as_of, mapping_path=mapping_path, today=today), policy.retention_days)
     step("build networks")
     net = build_network(rec.incidents, rec.involvements, as_of_day=rec.as_of_day,
                         window_days=policy.window_days, half_life_days=policy.half_life_days,

@@ -70,15 +70,18 @@ def _versions() -> dict:
 def compute_run(data_dir: str | Path, *, as_of: str | None = None, policy: Policy | dict | None = None,
                 mapping_path: str | Path | None = None,
                 progress: Callable[[str], None] | None = None,
-                previous_groups: pd.DataFrame | None = None) -> RunResult:
+                previous_groups: pd.DataFrame | None = None, today: str | None = None) -> RunResult:
     """Run the whole pipeline in memory; see the module docstring.
 
     ``previous_groups`` (an earlier run's groups.csv) lets detected groups
-    keep their names when their membership overlaps.
+    keep their names when their membership overlaps. ``today`` is the day of
+    the run (default the machine's date; written to the manifest as
+    ``run_date``, and given back by ``fdnet verify`` so a re-run on a later
+    day rejects exactly the rows the run rejected as dated in the future).
     """
     step = progress or (lambda name: None)
     st = study(data_dir, as_of=as_of, policy=policy, mapping_path=mapping_path,
-               previous_groups=previous_groups, progress=step)
+               previous_groups=previous_groups, progress=step, today=today)
     rec, net, an, scores, policy = st.records, st.network, st.analytics, st.scores, st.policy
     co = net.layers["co_offending"]
     groups = an.groups
@@ -148,6 +151,7 @@ def compute_run(data_dir: str | Path, *, as_of: str | None = None, policy: Polic
     manifest = {
         "fdnet_version": __version__,
         "as_of": rec.as_of,
+        "run_date": rec.today,
         "window": {"start": summary["window_start"], "end": rec.as_of, "days": policy.window_days},
         "data_dir": str(Path(data_dir).resolve()),
         "policy": policy.effective(),
@@ -367,12 +371,12 @@ def load_previous_groups(previous_run: str | Path | None) -> tuple[pd.DataFrame 
 def run(data_dir: str | Path, out_dir: str | Path, *, as_of: str | None = None,
         policy: Policy | dict | None = None, mapping_path: str | Path | None = None,
         progress: Callable[[str], None] | None = None, previous_run: str | Path | None = None,
-        sign_key: bytes | None = None) -> RunResult:
+        sign_key: bytes | None = None, today: str | None = None) -> RunResult:
     """Validate the run folder first, compute, then write (all or nothing; signed with ``sign_key``)."""
     check_run_dir(Path(out_dir))
     prev, prev_entry = load_previous_groups(previous_run)
     result = compute_run(data_dir, as_of=as_of, policy=policy, mapping_path=mapping_path, progress=progress,
-                         previous_groups=prev)
+                         previous_groups=prev, today=today)
     if prev_entry:
         result.manifest["inputs"]["previous_groups"] = prev_entry
     write_run(result, out_dir, sign_key=sign_key)

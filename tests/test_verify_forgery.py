@@ -299,3 +299,23 @@ def test_unreadable_manifest_fails(env, capsys):
     (env["run"] / "manifest.json").unlink()
     rc, text = verify(env["run"], capsys=capsys)
     assert rc == 2 and "not an fdnet run folder" in text and "Traceback" not in text
+
+
+def test_rerun_on_a_later_day_uses_the_runs_own_day(tmp_path, capsys):
+    """A row dated after the day of the run is rejected as dated in the future; verify re-runs with the run's
+    own day (manifest run_date), so the same row is rejected again even though that day has now passed."""
+    from helpers import INCIDENTS, INVOLVEMENTS
+
+    from fdnet.pipeline import run as run_pipeline
+    data = write_folder(tmp_path / "data", incidents=INCIDENTS + "I99,2024-06-20,robbery,120,false,false,true,1\n",
+                        involvements=INVOLVEMENTS + "I99,P2,offender\nI99,P3,offender\n")
+    out = tmp_path / "run"
+    res = run_pipeline(data, out, today="2024-06-10")
+    m = manifest(out)
+    assert m["run_date"] == "2024-06-10"
+    assert m["inputs"]["incidents"]["rows"]["rejected"] >= 1
+    assert "dated in the future" in (out / "rejected.csv").read_text()
+    assert res.manifest["as_of"] <= "2024-06-10"
+    rc, text = verify(out, capsys=capsys)     # today is long after 2024-06-20: the row would be in the window
+    assert rc == 0, text
+    assert "re-run: identical" in text

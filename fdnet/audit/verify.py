@@ -428,7 +428,8 @@ def _rerun(rep: VerifyReport, run_dir: Path, manifest: dict, progress) -> None:
         if "previous_groups" in inputs:
             prev = read_csv_table(Path(inputs["previous_groups"]["path"]))
         result = compute_run(manifest["data_dir"], as_of=manifest["as_of"], policy=manifest["policy"],
-                             mapping_path=mapping, progress=progress, previous_groups=prev)
+                             mapping_path=mapping, progress=progress, previous_groups=prev,
+                             today=manifest.get("run_date") or None)   # the run's own day (future-dated rows)
     except FdnetError as exc:
         rep.add("re-run", False, f"the inputs are in place but the run cannot be made again: {str(exc)[:400]}")
         rep.rerun = "not made: the re-run failed"
