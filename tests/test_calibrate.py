@@ -427,3 +427,9 @@ def test_report_carries_intervals_and_warns_on_few_positives(calibrated):
     # 6,000 people, two test origins: fewer than WARN_BELOW_POSITIVES positives, and it says so
     assert rep["test_positives"] < WARN_BELOW_POSITIVES
     assert any(f"Only {rep['test_positives']} people" in w for w in rep["warnings"])
+
+
+def test_the_fit_does_not_depend_on_the_order_of_the_snapshots(calibrated, snaps6, city6):
+    again = calibrate([str(city6)], origins=3, horizon_days=HORIZON, snaps=list(reversed(snaps6)))
+    assert again.policy.effective() == calibrated.policy.effective()
+    assert [s["origin"] for s in again.report["snapshots"]] == [s["origin"] for s in calibrated.report["snapshots"]]

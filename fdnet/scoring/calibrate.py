@@ -560,7 +560,9 @@ def calibrate(data_dirs: Sequence[str | Path], *, base: Policy | None = None, ho
     if snaps is None:
         snaps = snapshots(data_dirs, policy=base, horizon_days=horizon_days, origins=origins, step_days=step_days,
                           target=target, as_of=as_of, min_history_days=min_history_days, progress=progress)
-    snaps = list(snaps)
+    # one canonical order (origin, then folder), so the fit cannot depend on the order the folders
+    # were named in (boosting's validation split is drawn by row position)
+    snaps = sorted(snaps, key=lambda s_: (iso_to_day(s_.origin), str(s_.data)))
     origins_all = sorted({iso_to_day(s.origin) for s in snaps})
     folds, rows = [], []
     fold_cov: dict[str, tuple[list[str], np.ndarray]] = {}
