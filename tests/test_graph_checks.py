@@ -307,3 +307,19 @@ def test_auto_resolution_on_shared_networks(name):
     assert ungrouped <= 0.10 and ungrouped < (fs[fixed[fixed >= 0]] < 3).mean() - 0.1
     assert 2 <= (s >= 3).sum() <= 12
     assert ch.scan.set_index("resolution").loc[ch.resolution, "modularity"] > 0.3
+
+
+def test_profile_intervals_survive_a_fit_that_breaks_down_at_extreme_values(tmp_path):
+    """With six shootings the EM fit overflows at an extreme fixed mean delay (about 60,000 days); the
+    profile must treat that value as outside the interval instead of stopping the run with a NaN."""
+    import math
+
+    from fdnet import study
+    from fdnet.synth import write_city
+    write_city(generate_city(n_people=700, seed=5), tmp_path / "city")
+    c = study(tmp_path / "city").analytics.contagion.summary()
+    assert c["events"] < 20 and c["ci95_method"].startswith("profile likelihood")
+    for key, est in (("alpha_ci95", c["alpha"]), ("mean_delay_ci95", c["mean_delay_days"])):
+        lo, hi = c[key]
+        assert lo is None or (math.isfinite(lo) and lo <= est)
+        assert hi is None or (math.isfinite(hi) and hi >= est)

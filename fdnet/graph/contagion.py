@@ -327,8 +327,13 @@ def profile_interval(d: _Data, which: str, theta, alpha, beta, ll_hat, max_lag, 
     def dev(x):
         v = math.exp(x)
         kw = {"fix_alpha": v} if which == "alpha" else {"fix_beta": v}
-        th, a, b, ll, _, _ = _em(d, start["theta"], start["alpha"], start["beta"], max_lag, max_iter=max_iter,
-                                 tol=tol, **kw)
+        with np.errstate(over="ignore", invalid="ignore"):
+            th, a, b, ll, _, _ = _em(d, start["theta"], start["alpha"], start["beta"], max_lag,
+                                     max_iter=max_iter, tol=tol, **kw)
+        if not math.isfinite(ll):
+            # the fit breaks down at this extreme fixed value (the background's Newton step overflows): the
+            # likelihood there is not near the maximum's, so the value lies outside the interval
+            return 1e6
         return 2.0 * (ll_hat - ll) - level_chi2
 
     ends = []
