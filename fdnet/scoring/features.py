@@ -112,14 +112,15 @@ def compute_features(net: Network, analytics: pd.DataFrame | None = None, *, pri
     gc = np.zeros(n, dtype=np.int64)
     if primary is not None:
         per_group = group_shootings(net, primary, net.as_of_day - group_recent_days + 1)
-        cnt = {k: len(v) for k, v in per_group.items()}
-        gv = np.array([cnt.get(g, 0) for g in primary], dtype=np.int64)
+        cnt = pd.Series({k: len(v) for k, v in per_group.items()}, dtype=np.int64)
+        gv = pd.Series(primary).map(cnt).fillna(0).to_numpy(dtype=np.int64)
         own = own_victimization_pairs(net, primary, net.as_of_day - group_recent_days + 1)
         gv -= np.bincount(own["person"].to_numpy(), minlength=n).astype(np.int64)
         if conflicts is not None and len(conflicts):
             c = conflicts[conflicts["relation"] == "conflict"]
             ncon = pd.concat([c["group_a"], c["group_b"]]).value_counts()
-            gc = np.array([int(ncon.get(g, 0)) if g else 0 for g in primary], dtype=np.int64)
+            ncon = ncon[ncon.index != ""]
+            gc = pd.Series(primary).map(ncon).fillna(0).to_numpy(dtype=np.int64)
     return pd.DataFrame({
         "offending": rc["offending"],
         "violent_offending": rc["violent_offending"],
