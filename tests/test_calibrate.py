@@ -34,7 +34,7 @@ REPORT_KEYS = {"target", "horizon_days", "data", "snapshots", "test_origins", "t
                "best_single_feature", "fdnet_auc_mean", "margin_over_best_single_feature", "margin_ci95",
                "enforcement_margin_over_best_single_feature", "enforcement_margin_ci95", "test_positives",
                "positive_thresholds", "enforcement_components", "fitted_after_the_others",
-               "demographic_enforcement", "warnings", "calibration_table_final_policy", "seconds"}
+               "demographic_enforcement", "warnings", "calibration_table_final_policy", "seconds", "fitted"}
 
 
 def day(iso: str) -> int:
@@ -236,6 +236,7 @@ def test_cli_backtest_evaluates_the_policy_as_given(calibrated, city6, tmp_path,
         want = {r["ranking"]: r["auc"] for r in calibrated.report["folds"] if r["origin"] == o}
         for k in RANKINGS_AS_GIVEN:
             assert got[k] == pytest.approx(want[k], abs=1e-9), k
+    assert rep["fitted"] is False and "nothing fitted" in (out / "backtest.md").read_text(encoding="utf-8")
     assert main(["backtest", str(city6), "--out", str(out), "--origins", "1"]) == 2
     assert "not empty" in capsys.readouterr().err
 

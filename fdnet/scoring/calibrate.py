@@ -652,7 +652,7 @@ def calibrate(data_dirs: Sequence[str | Path], *, base: Policy | None = None, ho
         "snapshots": [{"data": s.data, "origin": s.origin, "people": int(len(s.frame)),
                        "positives": int(s.frame["y"].sum()), "positives_outside_network": s.positives_outside}
                       for s in snaps],
-        "test_origins": folds, "top_k": top_k,
+        "test_origins": folds, "top_k": top_k, "fitted": bool(fit),
         "summary": _records(summary),
         "folds": _records(table),
         "best_single_feature": {"ranking": best_single["ranking"], "auc_mean": float(best_single["auc_mean"])},
@@ -730,8 +730,10 @@ def report_markdown(rep: dict, policy: Policy | None = None) -> str:
     """The backtest report as Markdown (backtest.md)."""
     k = rep["top_k"]
     lines = [f"# fdnet backtest — target: {rep['target']} within {rep['horizon_days']} days", "",
-             "Rolling-origin evaluation: each test origin is scored by a model fitted only on snapshots "
-             "whose label period ended by that origin (docs/calibration.md).", "",
+             ("Rolling-origin evaluation: each test origin is scored by a model fitted only on snapshots "
+              "whose label period ended by that origin (docs/calibration.md)." if rep.get("fitted", True) else
+              "The policy as given is evaluated at every origin, with nothing fitted; the demographics and "
+              "SSL-style baselines need a fit and are left out (docs/calibration.md)."), "",
              "## Snapshots", "", "| data | origin | people | positives | positives outside the network |",
              "|---|---|---:|---:|---:|"]
     for s in rep["snapshots"]:
