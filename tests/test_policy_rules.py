@@ -225,3 +225,14 @@ def test_default_policy_round_trips_through_its_own_yaml(tmp_path):
     assert load_policy(p).effective() == Policy().effective()
     assert not any(isinstance(v, float) and not math.isfinite(v)
                    for v in json.loads(json.dumps(Policy().effective())).values())
+
+
+@pytest.mark.parametrize("text, want", [
+    ("groups: {resolution: true}\n", "groups.resolution: must be a finite number or one of 'auto', not true"),
+    ("groups: {resolution: .nan}\n", "groups.resolution: must be a finite number or one of 'auto', not .nan"),
+    ("components: {degree: {bins: [1], points: [0, 'a']}}\n", "components.degree.points.1: must be a number, not 'a'"),
+    ("components: {degree: {points: '5'}}\n", "components.degree.points: must be a finite number or a list, not '5'"),
+])
+def test_a_key_with_several_forms_is_reported_once_in_words(tmp_path, capsys, text, want):
+    err = refused(tmp_path, capsys, text)
+    assert want in err and "literal[" not in err and ".float" not in err

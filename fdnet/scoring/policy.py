@@ -16,6 +16,7 @@ pydantic_core._pydantic_core.ValidationError: 1 validation error for Policy
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -445,25 +446,55 @@ def _shown(value) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+_UNION_TAG = re.compile(r"^(float|int|bool|str|list\[.*\]|dict\[.*\]|literal\[.*\]|function-.*)$")
+
+
+def _clause(e: dict) -> str:
+    """What one validation error says, in words (without the key)."""
+    msg = e["msg"]
+    if e["type"] == "extra_forbidden":
+        return "unknown key"
+    if e["type"] == "literal_error":
+        return f"must be one of {e['ctx']['expected']}"
+    if e["type"] in _TYPE_WORDS:
+        msg = f"{_TYPE_WORDS[e['type']]}, not {_shown(e.get('input'))}"
+        if e["type"] in ("int_type", "float_type") and isinstance(e.get("input"), (bool, str)):
+            msg += " (numbers are written without quotes, and true/false is not a number)"
+        return msg
+    return msg[len("Value error, "):] if msg.startswith("Value error, ") else msg
+
+
 def _format_errors(exc: ValidationError) -> str:
-    """One clause per error, each naming the key (dotted path) and, for a wrong type, the value given."""
-    parts = []
+    """One clause per bad key (a dotted path), saying what is allowed and, for a wrong type, what was given.
+
+    A key that takes one of several forms (a number or ``auto``; a number or a list) is reported once:
+    by the list form's errors when a list was given, else as one sentence naming every form.
+    """
+    groups: dict[str, list[tuple[str, str, dict]]] = {}
     for e in exc.errors():
-        loc = ".".join(str(x) for x in e["loc"] if not str(x).startswith(("function-", "union[")))
-        loc = loc or "(top level)"
-        msg = e["msg"]
-        if e["type"] == "extra_forbidden":
-            msg = "unknown key"
-        elif e["type"] == "literal_error":
-            msg = f"must be one of {e['ctx']['expected']}"
-        elif e["type"] in _TYPE_WORDS:
-            msg = f"{_TYPE_WORDS[e['type']]}, not {_shown(e.get('input'))}"
-            if e["type"] in ("int_type", "float_type") and isinstance(e.get("input"), (bool, str)):
-                msg += " (numbers are written without quotes, and true/false is not a number)"
-        elif msg.startswith("Value error, "):
-            msg = msg[len("Value error, "):]
-        parts.append(f"{loc}: {msg}")
-    # a union (a number or "auto") reports once per branch: keep each clause once
+        loc = [str(x) for x in e["loc"]]
+        tag = next((i for i, x in enumerate(loc) if _UNION_TAG.match(x)), None)
+        head = ".".join(loc if tag is None else loc[:tag]) or "(top level)"
+        branch = "" if tag is None else loc[tag]
+        rest = "" if tag is None else ".".join(x for x in loc[tag + 1:] if not _UNION_TAG.match(x))
+        groups.setdefault(head, []).append((branch, rest, e))
+    parts = []
+    for head, errs in groups.items():
+        branches = {b for b, _, _ in errs}
+        if len(branches) <= 1:
+            parts += [f"{head}{'.' + r if r else ''}: {_clause(e)}" for _, r, e in errs]
+            continue
+        given = next((e.get("input") for _, r, e in errs if not r), None)
+        if isinstance(given, (list, dict)) and any(b.startswith(("list", "dict")) for b in branches):
+            parts += [f"{head}{'.' + r if r else ''}: {_clause(e)}" for b, r, e in errs
+                      if b.startswith(("list", "dict"))]
+            continue
+        forms = []
+        for b, _, e in errs:
+            forms.append(f"one of {e['ctx']['expected']}" if e["type"] == "literal_error" else
+                         "a finite number" if b == "float" else "a whole number" if b == "int" else
+                         "a list" if b.startswith("list") else b)
+        parts.append(f"{head}: must be {' or '.join(dict.fromkeys(forms))}, not {_shown(given)}")
     return "; ".join(dict.fromkeys(parts))
 
 
