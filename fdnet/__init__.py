@@ -5,7 +5,7 @@ groups, exposure, a contagion model and three auditable lists. The command
 line is ``fdnet`` (see docs/cli.md); notebooks use :func:`study` and
 :func:`compute_run`.
 """
-__version__ = "0.3.0"
+__version__ = "0.4.0"
 
 __all__ = ["__version__", "study", "Study", "compute_run", "run", "load_records", "Policy"]
 

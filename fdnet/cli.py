@@ -419,9 +419,19 @@ def _calibration_command(data_dirs, out_dir, policy, horizon, origins, step, top
         t.add_row(r["ranking"], *[("—" if r[k] is None else f"{r[k]:.3f}") for k in
                                   ("auc_mean", "capture_top_1pct", "capture_top_2pct", f"capture_top_{rep['top_k']}")])
     _print_table(t)
+    def margin(v, ci) -> str:
+        if v is None:
+            return "—"
+        lo, hi = (ci or [None, None])[:2]
+        return f"{v:+.3f}" + (f" (95% CI {lo:+.3f} to {hi:+.3f})" if lo is not None and hi is not None else "")
+
     out.print(f"best single feature: {rep['best_single_feature']['ranking']} "
               f"({rep['best_single_feature']['auc_mean']:.3f}); fdnet margin "
-              f"{rep['margin_over_best_single_feature']:+.3f}. Wrote {', '.join(sorted(files))} to {out_dir}")
+              f"{margin(rep['margin_over_best_single_feature'], rep.get('margin_ci95'))}; enforcement score margin "
+              f"{margin(rep.get('enforcement_margin_over_best_single_feature'), rep.get('enforcement_margin_ci95'))}. "
+              f"Wrote {', '.join(sorted(files))} to {out_dir}", highlight=False)
+    for w in rep.get("warnings", []):   # few positives: margins this small may be noise (docs/calibration.md)
+        err.print(f"warning: {w}", markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command()

@@ -120,7 +120,7 @@ def test_evidence_renderer_never_fails_on_an_unknown_or_malformed_kind():
     assert any(i.startswith("a_kind_added_later: ") for i in items)
     assert any(i.startswith("paths: ") for i in items)
     assert evidence_items(None) == [] and evidence_items("odd") == ["evidence: odd"]
-    info = {"person_id": "P", "as_of": "2025-01-01", "scores": {"group": "", "score": "3", "risk": "0.01",
+    info = {"person_id": "P", "as_of": "2025-01-01", "scores": {"group": "", "score": "3", "probability_shooting": "0.01",
                                                                  "enforcement_score": "2", "service_score": "1"},
             "lists": {"call_in": {"on_list": False, "why_not": "x"}},
             "explanation": {"components": [{"name": "new_thing", "value": 1, "points": 2, "evidence": ev}, "junk"]}}

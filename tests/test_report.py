@@ -279,3 +279,21 @@ def test_damaged_or_odd_files_never_break_the_report(run, damage):
         html = render_report({**files, name: new}, manifest)
         assert "List status is not probable cause" in html and "</html>" in html
         embedded(html)                           # the embedded JSON stays valid JSON
+
+
+def test_demographic_enforcement_is_none_by_default_and_a_justification_is_shown(run, tmp_path):
+    """The disparity section says that no demographic attribute adds enforcement points; when a policy
+    makes age count for enforcement, its written justification is printed there (escaped)."""
+    from fdnet.scoring.policy import Policy
+    text = unescape(re.sub(r"<[^>]+>", " ", render_report(*run)))
+    assert "None: no demographic attribute" in text
+    age = Policy().components["age"].model_dump()
+    why = "The working group <b>signed</b> this off on 2026-11-30 after review of the local backtest & counsel."
+    age.update(counts_for=["enforcement", "service"], justification=why)
+    d = write_folder(tmp_path / "data")
+    res = compute_run(d, policy={"components": {"age": age}})
+    entries = res.manifest["disparity"]["demographic_enforcement"]
+    assert [e["component"] for e in entries] == ["age"] and entries[0]["justification"] == why
+    page = res.outputs["report.html"].decode()
+    assert "<b>signed</b>" not in page and "&lt;b&gt;signed&lt;/b&gt;" in page
+    assert "None: no demographic attribute" not in page

@@ -306,7 +306,7 @@ def test_scores_are_the_sum_of_points_under_the_manifest_policy(any_run):
     np.testing.assert_allclose(s["service_score"].astype(float), svc, atol=1e-5)
     cal = any_run.manifest["policy"]["calibration"]
     expect = 1.0 / (1.0 + np.exp(-(cal["intercept"] + cal["slope"] * s["score"].astype(float))))
-    np.testing.assert_allclose(s["risk"].astype(float), expect, atol=2e-6)
+    np.testing.assert_allclose(s["probability_shooting"].astype(float), expect, atol=2e-6)
     # the scores are not degenerate: several components score for many people
     assert (s["score"].astype(float) > 0).mean() > 0.5
     assert s["enforcement_score"].astype(float).nunique() > 20

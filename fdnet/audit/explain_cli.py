@@ -145,8 +145,8 @@ def headline(info: dict) -> list[str]:
                  f"rank by; victimization never counts) · service score {_fmt(s.get('service_score'))} (what "
                  "service_referrals rank by)")
     lines.append(f"total of all points {_fmt(s.get('score'))} (for reference only: no list ranks by it)")
-    if s.get("risk") not in (None, ""):
-        lines.append(probability_phrase(s.get("risk"), info.get("horizon_days", 120))
+    if s.get("probability_shooting") not in (None, ""):
+        lines.append(probability_phrase(s.get("probability_shooting"), info.get("horizon_days", 120))
                      + " (from the total of all points; see docs/lists.md)")
     return lines
 

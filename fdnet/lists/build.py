@@ -253,7 +253,7 @@ def build_lists(scores: pd.DataFrame, policy: Policy, as_of_day: int, group_size
     out["custom_notifications"] = enforcement_list(cn, {
         "violent_offending": cn["violent_offending"].to_numpy(),
         "gun_offending": cn["gun_offending"].to_numpy(),
-        "probability_shooting": cn["risk"].to_numpy(),
+        "probability_shooting": cn["probability_shooting"].to_numpy(),
         "legal_risk": [legal_risk(r, as_of) for r in cn.assign(supervision_end=cn_end).itertuples()],
     })
 

@@ -135,7 +135,7 @@ def retaliation_risk(run_dir: str | Path, incident_id: str, *, data_dir: str | P
     out["group"] = s["group"].fillna("").to_numpy()
     out["score"] = pd.to_numeric(s["score"], errors="coerce").fillna(0.0).to_numpy()
     out["ranked_by"] = RANKED_BY
-    out["probability_shooting"] = pd.to_numeric(s.get("risk", pd.Series(index=s.index, dtype=float)),
+    out["probability_shooting"] = pd.to_numeric(s.get("probability_shooting", pd.Series(index=s.index, dtype=float)),
                                                 errors="coerce").fillna(0.0).to_numpy()
     dead = s.get("deceased", pd.Series("", index=s.index)).fillna("").eq("true").to_numpy()
     out = out[~dead]

@@ -348,6 +348,21 @@ def _inventory(files: dict[str, bytes]) -> list[dict]:
     return out
 
 
+def _demographic_enforcement(manifest: dict) -> list[dict]:
+    """The manifest's disparity.demographic_enforcement entries (component, counts_for, max_points,
+    justification), tolerant of old or damaged manifests."""
+    rows = ((manifest.get("disparity") or {}) if isinstance(manifest.get("disparity"), dict) else {}) \
+        .get("demographic_enforcement") or []
+    out = []
+    for r in rows if isinstance(rows, list) else []:
+        if isinstance(r, dict):
+            cf = r.get("counts_for")
+            out.append({"component": str(r.get("component", "")),
+                        "counts_for": ", ".join(map(str, cf)) if isinstance(cf, list) else str(cf or ""),
+                        "max_points": r.get("max_points", ""), "justification": str(r.get("justification", ""))})
+    return out
+
+
 def build_context(files: dict[str, bytes], manifest: dict) -> dict:
     """Everything the template shows, computed from the run's files and manifest."""
     files = {k: v for k, v in files.items() if k not in ("report.html", "manifest.json")}
@@ -438,6 +453,9 @@ def build_context(files: dict[str, bytes], manifest: dict) -> dict:
         "call_in_groups": _table(call_in_groups),
         "disparity": _table(disparity, flag_col="flag"),
         "disparity_flagged": flagged,
+        # demographic components that count for an enforcement list: none by default; a policy that wants
+        # one must justify it in writing, and the justification is shown here (issue 9)
+        "demographic_enforcement": _demographic_enforcement(manifest),
         "score_charts": _score_charts(scores, policy),
         "monthly": _monthly(manifest, contagion_events),
         "group_table": _table(group_table, GROUP_TABLE_ROWS),

@@ -208,7 +208,7 @@ def _named_scores(scores: pd.DataFrame | None, people: list[str]) -> dict[str, l
     if scores is None or "person_id" not in scores.columns:
         return {}
     s = scores[scores["person_id"].isin(set(people))]
-    cols = ("enforcement_score", "service_score", "score", "risk")
+    cols = ("enforcement_score", "service_score", "score", "probability_shooting")
     vals = {c: (s[c].tolist() if c in s.columns else [None] * len(s)) for c in cols}
     return {pid: [None if vals[c][i] in (None, "") else _num(vals[c][i]) for c in cols]
             for i, pid in enumerate(s["person_id"].tolist())}

@@ -279,7 +279,7 @@ class Explainer:
             "person_id": pid,
             "lists": lists,
             "score": float(row["score"]),
-            "risk": float(row["risk"]) if "risk" in row else None,
+            "probability_shooting": float(row["probability_shooting"]) if "probability_shooting" in row else None,
             "enforcement_score": float(row["enforcement_score"]),
             "service_score": float(row["service_score"]),
             "group": row["group"],

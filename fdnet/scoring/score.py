@@ -87,7 +87,7 @@ def score_table(person_ids: np.ndarray, features: pd.DataFrame, policy: Policy,
     assert not any(c[len("points_"):] in VICTIMIZATION_COMPONENTS for c in enf_cols)
     df = pd.DataFrame({"person_id": person_ids})
     df["score"] = np.round(pts.sum(axis=1).to_numpy(), 6)
-    df["risk"] = risk_of(df["score"].to_numpy(), policy)
+    df["probability_shooting"] = risk_of(df["score"].to_numpy(), policy)
     df["group"] = primary_group.reindex(person_ids).fillna("").to_numpy(dtype=object)
     for n in ("degree", "exposure_1", "exposure_2"):
         df[n] = features[n].to_numpy()
