@@ -115,7 +115,8 @@ def compute_features(net: Network, analytics: pd.DataFrame | None = None, *, pri
         cnt = pd.Series({k: len(v) for k, v in per_group.items()}, dtype=np.int64)
         gv = pd.Series(primary).map(cnt).fillna(0).to_numpy(dtype=np.int64)
         own = own_victimization_pairs(net, primary, net.as_of_day - group_recent_days + 1)
-        gv -= np.bincount(own["person"].to_numpy(), minlength=n).astype(np.int64)
+        # not in place: pandas may hand back a read-only array (copy-on-write; an empty frame does)
+        gv = gv - np.bincount(own["person"].to_numpy(dtype=np.int64), minlength=n).astype(np.int64)
         if conflicts is not None and len(conflicts):
             c = conflicts[conflicts["relation"] == "conflict"]
             ncon = pd.concat([c["group_a"], c["group_b"]]).value_counts()
