@@ -59,6 +59,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from ..records.read import sha256_file   # the one streamed file hash
 from ..errors import UsageError
 from ..tables import read_csv_table
 
@@ -94,13 +95,6 @@ def chain_hash(prev_hash: str, hashes: dict[str, str]) -> str:
     """An entry's hash: SHA-256 of the previous hash followed by its field hashes (canonical JSON)."""
     return _sha(prev_hash + canonical_json(hashes))
 
-
-def _file_sha(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 # ---------------------------------------------------------------------------- location and user
@@ -484,7 +478,7 @@ class AuditLog:
         for name in LISTS:
             p = run / f"{name}.csv"
             if p.is_file():
-                lists[name] = {"rows": _count_rows(p), "sha256": _file_sha(p)}
+                lists[name] = {"rows": _count_rows(p), "sha256": sha256_file(p)}
                 recorded = (outputs.get(f"{name}.csv") or {}).get("sha256")
                 if recorded and recorded != lists[name]["sha256"]:
                     raise UsageError(f"{p} differs from the SHA-256 in its manifest (edited after the run); "
@@ -590,7 +584,7 @@ class AuditLog:
             p = (exp / name).resolve()
             if not p.is_relative_to(exp) or not p.is_file():
                 raise UsageError(f"export file {name!r} is not a file inside {exp}")
-            if _file_sha(p) != digest:
+            if sha256_file(p) != digest:
                 raise UsageError(f"export file {p} does not have the SHA-256 given for it")
             clean[name] = digest
         payload = {
@@ -697,7 +691,7 @@ class AuditLog:
                 "decisions", "manifest_sha256", "current"]
         run = Path(run_dir).expanduser().resolve()
         mpath = run / "manifest.json"
-        current_sha = _file_sha(mpath) if mpath.is_file() else None
+        current_sha = sha256_file(mpath) if mpath.is_file() else None
         latest: dict[tuple, dict] = {}
         for e in self.entries(kind="review", run_dir=run):
             p = e.payload

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..atomic import is_plain_name, is_staging_folder
+from ..records.read import sha256_file   # the one streamed file hash
 from ..errors import FdnetError, UsageError
 from ..tables import read_csv_table
 
@@ -95,13 +96,6 @@ def _short(value, n: int = 80) -> str:
     r = repr(value)
     return r if len(r) <= n else r[: n - 1] + "…"
 
-
-def _sha_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _regular(path: Path, *, follow: bool) -> tuple[bool, str]:
@@ -407,7 +401,7 @@ def _check_inputs(rep: VerifyReport, manifest: dict) -> tuple[bool, str]:
             rep.add(label, None, f"{path} {why}: cannot be checked")
             gone.append(f"{name} {why} ({path})")
             continue
-        if _sha_file(p) != sha:
+        if sha256_file(p) != sha:
             rep.add(label, None, f"{path} changed since the run (or the manifest's SHA-256 for it was altered)")
             changed.append(f"{name} changed since the run ({path})")
         else:
