@@ -34,7 +34,7 @@ from .api import study
 from .graph.layers import FLAG_VICTIM
 from .lists.build import build_lists
 from .records.validate import day_to_iso
-from .scoring.explain import Explainer
+from .scoring.explain import explain_listed
 from .scoring.policy import Policy
 from .tables import csv_bytes, read_csv_table  # csv_bytes re-exported: the one CSV writer
 
@@ -97,10 +97,9 @@ def compute_run(data_dir: str | Path, *, as_of: str | None = None, policy: Polic
     for name in ("call_in", "custom_notifications", "service_referrals"):
         for pid in lists[name]["person_id"]:
             listed.setdefault(pid, []).append(name)
-    explainer = Explainer(net, rec.involvements, scores, policy, sorted(listed), analytics=an,
-                          persons=rec.persons, lists=lists)
-    expl_lines = [json.dumps(explainer.explain(pid, listed[pid]), ensure_ascii=False, sort_keys=False)
-                  for pid in sorted(listed)]
+    expl = explain_listed(net, rec.involvements, scores, policy, listed, analytics=an, persons=rec.persons,
+                          lists=lists)
+    expl_lines = expl["json"].tolist()
 
     edges = pd.concat([net.layers[n].edges_frame(net) for n in ("co_offending", "victimization")],
                       ignore_index=True)

@@ -433,3 +433,19 @@ class Explainer:
                             "the list cut-off also depends on other people's scores")
             res[name] = info
         return res
+
+
+def explain_listed(net: Network, involvements: pd.DataFrame, scores: pd.DataFrame, policy: Policy,
+                   listed: dict[str, list[str]], *, analytics=None, persons: pd.DataFrame | None = None,
+                   lists: dict[str, pd.DataFrame] | None = None) -> pd.DataFrame:
+    """The lines of explanations.jsonl: one row per listed person, sorted by person_id.
+
+    ``listed`` maps each listed person_id to the names of the lists they are on.
+    Columns: ``person_id`` and ``json`` (that person's explanation as one JSON line).
+    """
+    import json
+    pids = sorted(listed)
+    ex = Explainer(net, involvements, scores, policy, pids, analytics=analytics, persons=persons, lists=lists)
+    return pd.DataFrame({"person_id": pd.Series(pids, dtype=object),
+                         "json": pd.Series([json.dumps(ex.explain(p, listed[p]), ensure_ascii=False, sort_keys=False)
+                                            for p in pids], dtype=object)})
