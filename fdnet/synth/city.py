@@ -228,7 +228,41 @@ class CityParams:
 # --------------------------------------------------------------------------------------
 
 
-@dataclass
+class _Lazy:
+    """A table held as numbers and codes, its text made on demand: whole (a DataFrame) or a
+    slice of rows at a time (so a 10M-person city is written without ever holding its text).
+
+    ``columns`` maps each column name to a function of a row range ``(a, b)`` giving that
+    slice as an Arrow string array or a NumPy array.
+    """
+
+    def __init__(self, n_rows: int, columns: dict):
+        self.n = int(n_rows)
+        self.columns = columns
+
+    def frame(self, a: int = 0, b: int | None = None) -> pd.DataFrame:
+        b = self.n if b is None else min(b, self.n)
+        return pd.DataFrame({k: (_col(v) if isinstance(v, (pa.Array, pa.ChunkedArray)) else v)
+                             for k, v in ((k, f(a, b)) for k, f in self.columns.items())})
+
+
+def _take(values, codes: np.ndarray):
+    """A column ``values[codes]`` (values: an Arrow string array or a list of strings)."""
+    arr = values if isinstance(values, (pa.Array, pa.ChunkedArray)) else pa.array(list(values), type=pa.string())
+    return lambda a, b: arr.take(pa.array(np.asarray(codes[a:b], dtype=np.int64)))
+
+
+def _idcol(prefix: str, numbers, width: int):
+    """A column of zero-padded IDs of ``numbers`` (an array, or None for 1, 2, 3, ...)."""
+    if numbers is None:
+        return lambda a, b: _ids(prefix, np.arange(a + 1, b + 1), width)
+    return lambda a, b: _ids(prefix, numbers[a:b], width)
+
+
+def _num(values: np.ndarray):
+    return lambda a, b: values[a:b]
+
+
 class SynthCity:
     """A generated city: the five input tables, the truth behind them, the period end.
 
@@ -237,21 +271,51 @@ class SynthCity:
     person's planted group, "" for none) and truth_future (shootings in the
     horizon after ``end_date``: victims and the true shooter as ``suspect``) are
     never inputs: they are what tests score the engine against.
+
+    The tables are held compactly (numbers and codes) and become DataFrames when
+    first read; :func:`write_city` writes them in slices without making the frames,
+    and :meth:`n_rows` counts rows without them either.
     """
 
-    incidents: pd.DataFrame
-    involvements: pd.DataFrame
-    persons: pd.DataFrame
-    groups: pd.DataFrame
-    group_relations: pd.DataFrame
-    truth_membership: pd.DataFrame
-    truth_future: pd.DataFrame
-    end_date: str
-    stats: dict = field(default_factory=dict, compare=False)
+    _NAMES = INPUT_TABLES + ("truth_membership", "truth_future")
+
+    def __init__(self, incidents, involvements, persons, groups, group_relations,
+                 truth_membership, truth_future, end_date: str, stats: dict | None = None):
+        self._src = dict(zip(self._NAMES, (incidents, involvements, persons, groups, group_relations,
+                                           truth_membership, truth_future)))
+        self.end_date = end_date
+        self.stats = dict(stats or {})
+
+    def _frame(self, name: str) -> pd.DataFrame:
+        src = self._src[name]
+        if isinstance(src, _Lazy):
+            src = self._src[name] = src.frame()
+        return src
+
+    incidents = property(lambda self: self._frame("incidents"))
+    involvements = property(lambda self: self._frame("involvements"))
+    persons = property(lambda self: self._frame("persons"))
+    groups = property(lambda self: self._frame("groups"))
+    group_relations = property(lambda self: self._frame("group_relations"))
+    truth_membership = property(lambda self: self._frame("truth_membership"))
+    truth_future = property(lambda self: self._frame("truth_future"))
+
+    def n_rows(self, name: str) -> int:
+        """Rows of table ``name`` (an input table or a truth table), without making its frame.
+
+        >>> generate_city(500, seed=1).n_rows("persons")
+        500
+        """
+        src = self._src[name]
+        return src.n if isinstance(src, _Lazy) else len(src)
 
     def tables(self) -> dict[str, pd.DataFrame]:
         """The five input tables by name."""
         return {name: getattr(self, name) for name in INPUT_TABLES}
+
+    def __repr__(self) -> str:
+        return (f"SynthCity({self.n_rows('persons'):,} people, {self.n_rows('incidents'):,} incidents, "
+                f"{self.n_rows('involvements'):,} involvements, end_date={self.end_date!r})")
 
 
 # --------------------------------------------------------------------------------------
@@ -654,7 +718,10 @@ def _generate(n_people: int, seed: int, start: str, days: int, horizon_days: int
     u = rng.random(S)
     a_p = off_arrest[inc_off[slot_inc]]
     off_role = np.where(u < a_p, _R_ARRESTEE,
-                        np.where(u < a_p + (1 - a_p) * p.suspect_p, _R_SUSPECT, _R_OFFENDER))
+                        np.where(u < a_p + (1 - a_p) * p.suspect_p, _R_SUSPECT, _R_OFFENDER)).astype(np.int8)
+    # (large temporaries are freed as soon as they are spent: a 10M-person city holds ~40M rows)
+    del s_grp, s_dist, u, in_g, use_own, use_ally, use_dmem, use_dnon, ally_pick, miss, a_p
+    del pool_grp, pool_dmem, pool_dnon, pool_all, is_grp, inc_grp, prof, k, d0, gi, z
 
     # victims, witnesses, others
     nv = (rng.random(n_inc) < off_vic[inc_off]) * (1 + (rng.random(n_inc) < p.second_victim_p))
@@ -674,19 +741,26 @@ def _generate(n_people: int, seed: int, start: str, days: int, horizon_days: int
 
     r_inc = np.concatenate([slot_inc, v_inc, w_inc, o_inc])
     r_per = np.concatenate([off_person, v_person, w_person, o_person])
-    r_role = np.concatenate([off_role, np.full(len(v_inc), _R_VICTIM),
-                             np.full(len(w_inc), _R_WITNESS), np.full(len(o_inc), _R_OTHER)])
+    r_role = np.concatenate([off_role, np.full(len(v_inc), _R_VICTIM, np.int8),
+                             np.full(len(w_inc), _R_WITNESS, np.int8), np.full(len(o_inc), _R_OTHER, np.int8)])
     r_prio = np.concatenate([np.zeros(S, np.int8), np.ones(len(v_inc), np.int8),
                              np.full(len(w_inc), 2, np.int8), np.full(len(o_inc), 3, np.int8)])
+    del slot_inc, v_inc, w_inc, o_inc, off_person, v_person, w_person, o_person, off_role, viol_v, pool_dall
     ok = r_per >= 0
     r_inc, r_per, r_role, r_prio = r_inc[ok], r_per[ok], r_role[ok], r_prio[ok]
     # one row per (incident, person): the most "offending" role wins
     key = r_inc * n + r_per
     o = _order((key, n_inc * n), (r_prio, 4))
+    del r_prio
+    kso = key[o]
+    del key
     first = np.ones(len(o), bool)
-    first[1:] = key[o][1:] != key[o][:-1]
+    first[1:] = kso[1:] != kso[:-1]
+    del kso
     keep = o[first]
+    del o, first, ok
     r_inc, r_per, r_role = r_inc[keep], r_per[keep], r_role[keep]
+    del keep
     # rarely, one person holds two roles in one incident
     offending = np.isin(r_role, _OFFENDING_CODES)
     assault = np.isin(inc_off[r_inc], [_code_index("13A"), _code_index("13B")])
@@ -694,8 +768,9 @@ def _generate(n_people: int, seed: int, start: str, days: int, horizon_days: int
     dr = (r_role == _R_OFFENDER) & (rng.random(len(r_inc)) < p.double_role_p)
     r_inc = np.concatenate([r_inc, r_inc[mc], r_inc[dr]])
     r_per = np.concatenate([r_per, r_per[mc], r_per[dr]])
-    r_role = np.concatenate([r_role, np.full(int(mc.sum()), _R_VICTIM),
-                             np.full(int(dr.sum()), _R_ARRESTEE)])
+    r_role = np.concatenate([r_role, np.full(int(mc.sum()), _R_VICTIM, np.int8),
+                             np.full(int(dr.sum()), _R_ARRESTEE, np.int8)])
+    del offending, assault, mc, dr
     r_day = inc_day[r_inc]
 
     # people whose last record is a violent or weapon arrest may be jailed from then
@@ -712,6 +787,7 @@ def _generate(n_people: int, seed: int, start: str, days: int, horizon_days: int
             & (rng.random(len(lo_)) < p.jail_after_violent_arrest))
     unavail[lp[jail]] = r_day[lo_][jail]
     jailed_day[lp[jail]] = r_day[lo_][jail]
+    del o, last, lo_, lp, off_code, jail
 
     # a few die of other causes (illness, overdose, accidents) some time after their
     # last record; they are gone before the shooting process starts
@@ -743,7 +819,19 @@ def _generate(n_people: int, seed: int, start: str, days: int, horizon_days: int
     first = np.ones(len(src), bool)
     first[1:] = (src[1:] != src[:-1]) | (dst[1:] != dst[:-1])
     src, dst, dd = src[first], dst[first], dd[first]
+    del oi, op, bound, end_of, m, a_idx, b_idx, ea, eb, ed, keep, o, first, offending, r_day
     tie_off, tie_nbr, tie_day = _csr(src, dst, n, dd)
+    del dd
+    # the group audit's candidate associates (drawn from much later): non-members who
+    # offended with a member, each with the first such member's group
+    if G and len(src):
+        assoc = (member[src] & ~member[dst])
+        cand_p, cand_g = dst[assoc], grp[src[assoc]]
+        cand_p, first_ix = np.unique(cand_p, return_index=True)
+        cand_g = cand_g[first_ix]
+        del assoc, first_ix
+    n_src = len(src)
+    del src, dst
 
     # ---- shootings: a weekly self-exciting process -------------------------------------
     sh = _simulate_shootings(
@@ -798,44 +886,47 @@ def _generate(n_people: int, seed: int, start: str, days: int, horizon_days: int
     inc_keep = np.flatnonzero(used)
     tiebreak = rng.random(len(all_day))
     order_inc = inc_keep[np.lexsort((tiebreak[inc_keep], all_day[inc_keep]))]
+    del inc_keep, tiebreak, used
     fut_n = len(sh["day"]) - n_sh_in
-    total_inc = len(order_inc) + fut_n
+    n_inc_out = len(order_inc)
+    total_inc = n_inc_out + fut_n
     inc_num = np.full(len(all_day), -1, np.int64)
-    inc_num[order_inc] = np.arange(1, len(order_inc) + 1)
+    inc_num[order_inc] = np.arange(1, n_inc_out + 1)
     iw = max(8, len(str(total_inc)))
     pw = max(7, len(str(n)))
     person_num = rng.permutation(n).astype(np.int64) + 1
-    pid = _ids("P", person_num, pw)
-    iid = _ids("I", np.arange(1, total_inc + 1), iw)     # input incidents, then future ones
 
     day_str = _day_strings(start_d, days + horizon_days + 1)
     codes = [o_.code for o_ in OFFENSES] + [SHOOTING_FATAL[0], SHOOTING_NONFATAL[0]]
     names = [o_.name for o_ in OFFENSES] + [SHOOTING_FATAL[1], SHOOTING_NONFATAL[1]]
-    oc = all_code[order_inc] % (len(OFFENSES) + 2)   # -2 -> fatal, -1 -> nonfatal shooting
+    oc = (all_code[order_inc] % (len(OFFENSES) + 2)).astype(np.int8)   # -2 -> fatal, -1 -> nonfatal shooting
     gun = np.concatenate([np.array([o_.gun for o_ in OFFENSES]), [True, True]])[oc]
     violent = np.concatenate([off_violent, [True, True]])[oc]
     fatal = all_code[order_inc] == -2
     tf = pa.array(["false", "true"])
-    incidents = pd.DataFrame({
-        "incident_id": _col(iid.slice(0, len(order_inc))),
-        "date": _col(day_str, all_day[order_inc]),
-        "offense": _col(names, oc),
-        "nibrs_code": _col(codes, oc),
-        "gun": _col(tf, gun.astype(np.int64)),
-        "fatal": _col(tf, fatal.astype(np.int64)),
-        "violent": _col(tf, violent.astype(np.int64)),
-        "district": _col(geo.names, all_dist[order_inc]),
-        "lat": np.round(all_lat[order_inc], 6),
-        "lon": np.round(all_lon[order_inc], 6),
+    incidents = _Lazy(n_inc_out, {
+        "incident_id": _idcol("I", None, iw),
+        "date": _take(day_str, all_day[order_inc].astype(np.int32)),
+        "offense": _take(names, oc),
+        "nibrs_code": _take(codes, oc),
+        "gun": _take(tf, gun.astype(np.int8)),
+        "fatal": _take(tf, fatal.astype(np.int8)),
+        "violent": _take(tf, violent.astype(np.int8)),
+        "district": _take(geo.names, all_dist[order_inc].astype(np.int32)),
+        "lat": _num(np.round(all_lat[order_inc], 6)),
+        "lon": _num(np.round(all_lon[order_inc], 6)),
     })
+    del oc, gun, violent, fatal, all_code, all_dist, all_lat, all_lon, order_inc
 
     xn = inc_num[x_inc]
+    del inc_num
     o = _order((xn, total_inc + 1), (person_num[x_per], n + 1), (x_role, len(ROLES)))
-    involvements = pd.DataFrame({
-        "incident_id": _col(iid, xn[o] - 1),
-        "person_id": _col(pid, x_per[o]),
-        "role": _col(list(ROLES), x_role[o]),
+    involvements = _Lazy(len(o), {
+        "incident_id": _idcol("I", xn[o].astype(np.int32 if total_inc < 2 ** 31 else np.int64), iw),
+        "person_id": _idcol("P", person_num[x_per[o]].astype(np.int32 if n < 2 ** 31 else np.int64), pw),
+        "role": _take(list(ROLES), x_role[o].astype(np.int8)),
     })
+    del xn, o
 
     # ---- persons ------------------------------------------------------------------------
     incarcerated = (jailed_day >= 0) & (jailed_day < days) & ~deceased
@@ -844,6 +935,7 @@ def _generate(n_people: int, seed: int, start: str, days: int, horizon_days: int
     n_arrest = np.bincount(x_per[arr_rows], minlength=n)
     last_arrest = np.full(n, -1, np.int64)
     np.maximum.at(last_arrest, x_per[arr_rows], all_day[x_inc[arr_rows]])
+    del x_inc, x_per, x_role, arr_rows, all_day
     p_sup = np.minimum(p.supervision_max, 1 - np.exp(-p.supervision_per_offense * n_offend
                                                      - p.supervision_per_arrest * n_arrest))
     p_sup = np.where(deceased | incarcerated, 0.0, p_sup)
@@ -855,24 +947,23 @@ def _generate(n_people: int, seed: int, start: str, days: int, horizon_days: int
     kind = np.where(sup, kind, 0)
     sup_end = (days - 1) + rng.integers(30, 731, n)
     far = _day_strings(start_d, int(days + 731))
-    sup_end_col = _col(far, np.where(sup, sup_end, 0))
-    sup_end_col[~sup] = ""
+    far_or_blank = pa.concat_arrays([far, pa.array([""], pa.string())])
     end_year = int(str(start_d + days - 1)[:4])
     birth_year = (end_year - np.floor(age)).astype(np.int64)
-    persons = pd.DataFrame({
-        "person_id": _col(pid),
-        "birth_year": birth_year,
-        "sex": _col(["M", "F", "U"], sex),
-        "race": _col(list(_RACES), race),
-        "ethnicity": _col(list(_ETHNICITIES), eth),
-        "district": _col(geo.names, home),
-        "supervision": _col(["none", "probation", "parole", "pretrial"], kind),
-        "supervision_end": sup_end_col,
-        "deceased": _col(tf, deceased.astype(np.int64)),
-        "incarcerated": _col(tf, incarcerated.astype(np.int64)),
+    o = np.argsort(person_num, kind="stable")          # persons in ID order
+    persons = _Lazy(n, {
+        "person_id": _idcol("P", None, pw),
+        "birth_year": _num(birth_year[o]),
+        "sex": _take(["M", "F", "U"], sex[o].astype(np.int8)),
+        "race": _take(list(_RACES), race[o].astype(np.int8)),
+        "ethnicity": _take(list(_ETHNICITIES), eth[o].astype(np.int8)),
+        "district": _take(geo.names, home[o].astype(np.int32)),
+        "supervision": _take(["none", "probation", "parole", "pretrial"], kind[o].astype(np.int8)),
+        "supervision_end": _take(far_or_blank, np.where(sup, sup_end, len(far))[o].astype(np.int32)),
+        "deceased": _take(tf, deceased[o].astype(np.int8)),
+        "incarcerated": _take(tf, incarcerated[o].astype(np.int8)),
     })
-    o = np.argsort(person_num, kind="stable")
-    persons = persons.iloc[o].reset_index(drop=True)
+    del o, birth_year, kind, sup_end, p_sup, n_offend, n_arrest, last_arrest, recent
 
     # ---- the group audit ------------------------------------------------------------------
     gnames_arr = pa.array(gnames, type=pa.string()) if G else pa.array([], type=pa.string())
@@ -891,11 +982,7 @@ def _generate(n_people: int, seed: int, start: str, days: int, horizon_days: int
     a_person = mem_idx[listed]
     a_group = label[listed]
     # a few non-members who offend with members are listed as associates of their group
-    if G and len(src):
-        assoc = (member[src] & ~member[dst])
-        cand_p, cand_g = dst[assoc], grp[src[assoc]]
-        cand_p, first_ix = np.unique(cand_p, return_index=True)
-        cand_g = cand_g[first_ix]
+    if G and n_src:
         n_fp = min(len(cand_p), int(round(p.audit_false_positive * len(a_person))))
         pick = (np.sort(rng.choice(len(cand_p), n_fp, replace=False)) if n_fp
                 else np.zeros(0, np.int64))
@@ -905,7 +992,7 @@ def _generate(n_people: int, seed: int, start: str, days: int, horizon_days: int
     a_day = rng.integers(0, days, len(a_person))
     o = np.lexsort((a_group, person_num[a_person]))
     groups = pd.DataFrame({
-        "person_id": _col(pid, a_person[o]),
+        "person_id": _col(_ids("P", person_num[a_person[o]], pw)),
         "group": _col(gnames_arr, a_group[o]),
         "source": _col(["gang_unit", "field_interview", "social_media"], a_src[o]),
         "date": _col(day_str, a_day[o]),
@@ -935,9 +1022,9 @@ def _generate(n_people: int, seed: int, start: str, days: int, horizon_days: int
     # ---- truth ----------------------------------------------------------------------------
     o = np.argsort(person_num, kind="stable")
     tm_names = pa.array([""] + gnames, type=pa.string())
-    truth_membership = pd.DataFrame({
-        "person_id": _col(pid, o),
-        "group": _col(tm_names, grp[o] + 1),
+    truth_membership = _Lazy(n, {
+        "person_id": _idcol("P", None, pw),
+        "group": _take(tm_names, (grp[o] + 1).astype(np.int32)),
     })
     fut_rows = ~in_rows
     f_inc = sh["row_inc"][fut_rows] - n_sh_in
@@ -949,12 +1036,12 @@ def _generate(n_people: int, seed: int, start: str, days: int, horizon_days: int
     f_day = sh["day"][n_sh_in:]
     f_order = np.lexsort((np.arange(fut_n), f_day))         # future incidents by date
     f_num = np.empty(fut_n, np.int64)
-    f_num[f_order] = len(order_inc) + 1 + np.arange(fut_n)
+    f_num[f_order] = n_inc_out + 1 + np.arange(fut_n)
     o = np.lexsort((person_num[f_per], f_role, f_num[f_inc]))
     truth_future = pd.DataFrame({
-        "incident_id": _col(iid, f_num[f_inc][o] - 1),
+        "incident_id": _col(_ids("I", f_num[f_inc][o], iw)),
         "date": _col(day_str, f_day[f_inc][o]),
-        "person_id": _col(pid, f_per[o]),
+        "person_id": _col(_ids("P", person_num[f_per[o]], pw)),
         "role": _col(["suspect", "victim"], f_role[o]),
     })
     end_date = str(start_d + days - 1)
@@ -1303,16 +1390,34 @@ See docs/synthetic-city.md for the generative model.
 """
 
 
-def _write_table(df: pd.DataFrame, path: Path, fmt: str) -> None:
-    table = pa.Table.from_pandas(df, preserve_index=False)
+# rows made and written at a time: Parquet's default row group, so a table written in slices
+# has the row groups (and the bytes) of the same table written whole
+WRITE_CHUNK_ROWS = 1024 * 1024
+
+
+def _write_table(src, path: Path, fmt: str) -> None:
+    """Write a DataFrame or a :class:`_Lazy` table, the latter one slice of rows at a time."""
+    n = src.n if isinstance(src, _Lazy) else len(src)
+    starts = range(0, max(n, 1), WRITE_CHUNK_ROWS)
+
+    def piece(a: int) -> pa.Table:
+        df = src.frame(a, a + WRITE_CHUNK_ROWS) if isinstance(src, _Lazy) else src.iloc[a:a + WRITE_CHUNK_ROWS]
+        return pa.Table.from_pandas(df, preserve_index=False)
+
     if fmt == "parquet":
-        pq.write_table(table, path)
+        first = piece(0)
+        with pq.ParquetWriter(path, first.schema) as w:
+            w.write_table(first, row_group_size=WRITE_CHUNK_ROWS)
+            for a in starts[1:]:
+                w.write_table(piece(a), row_group_size=WRITE_CHUNK_ROWS)
     else:
         # no quoting at all (no value holds a comma, quote or newline): plain, fast CSV
         with open(path, "wb") as f:
-            f.write((",".join(table.column_names) + "\n").encode("utf-8"))
-            pacsv.write_csv(table, f, pacsv.WriteOptions(include_header=False,
-                                                         quoting_style="none"))
+            for a in starts:
+                t = piece(a)
+                if a == 0:
+                    f.write((",".join(t.column_names) + "\n").encode("utf-8"))
+                pacsv.write_csv(t, f, pacsv.WriteOptions(include_header=False, quoting_style="none"))
 
 
 def write_city(city: SynthCity, out_dir, fmt: str = "csv") -> dict[str, Path]:
@@ -1338,14 +1443,14 @@ def write_city(city: SynthCity, out_dir, fmt: str = "csv") -> dict[str, Path]:
     truth = out / "truth"
     truth.mkdir(exist_ok=True)
     paths: dict[str, Path] = {}
-    for name, df in city.tables().items():
+    for name in INPUT_TABLES:
         path = out / f"{name}.{fmt}"
-        _write_table(df, path, fmt)
+        _write_table(city._src[name], path, fmt)
         paths[name] = path
     paths["truth_membership"] = truth / "membership.csv"
-    _write_table(city.truth_membership, paths["truth_membership"], "csv")
+    _write_table(city._src["truth_membership"], paths["truth_membership"], "csv")
     paths["truth_future"] = truth / "future_shootings.csv"
-    _write_table(city.truth_future, paths["truth_future"], "csv")
+    _write_table(city._src["truth_future"], paths["truth_future"], "csv")
     horizon = city.stats.get("horizon_days")
     paths["truth_readme"] = truth / "README.md"
     paths["truth_readme"].write_text(_TRUTH_README.format(
