@@ -177,10 +177,18 @@ def _check_header(path: Path, header: list[str]) -> list[str]:
 # a line that is empty or holds only whitespace (the exact path skips it as blank)
 # Excel's separator declaration, a first line such as `sep=,`
 _SEP_LINE = re.compile(r"(?i)sep=(.?)\r?(\n|$)")
+_SEP_LINE_B = re.compile(rb"(?i)sep=")
+_NOT_SPACE = re.compile(rb"\S")
 _BLANK_LINE = re.compile(r"(?m)^[^\S\n]*$")
+# how a line that may be blank starts, in UTF-8: a newline right after a newline, or a character
+# Python counts as whitespace (str.isspace: ASCII ones, NEL, no-break and the other Unicode spaces)
+_LINE_MAY_BE_BLANK = (b"\n\n", b"\n ", b"\n\t", b"\n\r", b"\n\x0b", b"\n\x0c", b"\n\x1c", b"\n\x1d",
+                      b"\n\x1e", b"\n\x1f", b"\n\xc2\x85", b"\n\xc2\xa0", b"\n\xe1\x9a\x80", b"\n\xe2\x80",
+                      b"\n\xe2\x81\x9f", b"\n\xe3\x80\x80")
+_LINE_START_MAY_BE_BLANK = re.compile(rb"\n[\n \t\r\x0b\x0c\x1c-\x1f\xc2\xe1\xe2\xe3]")    # one scan for all of them
 
 
-def _fast_csv(data: bytes, names: list[str], *, quoted: bool = False) -> pd.DataFrame | None:
+def _fast_csv(data, names: list[str], *, quoted: bool = False) -> pd.DataFrame | None:
     """pyarrow's multi-threaded reader, for files where one record is one line.
 
     Returns None when any row has the wrong number of fields: the exact
@@ -192,7 +200,7 @@ def _fast_csv(data: bytes, names: list[str], *, quoted: bool = False) -> pd.Data
 
     try:
         table = pacsv.read_csv(
-            io.BytesIO(data),
+            pa.BufferReader(data),
             read_options=pacsv.ReadOptions(column_names=names, skip_rows=1),
             parse_options=(pacsv.ParseOptions(quote_char='"', double_quote=True, newlines_in_values=True) if quoted
                            else pacsv.ParseOptions(quote_char=False, newlines_in_values=False)),
@@ -210,6 +218,50 @@ def _is_simple(text: str) -> bool:
     body = text.replace("\r\n", "\n")
     body = body.removesuffix("\n")
     return _BLANK_LINE.search(body) is None
+
+
+def text_array(s: pd.Series) -> pa.ChunkedArray:
+    """A text column's Arrow array, without a copy for an Arrow-backed column.
+
+    >>> text_array(pd.Series(["a", "b"], dtype="string[pyarrow]")).to_pylist()
+    ['a', 'b']
+    """
+    a = getattr(s.array, "_pa_array", None)          # pandas' Arrow-backed arrays hold a ChunkedArray
+    if isinstance(a, pa.ChunkedArray):
+        return a
+    x = pa.array(s, pa.string()) if s.dtype == object else pa.array(s)
+    return x if isinstance(x, pa.ChunkedArray) else pa.chunked_array([x])
+
+
+def _is_simple_bytes(data: bytes, start: int = 0) -> bool:
+    r""":func:`_is_simple` on the undecoded bytes from ``start``, without copying them (a few C-speed scans).
+
+    Lines that might be blank are found by how they start; only those few are decoded and
+    looked at (a file where many lines start with a space goes to the text check).
+
+    >>> _is_simple_bytes(b"a,b\r\n1,2\r\n"), _is_simple_bytes(b"a,b\n\n1,2\n"), _is_simple_bytes(b"a\rb\n")
+    (True, False, False)
+    >>> _is_simple_bytes("a,b\n\u00a0\n1,2\n".encode()), _is_simple_bytes(b"a,b\n 1,2\n")
+    (False, True)
+    """
+    if (data.find(b"\r", start) >= 0 and data.count(b"\r", start) != data.count(b"\r\n", start)) \
+            or _SEP_LINE_B.match(data, start):
+        return False
+    stop = len(data) - (2 if data.endswith(b"\r\n") else 1 if data.endswith(b"\n") else 0)
+    if stop <= start:
+        return False
+    probe = b"\n" + data[start:start + 4]
+    if any(probe.startswith(pat) for pat in _LINE_MAY_BE_BLANK):
+        end = data.find(b"\n", start, stop)
+        if not data[start: end if end >= 0 else stop].decode("utf-8", "replace").strip():
+            return False
+    for hits, m in enumerate(_LINE_START_MAY_BE_BLANK.finditer(data, start, stop)):
+        if hits >= 1000:         # many lines start with whitespace: look at the text
+            return _is_simple(data[start:].decode("utf-8", "replace"))
+        end = data.find(b"\n", m.start() + 1, stop)
+        if not data[m.start() + 1: end if end >= 0 else stop].decode("utf-8", "replace").strip():
+            return False
+    return True
 
 
 def _exact_csv(path: Path, text: str):
@@ -260,27 +312,41 @@ def _exact_csv(path: Path, text: str):
 
 
 def parse_csv(path: Path, name: str, data: bytes, *, fast: bool = True) -> RawTable:
-    """A CSV file's bytes as a :class:`RawTable` (``fast=False`` forces the exact parser)."""
+    """A CSV file's bytes as a :class:`RawTable` (``fast=False`` forces the exact parser).
+
+    The fast path works on the bytes as they are (pyarrow checks they are UTF-8); the text is
+    decoded only for the exact path, which also names the first byte that is not UTF-8.
+    """
     digest = hashlib.sha256(data).hexdigest()
-    text = _decode(path, data)
-    if not text.strip():
-        raise InputError("is empty (expected a header row and data rows)", file=path.name)
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        _decode(path, data)                                  # raises: UTF-16
+    start = 3 if data.startswith(b"\xef\xbb\xbf") else 0
     t = None
-    if fast and _is_simple(text):
-        first_nl = text.find("\n")
-        first = text[: first_nl if first_nl >= 0 else len(text)].rstrip("\r")
-        quoted = '"' in text
-        header = next(csv.reader([first], strict=False)) if quoted else first.split(",")
+    if fast and _NOT_SPACE.search(data, start) and _is_simple_bytes(data, start):
+        first_nl = data.find(b"\n", start)
+        try:
+            first = data[start: first_nl if first_nl >= 0 else len(data)].decode("utf-8").rstrip("\r")
+        except UnicodeDecodeError:
+            first = None                                     # the exact path says where
+        quoted = data.find(b'"', start) >= 0
+        if first is not None:
+            header = next(csv.reader([first], strict=False)) if quoted else first.split(",")
         # with quotes: the header must fit on its line, and a one-column file goes to the exact
         # path (which skips a quoted blank cell as a blank line)
-        if not quoted or (first.count('"') % 2 == 0 and len(header) > 1):
+        if first is not None and (not quoted or (first.count('"') % 2 == 0 and len(header) > 1)):
             names = _check_header(path, header)
-            df = _fast_csv(data[3:] if data.startswith(b"\xef\xbb\xbf") else data, names, quoted=quoted)
-            n_lines = text.replace("\r\n", "\n").removesuffix("\n").count("\n")    # data lines, no blank ones
-            # every record on one line (none spans lines) keeps line numbers exact
-            if df is not None and (not quoted or len(df) == n_lines):
+            df = _fast_csv(pa.py_buffer(data).slice(start), names, quoted=quoted)
+            if df is not None and quoted:
+                # every record on one line (none spans lines) keeps line numbers exact
+                n_lines = data.count(b"\n", start) - (1 if data.endswith(b"\n") else 0)   # data lines, no blank ones
+                if len(df) != n_lines:
+                    df = None
+            if df is not None:
                 t = RawTable(name, path, digest, df, np.arange(2, len(df) + 2, dtype=np.int64), header, len(df), [])
     if t is None:
+        text = _decode(path, data)
+        if not text.strip():
+            raise InputError("is empty (expected a header row and data rows)", file=path.name)
         header, df, lines, bad = _exact_csv(path, text)
         t = RawTable(name, path, digest, df, lines, header, len(df) + len(bad), bad)
     return _oversize(t)
@@ -294,7 +360,12 @@ def _oversize(t: RawTable) -> RawTable:
     """Rows with a cell over MAX_FIELD_CHARS go to ``bad_rows`` with the column and length."""
     if not len(t.df):
         return t
-    lens = np.column_stack([t.df[c].str.len().fillna(0).to_numpy(dtype=np.int64) for c in t.df.columns])
+    # a cell holds no more characters than bytes: only columns with a long cell in bytes are counted
+    nbytes = [pc.max(pc.binary_length(text_array(t.df[c]))).as_py() or 0 for c in t.df.columns]
+    if max(nbytes) <= MAX_FIELD_CHARS:
+        return t
+    lens = np.column_stack([t.df[c].str.len().fillna(0).to_numpy(dtype=np.int64) if nb > MAX_FIELD_CHARS
+                            else np.zeros(len(t.df), np.int64) for c, nb in zip(t.df.columns, nbytes)])
     over = lens > MAX_FIELD_CHARS
     rows = np.flatnonzero(over.any(axis=1))
     if not rows.size:

@@ -28,8 +28,9 @@ import pyarrow.compute as pc
 
 from ..errors import InputError
 from .mapping import Mapping, load_mapping, mapping_file
-from .read import RawTable, read_table
+from .read import RawTable, read_table, text_array
 from .schema import (
+    ROLES,
     FALSE_WORDS,
     NULL_MARKERS,
     OFFENDING_ROLES,
@@ -109,8 +110,20 @@ def parse_dates_why(s: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray, n
     """
     s = _text(s)
     n = len(s)
-    present = (s != "").to_numpy(dtype=bool)
-    arr = pa.array(s.to_numpy(dtype=object, na_value=""), pa.string()) if n else pa.array([], pa.string())
+    if n == 0:
+        z = np.zeros(0, bool)
+        return np.zeros(0, np.int64), z, z.copy(), np.zeros(0, np.int8)
+    # a column of dates holds few distinct values: each is parsed once
+    enc = pc.dictionary_encode(pc.fill_null(text_array(s), "")).combine_chunks()
+    codes = enc.indices.to_numpy(zero_copy_only=False)
+    days_u, ok_u, present_u, why_u = _parse_dates_arrow(enc.dictionary)
+    return days_u[codes], ok_u[codes], present_u[codes], why_u[codes]
+
+
+def _parse_dates_arrow(arr: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`parse_dates_why` of an Arrow string array (no empty-input special case)."""
+    n = len(arr)
+    present = pc.not_equal(arr, "").to_numpy(zero_copy_only=False)
     m = pc.extract_regex(arr, _ISO.pattern)
     shape = m.is_valid().to_numpy(zero_copy_only=False) if n else np.zeros(0, bool)
     m = pc.fill_null(m, pa.scalar({k: "" for k in ("y", "mo", "d", "hh", "mi", "ss", "off")}, m.type))
@@ -282,7 +295,7 @@ def _check_cells(t: RawTable, spec: TableSpec, mapping: Mapping, role_map: dict[
                 days, _, present, _ = parse_dates_why(s)
                 parsed[col.name], parsed[col.name + "__present"] = days, present
             elif col.kind == "enum" and col.name != "role":
-                parsed[col.name] = s.str.lower().to_numpy(dtype=object)
+                parsed[col.name] = s.str.lower()
             else:
                 parsed[col.name] = s
             continue
@@ -313,7 +326,7 @@ def _check_cells(t: RawTable, spec: TableSpec, mapping: Mapping, role_map: dict[
                            f"{c} {clip(r.iat[i])} is not a boolean (true/false, 1/0, yes/no)"))
         elif col.kind in ("float", "int"):
             present = (s != "").to_numpy(dtype=bool)
-            vals = pd.to_numeric(s.where(s != "", None), errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+            vals = _numbers(s)
             ok = ~present | np.isfinite(vals)
             if col.kind == "int":
                 ok &= ~present | (np.isfinite(vals) & (np.floor(np.nan_to_num(vals)) == np.nan_to_num(vals)))
@@ -329,7 +342,7 @@ def _check_cells(t: RawTable, spec: TableSpec, mapping: Mapping, role_map: dict[
                            f"{c.name} {clip(r.iat[i])} is outside {c.lo:g}..{c.hi:g}"))
         elif col.kind == "enum":
             low = s.str.lower()
-            codes, uniq = pd.factorize(low.to_numpy(dtype=object))
+            codes, uniq = _factorize(low)
             if col.name == "role":
                 # role codes map to one or more roles (expanded later); factorise
                 # first so the lookup runs once per distinct code
@@ -338,6 +351,8 @@ def _check_cells(t: RawTable, spec: TableSpec, mapping: Mapping, role_map: dict[
                 mapped[:] = table
                 vals = mapped[codes] if n else np.empty(0, dtype=object)
                 parsed[col.name] = vals
+                parsed[col.name + "__code"] = codes        # each row's distinct code, into attrs["role_table"]
+                parsed.attrs["role_table"] = mapped
                 bad = np.fromiter((x is None for x in mapped), bool, len(mapped))[codes] if n else np.zeros(0, bool)
                 checks.append((bad, col.name, lambda i, c=col, r=raw:
                                f"role {clip(r.iat[i])} is not a known role ({', '.join(c.choices)}); "
@@ -345,10 +360,62 @@ def _check_cells(t: RawTable, spec: TableSpec, mapping: Mapping, role_map: dict[
             else:
                 okset = set(col.choices) | ({""} if not col.required else set())
                 ok = np.fromiter((u in okset for u in uniq), bool, len(uniq))[codes] if n else np.zeros(0, bool)
-                parsed[col.name] = low.to_numpy(dtype=object)
+                parsed[col.name] = low
                 checks.append((~ok, col.name, lambda i, c=col, r=raw:
                                f"{c.name} {clip(r.iat[i])} is not one of {', '.join(c.choices)}"))
     return parsed, checks
+
+
+def _take(s: pd.Series, idx: np.ndarray) -> pd.Series:
+    """Rows ``idx`` of a text column as a ``str`` column (Arrow take: no Python strings made);
+    an empty one holds plain objects, as a frame built from no strings does."""
+    if not len(idx):
+        return pd.Series([], dtype=object)
+    return s.take(np.asarray(idx, dtype=np.int64)).astype("str").reset_index(drop=True)
+
+
+def _iso_days(days: np.ndarray) -> pd.Series:
+    """Days since 1970-01-01 as ``YYYY-MM-DD`` text, each distinct day formatted once."""
+    u, inv = np.unique(np.asarray(days, dtype=np.int64), return_inverse=True)
+    txt = pa.array((EPOCH + u.astype("timedelta64[D]")).astype(str).tolist(), pa.string())
+    return pd.Series(pd.array(txt.take(pa.array(inv.astype(np.int64))), dtype="str"))
+
+
+def _ranks(s: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """(codes, rank of each code): ``rank[codes]`` orders the column as a sort of its text does."""
+    enc = pc.dictionary_encode(pc.fill_null(text_array(s), "")).combine_chunks()
+    order = pc.array_sort_indices(enc.dictionary).to_numpy(zero_copy_only=False)
+    rank = np.empty(len(order), np.int64)
+    rank[order] = np.arange(len(order))
+    return enc.indices.to_numpy(zero_copy_only=False).astype(np.int64), rank
+
+
+def _factorize(s: pd.Series) -> tuple[np.ndarray, list]:
+    """Codes and distinct values of a text column, in order of first appearance (as pd.factorize).
+
+    >>> _factorize(pd.Series(["b", "a", "b"], dtype="string[pyarrow]"))
+    (array([0, 1, 0]), ['b', 'a'])
+    """
+    enc = pc.dictionary_encode(pc.fill_null(text_array(s), "")).combine_chunks()
+    return enc.indices.to_numpy(zero_copy_only=False).astype(np.int64), enc.dictionary.to_pylist()
+
+
+def _numbers(s: pd.Series) -> np.ndarray:
+    """Text to float64, NaN where empty or not a number (as ``pd.to_numeric(errors="coerce")``).
+
+    Arrow parses the column at once; a column holding anything Arrow refuses is parsed by pandas.
+
+    >>> _numbers(pd.Series(["1.5", "", "-0"], dtype="string[pyarrow]")).tolist()
+    [1.5, nan, 0.0]
+    >>> _numbers(pd.Series(["1.5", "x"], dtype="string[pyarrow]")).tolist()
+    [1.5, nan]
+    """
+    arr = text_array(s)
+    try:
+        vals = pc.cast(pc.if_else(pc.equal(arr, ""), None, arr), pa.float64())
+        return vals.to_numpy(zero_copy_only=False).astype(np.float64) + 0.0     # + 0.0: -0 reads 0, as pandas
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return pd.to_numeric(s.where(s != "", None), errors="coerce").to_numpy(dtype=float, na_value=np.nan)
 
 
 def _reject_failing(t: RawTable, rej: _Rejects, checks: list[Check]) -> np.ndarray:
@@ -369,15 +436,22 @@ def _reject_failing(t: RawTable, rej: _Rejects, checks: list[Check]) -> np.ndarr
 
 def _dedupe(t: RawTable, keys: pd.DataFrame, idx: np.ndarray, rej: _Rejects, what: str) -> np.ndarray:
     """Keep the first row of each key among ``idx``; reject later ones naming the first line."""
-    sub = keys.iloc[idx]
-    dup = sub.duplicated(keep="first").to_numpy()
+    if not len(idx):
+        return idx
+    key = np.zeros(len(idx), np.int64)
+    for c in keys.columns:                     # one integer per distinct key (codes combined)
+        codes, uniq = _factorize(keys[c].take(idx))
+        key = key * max(len(uniq), 1) + codes
+        if len(keys.columns) > 1:              # keep the combined codes small
+            key = pd.factorize(key)[0].astype(np.int64)
+    uk, first_of = np.unique(key, return_index=True)
+    dup = np.ones(len(idx), bool)
+    dup[first_of] = False
     if dup.any():
-        first_line = {}
-        for k, i in zip(map(tuple, sub.to_numpy().tolist()), idx.tolist()):
-            first_line.setdefault(k, int(t.lines[i]))
         d_idx = idx[dup]
-        reasons = [f"duplicate {what} {clip('/'.join(k))}: first given on line {first_line[k]}"
-                   for k in map(tuple, sub.to_numpy()[dup].tolist())]
+        f_line = t.lines[idx[first_of[np.searchsorted(uk, key[dup])]]]
+        reasons = [f"duplicate {what} {clip('/'.join(k))}: first given on line {int(fl)}"
+                   for k, fl in zip(map(tuple, keys.iloc[d_idx].to_numpy().tolist()), f_line.tolist())]
         rej.add(t, d_idx, list(keys.columns)[0], reasons)
     return idx[~dup]
 
@@ -453,40 +527,59 @@ def _confusables(namespaces: dict[str, dict[str, np.ndarray]]) -> list[dict]:
     """
     out = []
     for kind, tables in namespaces.items():
+        tables = {t: _large_text(a) for t, a in tables.items()}
         arrays = [a for a in tables.values() if len(a)]
         if not arrays:
             continue
-        uniq = pd.unique(np.concatenate(arrays).astype(object))
-        arr = pa.array(uniq.tolist(), pa.string())
-        odd = ~pc.string_is_ascii(arr).to_numpy(zero_copy_only=False)
-        odd |= pc.match_substring_regex(arr, r"^0+[0-9]+$").to_numpy(zero_copy_only=False)
-        key = pc.utf8_trim_whitespace(pc.replace_substring_regex(pc.utf8_normalize(arr, "NFKC"), r"\p{Cf}", ""))
+        # the distinct IDs, looked at as Arrow text: no Python string per ID
+        uniq = pc.unique(pa.chunked_array([c for a in arrays for c in a.chunks], pa.large_string()))
+        odd = ~pc.string_is_ascii(uniq).to_numpy(zero_copy_only=False)
+        odd |= pc.match_substring_regex(uniq, r"^0+[0-9]+$").to_numpy(zero_copy_only=False)
+        key = pc.utf8_trim_whitespace(pc.replace_substring_regex(pc.utf8_normalize(uniq, "NFKC"), r"\p{Cf}", ""))
         key = pc.replace_substring_regex(key, r"^0+([0-9]+)$", r"\1")
-        keys = np.asarray(key.to_numpy(zero_copy_only=False), dtype=object)
         what = "people" if kind == "person_id" else "values"
         if odd.any():
-            f = _id_groups(kind, tables, uniq, keys, odd, "confusable_ids",
+            near = pc.is_in(key, value_set=pc.unique(key.filter(pa.array(odd)))).to_numpy(zero_copy_only=False)
+            f = _id_groups(kind, tables, _objects(uniq.filter(pa.array(near))), _objects(key.filter(pa.array(near))),
+                           odd[near], "confusable_ids",
                            "differ only in Unicode form (NFC/NFD, full-width characters or invisible characters) "
                            f"or in leading zeros; fdnet keeps them apart as different {what}")
             if f:
                 out.append(f)
-        # IDs are case-sensitive; IDs equal but for case (after the folding above) are likely duplicates too
-        folded = np.asarray(pc.utf8_lower(key).to_numpy(zero_copy_only=False), dtype=object)
-        cased = folded != keys
-        if cased.any():
-            # only groups whose members differ in case, not merely in the Unicode form reported above
-            df = pd.DataFrame({"f": folded, "k": keys})
-            multi = df.groupby("f")["k"].transform("nunique").to_numpy() > 1
-            if multi.any():
-                f = _id_groups(kind, tables, uniq, folded, multi, "case_variant_ids",
-                               f"differ only in upper and lower case (IDs are case-sensitive); fdnet keeps them apart "
-                               f"as different {what}")
-                if f:
-                    out.append(f)
+        # IDs are case-sensitive; IDs equal but for case (after the folding above) are likely duplicates too;
+        # only groups whose members differ in case, not merely in the Unicode form reported above
+        folded = pc.utf8_lower(key)
+        uk = pc.unique(key)
+        counts = pc.value_counts(pc.utf8_lower(uk))
+        multi_f = counts.field("values").filter(pc.greater(counts.field("counts"), 1))
+        if len(multi_f):
+            multi = pc.is_in(folded, value_set=multi_f).to_numpy(zero_copy_only=False)
+            sel = pa.array(multi)
+            f = _id_groups(kind, tables, _objects(uniq.filter(sel)), _objects(folded.filter(sel)),
+                           np.ones(int(multi.sum()), bool), "case_variant_ids",
+                           f"differ only in upper and lower case (IDs are case-sensitive); fdnet keeps them apart "
+                           f"as different {what}")
+            if f:
+                out.append(f)
     return out
 
 
-def _id_groups(kind: str, tables: dict[str, np.ndarray], uniq: np.ndarray, keys: np.ndarray,
+def _large_text(a) -> pa.ChunkedArray:
+    """IDs (an object array, a text column or an Arrow array) as a large-string ChunkedArray."""
+    if isinstance(a, pd.Series):
+        a = text_array(a)
+    elif isinstance(a, np.ndarray):
+        a = pa.array(a.tolist(), pa.large_string())
+    if isinstance(a, pa.Array):
+        a = pa.chunked_array([a])
+    return pc.cast(a, pa.large_string()) if a.type != pa.large_string() else a
+
+
+def _objects(a) -> np.ndarray:
+    return np.asarray(a.to_pylist(), dtype=object)
+
+
+def _id_groups(kind: str, tables: dict[str, pa.ChunkedArray], uniq: np.ndarray, keys: np.ndarray,
                candidate: np.ndarray, finding: str, differ: str) -> dict | None:
     """One finding: the groups of distinct IDs sharing a key, among keys of ``candidate`` IDs."""
     df = pd.DataFrame({"id": uniq, "key": keys})
@@ -496,7 +589,8 @@ def _id_groups(kind: str, tables: dict[str, np.ndarray], uniq: np.ndarray, keys:
         return None
     n = int(df["key"].nunique())
     shown = df[df["key"].isin(sorted(set(df["key"]))[:MAX_FINDING_GROUPS])]
-    sets = {t: set(pd.unique(a[np.isin(a, shown["id"].to_numpy(dtype=object))])) for t, a in tables.items()}
+    shown_ids = pa.array(shown["id"].tolist(), pa.large_string())
+    sets = {t: set(a.filter(pc.is_in(a, value_set=shown_ids)).to_pylist()) for t, a in tables.items()}
     groups = []
     for k, g in shown.groupby("key", sort=True):
         ids = g["id"].tolist()
@@ -618,7 +712,7 @@ def load_records(data_dir: str | Path, as_of: str | None = None,
     days_i = pi["date"].to_numpy()
     after = idx[days_i[idx] > as_of_day]
     idx = idx[days_i[idx] <= as_of_day]
-    inc_after = set(ti.df["incident_id"].to_numpy()[after].tolist())
+    after_ids = _take(ti.df["incident_id"], after)
     if long:
         # one incident per id: rows of an incident must agree on incident fields
         inc_cols = [c.name for c in TABLES["incidents"].columns if c.name in ti.df.columns]
@@ -639,15 +733,15 @@ def load_records(data_dir: str | Path, as_of: str | None = None,
         inc_idx = _dedupe(ti, ti.df[["incident_id"]], idx, rej, "incident_id")
     cols = {c.name for c in TABLES["incidents"].columns} & set(ti.df.columns)
     inc = pd.DataFrame({
-        "incident_id": ti.df["incident_id"].to_numpy()[inc_idx],
+        "incident_id": _take(ti.df["incident_id"], inc_idx),
         "day": days_i[inc_idx].astype(np.int32),
         "line": ti.lines[inc_idx],
     })
-    inc["date"] = (EPOCH + inc["day"].to_numpy().astype("timedelta64[D]")).astype(str)
+    inc["date"] = _iso_days(inc["day"].to_numpy())
     for b in ("gun", "fatal", "violent"):
         inc[b] = pi[b].to_numpy()[inc_idx] if b in cols else False
     for c in ("offense", "nibrs_code", "district"):
-        inc[c] = ti.df[c].to_numpy()[inc_idx] if c in cols else ""
+        inc[c] = _take(ti.df[c], inc_idx) if c in cols else ""
     for c in ("lat", "lon"):
         inc[c] = pi[c].to_numpy()[inc_idx] if c in cols else np.nan
     if "violent" not in cols:
@@ -661,8 +755,7 @@ def load_records(data_dir: str | Path, as_of: str | None = None,
     if "gun" not in cols:
         notes.append("incidents has no 'gun' column: no incident counts as a shooting")
     inc = inc.sort_values("incident_id", kind="stable").reset_index(drop=True)
-    known = pd.Index(inc["incident_id"])
-    rejected_ids = set(ti.df["incident_id"].to_numpy()[~vi].tolist())
+    known = text_array(inc["incident_id"])
 
     # --- involvements ------------------------------------------------------
     tv = raws["involvements"]
@@ -676,47 +769,69 @@ def load_records(data_dir: str | Path, as_of: str | None = None,
         pv_role = pv["role"]
         if tv.n_read == 0:
             raise InputError("has a header but no data rows", file=tv.path.name)
-        ids = tv.df["incident_id"].to_numpy()[vv_idx]
-        is_after = pd.Index(list(inc_after)).get_indexer(ids) >= 0 if inc_after else np.zeros(len(ids), bool)
-        in_known = known.get_indexer(ids) >= 0
+        ids = text_array(tv.df["incident_id"]).take(pa.array(vv_idx))
+        is_after = (pc.is_in(ids, value_set=text_array(after_ids).combine_chunks()).to_numpy(zero_copy_only=False)
+                    if len(after_ids) else np.zeros(len(ids), bool))
+        in_known = pc.is_valid(pc.index_in(ids, value_set=known.combine_chunks())).to_numpy(zero_copy_only=False)
         unknown = vv_idx[~in_known & ~is_after]
         if len(unknown):
+            rejected_ids = set(ti.df["incident_id"].to_numpy()[~vi].tolist())
             rej.add(tv, unknown, "incident_id",
                     [f"incident_id {clip(k)} is not in {ti.path.name}" +
                      (" (its row there was rejected)" if k in rejected_ids else "")
                      for k in tv.df["incident_id"].to_numpy()[unknown]])
         after_v = int(is_after.sum())
         vv_idx = vv_idx[in_known]
-    roles = pv_role.to_numpy()[vv_idx]
     inv = pd.DataFrame({
-        "incident_id": tv.df["incident_id"].to_numpy()[vv_idx],
-        "person_id": tv.df["person_id"].to_numpy()[vv_idx],
-        "role": roles,
+        "incident_id": _take(tv.df["incident_id"], vv_idx),
+        "person_id": _take(tv.df["person_id"], vv_idx),
         "line": tv.lines[vv_idx],
         "_row": vv_idx,
     })
     # a code mapped to several roles becomes several involvements (same line)
-    codes, uniq = pd.factorize(roles)
-    if any(len(u) > 1 for u in uniq):
+    table = pv.attrs["role_table"]
+    rcode = pv["role__code"].to_numpy()[vv_idx]
+    used_codes = np.unique(rcode)
+    if any(len(table[c]) > 1 for c in used_codes.tolist()):
+        inv.insert(2, "role", pv["role"].to_numpy()[vv_idx])
         inv = inv.explode("role", ignore_index=True)
-    elif len(inv):
-        first = np.empty(len(uniq), dtype=object)
-        first[:] = [u[0] for u in uniq]
-        inv["role"] = first[codes]
-    dup = inv.duplicated(["incident_id", "person_id", "role"], keep="first").to_numpy()
+        inv["role"] = inv["role"].astype("str")
+    else:
+        first = pa.array([(table[c][0] if c in set(used_codes.tolist()) else "") for c in range(len(table))],
+                         pa.string())
+        inv.insert(2, "role", pd.Series(pd.array(first.take(pa.array(rcode)), dtype="str")) if len(inv)
+                   else pd.Series([], dtype="str"))
+    # one integer key per involvement, ordered as (incident_id, person_id, role) sort as text
+    inc_rank = pc.index_in(text_array(inv["incident_id"]), value_set=known.combine_chunks()).to_numpy(
+        zero_copy_only=False).astype(np.int64)
+    p_codes, p_rank = _ranks(inv["person_id"])
+    roles_sorted = sorted(ROLES)
+    r_rank = np.asarray(pd.Categorical(inv["role"], categories=roles_sorted).codes, dtype=np.int64)
+    key = (inc_rank * max(len(p_rank), 1) + p_rank[p_codes]) * len(roles_sorted) + r_rank
+    _, first_of = np.unique(key, return_index=True)
+    dup = np.ones(len(key), bool)
+    dup[first_of] = False
     if dup.any():
-        first_line = inv[~dup].set_index(["incident_id", "person_id", "role"])["line"]
-        d = inv[dup]
-        rows = d["_row"].to_numpy()
+        rows_all = inv["_row"].to_numpy()
+        d_idx = np.flatnonzero(dup)
+        rows = rows_all[d_idx]
         # a row whose expanded roles are all duplicates is rejected; partial duplicates just merge
-        keep_rows = set(inv.loc[~dup, "_row"].tolist())
-        full = [j for j, r in enumerate(rows) if r not in keep_rows]
-        if full:
+        full = ~np.isin(rows, rows_all[~dup])
+        if full.any():
+            line_all = inv["line"].to_numpy()
+            first_line = line_all[np.sort(first_of)]         # the first row of each key, by key
+            key_first = key[np.sort(first_of)]
+            ko = np.argsort(key_first)
+            f_line = first_line[ko][np.searchsorted(key_first[ko], key[d_idx[full]])]
+            trip = inv[["incident_id", "person_id", "role"]].to_numpy()[d_idx[full]].tolist()
             rej.add(tv, rows[full], "person_id",
-                    [f"duplicate involvement {clip(a)}/{clip(b)}/{c}: first given on line {first_line[(a, b, c)]}"
-                     for a, b, c in d[["incident_id", "person_id", "role"]].to_numpy()[full].tolist()])
-        inv = inv[~dup]
-    inv = inv.drop(columns="_row").sort_values(["incident_id", "person_id", "role"], kind="stable").reset_index(drop=True)
+                    [f"duplicate involvement {clip(a)}/{clip(b)}/{c}: first given on line {fl}"
+                     for (a, b, c), fl in zip(trip, f_line.tolist())])
+    keep = np.flatnonzero(~dup)
+    keep = keep[np.argsort(key[keep], kind="stable")]
+    inv = inv.drop(columns="_row").iloc[keep].reset_index(drop=True)
+    if not len(inv):      # as before: an empty table's text columns are plain objects
+        inv = inv.astype({"incident_id": object, "person_id": object, "role": object})
 
     # --- optional tables ---------------------------------------------------------
     persons = groups = relations = None
@@ -726,18 +841,18 @@ def load_records(data_dir: str | Path, as_of: str | None = None,
         p, checks = _check_cells(t, TABLES["persons"], mapping, role_map, now)
         ok = _reject_failing(t, rej, checks)
         keep = _dedupe(t, t.df[["person_id"]], np.flatnonzero(ok), rej, "person_id")
-        persons = pd.DataFrame({"person_id": t.df["person_id"].to_numpy()[keep], "line": t.lines[keep]})
+        persons = pd.DataFrame({"person_id": _take(t.df["person_id"], keep), "line": t.lines[keep]})
         for c in TABLES["persons"].columns[1:]:
             if c.name not in t.df.columns:
                 continue
             if c.kind == "date":
                 v = p[c.name].to_numpy()[keep]
                 pres = p[c.name + "__present"].to_numpy()[keep]
-                persons[c.name] = np.where(pres, (EPOCH + v.astype("timedelta64[D]")).astype(str), "")
+                persons[c.name] = _iso_days(v).where(pres, "")
             elif c.kind in ("bool", "float", "int"):
                 persons[c.name] = p[c.name].to_numpy()[keep]
             else:
-                persons[c.name] = p[c.name].to_numpy()[keep] if c.name in p else t.df[c.name].to_numpy()[keep]
+                persons[c.name] = _take(p[c.name] if c.name in p else t.df[c.name], keep)
         persons = _unborn(persons, as_of_day, t.path.name, findings, notes)
         persons = persons.sort_values("person_id", kind="stable").reset_index(drop=True)
     for name in ("groups", "group_relations"):
@@ -759,7 +874,7 @@ def load_records(data_dir: str | Path, as_of: str | None = None,
             extra_after[name] = int(late.sum())
             ok_idx = ok_idx[~late]
         keep = _dedupe(t, t.df[list(spec.key)], ok_idx, rej, "row")
-        out = pd.DataFrame({c: (p[c].to_numpy()[keep] if TABLES[name].col(c).kind == "enum" else t.df[c].to_numpy()[keep])
+        out = pd.DataFrame({c: _take(p[c] if TABLES[name].col(c).kind == "enum" else t.df[c], keep)
                             for c in [c.name for c in spec.columns] if c in t.df.columns})
         for c in [c.name for c in spec.columns]:
             if c not in out:
@@ -771,14 +886,14 @@ def load_records(data_dir: str | Path, as_of: str | None = None,
             relations = out.sort_values(["group_a", "group_b", "relation"], kind="stable").reset_index(drop=True)
 
     # --- data quality ------------------------------------------------------
-    spaces: dict[str, dict[str, np.ndarray]] = {"person_id": {}, "incident_id": {}, "group": {}}
-    spaces["incident_id"]["incidents"] = inc["incident_id"].to_numpy(dtype=object)
-    spaces["person_id"]["involvements"] = inv["person_id"].to_numpy(dtype=object)
+    spaces: dict[str, dict] = {"person_id": {}, "incident_id": {}, "group": {}}
+    spaces["incident_id"]["incidents"] = inc["incident_id"]
+    spaces["person_id"]["involvements"] = inv["person_id"]
     if persons is not None:
-        spaces["person_id"]["persons"] = persons["person_id"].to_numpy(dtype=object)
+        spaces["person_id"]["persons"] = persons["person_id"]
     if groups is not None:
-        spaces["person_id"]["groups"] = groups["person_id"].to_numpy(dtype=object)
-        spaces["group"]["groups"] = groups["group"].to_numpy(dtype=object)
+        spaces["person_id"]["groups"] = groups["person_id"]
+        spaces["group"]["groups"] = groups["group"]
     if relations is not None:
         spaces["group"]["group_relations"] = np.concatenate(
             [relations["group_a"].to_numpy(dtype=object), relations["group_b"].to_numpy(dtype=object)])
