@@ -535,8 +535,11 @@ def _confusables(namespaces: dict[str, dict[str, np.ndarray]]) -> list[dict]:
         uniq = pc.unique(pa.chunked_array([c for a in arrays for c in a.chunks], pa.large_string()))
         odd = ~pc.string_is_ascii(uniq).to_numpy(zero_copy_only=False)
         odd |= pc.match_substring_regex(uniq, r"^0+[0-9]+$").to_numpy(zero_copy_only=False)
-        key = pc.utf8_trim_whitespace(pc.replace_substring_regex(pc.utf8_normalize(uniq, "NFKC"), r"\p{Cf}", ""))
-        key = pc.replace_substring_regex(key, r"^0+([0-9]+)$", r"\1")
+        if odd.any():
+            key = pc.utf8_trim_whitespace(pc.replace_substring_regex(pc.utf8_normalize(uniq, "NFKC"), r"\p{Cf}", ""))
+            key = pc.replace_substring_regex(key, r"^0+([0-9]+)$", r"\1")
+        else:
+            key = pc.utf8_trim_whitespace(uniq)    # plain ASCII, no leading zeros: the folding is the identity
         what = "people" if kind == "person_id" else "values"
         if odd.any():
             near = pc.is_in(key, value_set=pc.unique(key.filter(pa.array(odd)))).to_numpy(zero_copy_only=False)
@@ -549,7 +552,7 @@ def _confusables(namespaces: dict[str, dict[str, np.ndarray]]) -> list[dict]:
         # IDs are case-sensitive; IDs equal but for case (after the folding above) are likely duplicates too;
         # only groups whose members differ in case, not merely in the Unicode form reported above
         folded = pc.utf8_lower(key)
-        uk = pc.unique(key)
+        uk = pc.unique(key) if odd.any() else key      # distinct IDs have distinct keys unless folded
         counts = pc.value_counts(pc.utf8_lower(uk))
         multi_f = counts.field("values").filter(pc.greater(counts.field("counts"), 1))
         if len(multi_f):
@@ -772,7 +775,9 @@ def load_records(data_dir: str | Path, as_of: str | None = None,
         ids = text_array(tv.df["incident_id"]).take(pa.array(vv_idx))
         is_after = (pc.is_in(ids, value_set=text_array(after_ids).combine_chunks()).to_numpy(zero_copy_only=False)
                     if len(after_ids) else np.zeros(len(ids), bool))
-        in_known = pc.is_valid(pc.index_in(ids, value_set=known.combine_chunks())).to_numpy(zero_copy_only=False)
+        inc_pos = pc.index_in(ids, value_set=known.combine_chunks())
+        in_known = pc.is_valid(inc_pos).to_numpy(zero_copy_only=False)
+        inc_pos = inc_pos.filter(pa.array(in_known)).to_numpy(zero_copy_only=False).astype(np.int64)
         unknown = vv_idx[~in_known & ~is_after]
         if len(unknown):
             rejected_ids = set(ti.df["incident_id"].to_numpy()[~vi].tolist())
@@ -791,22 +796,28 @@ def load_records(data_dir: str | Path, as_of: str | None = None,
     # a code mapped to several roles becomes several involvements (same line)
     table = pv.attrs["role_table"]
     rcode = pv["role__code"].to_numpy()[vv_idx]
-    used_codes = np.unique(rcode)
-    if any(len(table[c]) > 1 for c in used_codes.tolist()):
+    used_codes = set(np.unique(rcode).tolist())
+    roles_sorted = sorted(ROLES)
+    if any(len(table[c]) > 1 for c in used_codes):
         inv.insert(2, "role", pv["role"].to_numpy()[vv_idx])
         inv = inv.explode("role", ignore_index=True)
         inv["role"] = inv["role"].astype("str")
+        r_rank = np.asarray(pd.Categorical(inv["role"], categories=roles_sorted).codes, dtype=np.int64)
+        inc_rank = None
     else:
-        first = pa.array([(table[c][0] if c in set(used_codes.tolist()) else "") for c in range(len(table))],
-                         pa.string())
+        # one role per code (the distinct codes are few: this runs once per code, not per row)
+        first_role = [(table[c][0] if c in used_codes else "") for c in range(len(table))]
+        first = pa.array(first_role, pa.string())
         inv.insert(2, "role", pd.Series(pd.array(first.take(pa.array(rcode)), dtype="str")) if len(inv)
                    else pd.Series([], dtype="str"))
+        r_rank = np.array([roles_sorted.index(r) if r in roles_sorted else 0 for r in first_role],
+                          dtype=np.int64)[rcode] if len(table) else np.zeros(len(inv), np.int64)
+        inc_rank = None if long else inc_pos
     # one integer key per involvement, ordered as (incident_id, person_id, role) sort as text
-    inc_rank = pc.index_in(text_array(inv["incident_id"]), value_set=known.combine_chunks()).to_numpy(
-        zero_copy_only=False).astype(np.int64)
+    if inc_rank is None:
+        inc_rank = pc.index_in(text_array(inv["incident_id"]), value_set=known.combine_chunks()).to_numpy(
+            zero_copy_only=False).astype(np.int64)
     p_codes, p_rank = _ranks(inv["person_id"])
-    roles_sorted = sorted(ROLES)
-    r_rank = np.asarray(pd.Categorical(inv["role"], categories=roles_sorted).codes, dtype=np.int64)
     key = (inc_rank * max(len(p_rank), 1) + p_rank[p_codes]) * len(roles_sorted) + r_rank
     _, first_of = np.unique(key, return_index=True)
     dup = np.ones(len(key), bool)
