@@ -17,6 +17,30 @@ FALSE_WORDS = frozenset({"false", "0", "no", "f", "n"})
 SUPERVISION = ("none", "probation", "parole", "pretrial")
 RELATIONS = ("conflict", "alliance")
 
+# --- sex codes ------------------------------------------------------------------
+# One reading of the persons table's free-text `sex` column for every stage that uses it
+# (features, calibration): case-insensitive, surrounding spaces ignored; ISO/IEC 5218's
+# numeric codes (1 male, 2 female) read too. Anything else is unknown.
+MALE_WORDS = frozenset({"m", "male", "man", "1"})
+FEMALE_WORDS = frozenset({"f", "female", "woman", "2"})
+
+
+def normalise_sex(values) -> "pd.Series":
+    """The persons table's ``sex`` values as ``"M"``, ``"F"`` or ``""`` (unknown), same index.
+
+    >>> import pandas as pd
+    >>> normalise_sex(pd.Series(["M", " female", "1", "2", "U", None, "x"])).tolist()
+    ['M', 'F', 'M', 'F', '', '', '']
+    """
+    import numpy as np
+    import pandas as pd
+
+    s = pd.Series(values)
+    low = s.astype(object).where(s.notna(), "").astype(str).str.strip().str.lower()
+    out = np.where(low.isin(MALE_WORDS), "M", np.where(low.isin(FEMALE_WORDS), "F", ""))
+    return pd.Series(out, index=s.index, dtype=object)
+
+
 # --- the documented violent set ----------------------------------------------
 # Used only where the incidents table has no `violent` column. NIBRS Group A
 # crimes against persons that involve force or its threat (FBI NIBRS User

@@ -30,10 +30,9 @@ from ..errors import InputError
 from .mapping import Mapping, load_mapping, mapping_file
 from .read import RawTable, read_table, text_array
 from .schema import (
-    ROLES,
     FALSE_WORDS,
     NULL_MARKERS,
-    OFFENDING_ROLES,
+    ROLES,
     TABLES,
     TRUE_WORDS,
     VIOLENT_NIBRS,
@@ -208,10 +207,6 @@ class Records:
     notes: list[str] = field(default_factory=list)
     findings: list[dict] = field(default_factory=list)
     today: str = ""
-
-    def offending(self) -> pd.DataFrame:
-        """Involvements in an offending role."""
-        return self.involvements[self.involvements["role"].isin(OFFENDING_ROLES)]
 
 
 class _Rejects:
@@ -388,6 +383,11 @@ def _ranks(s: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     rank = np.empty(len(order), np.int64)
     rank[order] = np.arange(len(order))
     return enc.indices.to_numpy(zero_copy_only=False).astype(np.int64), rank
+
+
+def _release(t: RawTable) -> None:
+    """Drop a table's cells once every check that could reject one of its rows is done."""
+    t.df = t.df.iloc[:0]
 
 
 def _factorize(s: pd.Series) -> tuple[np.ndarray, list]:
@@ -697,6 +697,7 @@ def load_records(data_dir: str | Path, as_of: str | None = None,
         pv, checks_v = _check_cells(ti, TABLES["involvements"], mapping, role_map, now, skip=shared)
         checks = checks + checks_v
     vi = _reject_failing(ti, rej, checks)
+    del checks                      # (their messages hold the cells: freed as soon as spent)
     idx = np.flatnonzero(vi)
     if len(idx) == 0 and ti.n_read:
         raise InputError("has no valid incident rows: see the first problems in rejected rows: "
@@ -768,6 +769,7 @@ def load_records(data_dir: str | Path, as_of: str | None = None,
     else:
         pv, checks = _check_cells(tv, TABLES["involvements"], mapping, role_map, now)
         vv = _reject_failing(tv, rej, checks)
+        del checks
         vv_idx = np.flatnonzero(vv)
         pv_role = pv["role"]
         if tv.n_read == 0:
@@ -844,6 +846,11 @@ def load_records(data_dir: str | Path, as_of: str | None = None,
     if not len(inv):      # as before: an empty table's text columns are plain objects
         inv = inv.astype({"incident_id": object, "person_id": object, "role": object})
 
+    # the raw incidents and involvements are spent (their rejected rows are kept as text)
+    del pi, pv, pv_role, table, rcode
+    _release(ti)
+    _release(tv)
+
     # --- optional tables ---------------------------------------------------------
     persons = groups = relations = None
     extra_after: dict[str, int] = {}
@@ -864,6 +871,8 @@ def load_records(data_dir: str | Path, as_of: str | None = None,
                 persons[c.name] = p[c.name].to_numpy()[keep]
             else:
                 persons[c.name] = _take(p[c.name] if c.name in p else t.df[c.name], keep)
+        del p, checks
+        _release(t)
         persons = _unborn(persons, as_of_day, t.path.name, findings, notes)
         persons = persons.sort_values("person_id", kind="stable").reset_index(drop=True)
     for name in ("groups", "group_relations"):

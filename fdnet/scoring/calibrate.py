@@ -47,6 +47,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import UsageError
+from ..records.schema import normalise_sex
 from ..records.validate import day_to_iso, iso_to_day, load_records
 from .features import FEATURES
 from .policy import VICTIMIZATION_COMPONENTS, Component, Policy, is_demographic, policy_from_dict
@@ -174,7 +175,7 @@ def snapshots(data_dirs: Sequence[str | Path], *, policy: Policy, horizon_days: 
             sex = pd.Series("", index=f["person_id"])
             if st.records.persons is not None and "sex" in st.records.persons:
                 sex = st.records.persons.set_index("person_id")["sex"].reindex(f["person_id"]).fillna("")
-            feats["male"] = sex.astype(str).str.lower().isin(["m", "male"]).to_numpy().astype(int)
+            feats["male"] = (normalise_sex(sex) == "M").to_numpy().astype(int)   # the one shared reading
             feats["score_policy"] = f["score"].to_numpy()
             feats["shooting_involvement"] = f["gun_offending"].to_numpy() + f["shooting_victimization"].to_numpy()
             feats = pd.concat([feats, _ssl_inputs(st)], axis=1)
