@@ -282,7 +282,7 @@ def _check_cells(t: RawTable, spec: TableSpec, mapping: Mapping, role_map: dict[
     for col in spec.columns:
         if col.name not in df.columns:
             continue
-        s = _text(df[col.name]).str.strip().fillna("")
+        s = _stripped(_text(df[col.name]))
         df[col.name] = s
         raw = s  # for messages
         if col.name in skip:
@@ -376,13 +376,26 @@ def _iso_days(days: np.ndarray) -> pd.Series:
     return pd.Series(pd.array(txt.take(pa.array(inv.astype(np.int64))), dtype="str"))
 
 
-def _ranks(s: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """(codes, rank of each code): ``rank[codes]`` orders the column as a sort of its text does."""
+def _ranks(s: pd.Series) -> tuple[np.ndarray, np.ndarray, pa.Array]:
+    """(codes, rank of each code, distinct values): ``rank[codes]`` orders the column as a sort of its
+    text does."""
     enc = pc.dictionary_encode(pc.fill_null(text_array(s), "")).combine_chunks()
     order = pc.array_sort_indices(enc.dictionary).to_numpy(zero_copy_only=False)
     rank = np.empty(len(order), np.int64)
     rank[order] = np.arange(len(order))
-    return enc.indices.to_numpy(zero_copy_only=False).astype(np.int64), rank
+    return enc.indices.to_numpy(zero_copy_only=False).astype(np.int64), rank, enc.dictionary
+
+
+def _stripped(s: pd.Series) -> pd.Series:
+    """The column with surrounding whitespace trimmed and nulls empty; itself when nothing changes
+    (most columns: no copy of their text is made)."""
+    arr = text_array(s)
+    if arr.null_count == 0 and len(arr):
+        # trimming only removes characters: the same total length means nothing was trimmed
+        same = pc.sum(pc.binary_length(pc.utf8_trim_whitespace(arr))).as_py() == pc.sum(pc.binary_length(arr)).as_py()
+        if same:
+            return s
+    return s.str.strip().fillna("")
 
 
 def _release(t: RawTable) -> None:
@@ -506,7 +519,7 @@ def _check_constants(mapping: Mapping, where: str, today: int) -> None:
             raise InputError(f"invalid mapping: {path}: an ID column cannot be a constant", file=where)
 
 
-def _confusables(namespaces: dict[str, dict[str, np.ndarray]]) -> list[dict]:
+def _confusables(namespaces: dict[str, dict[str, np.ndarray]], distinct=frozenset()) -> list[dict]:
     """Groups of distinct IDs that look the same: equal after NFKC, without invisible characters.
 
     ``namespaces`` maps an ID kind (``person_id``, ``incident_id``,
@@ -516,7 +529,8 @@ def _confusables(namespaces: dict[str, dict[str, np.ndarray]]) -> list[dict]:
     and joiners, soft hyphen, byte-order mark: category Cf) removed and
     whitespace trimmed; an ID of digits only also loses its leading zeros
     (``0010`` and ``10``: a spreadsheet or a numeric Parquet column drops
-    them). IDs are never merged: the groups are reported.
+    them). IDs are never merged: the groups are reported. ``distinct`` names the
+    ``(kind, table)`` arrays known to hold each ID once (no hashing needed for them).
 
     >>> f = _confusables({"person_id": {"involvements": np.array(["P1", "P\\u200b1", "Ｐ１", "Q"], dtype=object)}})
     >>> f[0]["kind"], f[0]["groups"][0]["ids"]
@@ -532,7 +546,10 @@ def _confusables(namespaces: dict[str, dict[str, np.ndarray]]) -> list[dict]:
         if not arrays:
             continue
         # the distinct IDs, looked at as Arrow text: no Python string per ID
-        uniq = pc.unique(pa.chunked_array([c for a in arrays for c in a.chunks], pa.large_string()))
+        if len(arrays) == 1 and all((kind, t) in distinct for t, a in tables.items() if len(a)):
+            uniq = arrays[0].combine_chunks()                  # already distinct (deduplicated)
+        else:
+            uniq = pc.unique(pa.chunked_array([c for a in arrays for c in a.chunks], pa.large_string()))
         odd = ~pc.string_is_ascii(uniq).to_numpy(zero_copy_only=False)
         odd |= pc.match_substring_regex(uniq, r"^0+[0-9]+$").to_numpy(zero_copy_only=False)
         if odd.any():
@@ -760,6 +777,8 @@ def load_records(data_dir: str | Path, as_of: str | None = None,
         notes.append("incidents has no 'gun' column: no incident counts as a shooting")
     inc = inc.sort_values("incident_id", kind="stable").reset_index(drop=True)
     known = text_array(inc["incident_id"])
+    if not long:       # the incidents' cells are spent but for their IDs (named in involvements' messages)
+        ti.df = ti.df[["incident_id"]]
 
     # --- involvements ------------------------------------------------------
     tv = raws["involvements"]
@@ -789,60 +808,65 @@ def load_records(data_dir: str | Path, as_of: str | None = None,
                      for k in tv.df["incident_id"].to_numpy()[unknown]])
         after_v = int(is_after.sum())
         vv_idx = vv_idx[in_known]
-    inv = pd.DataFrame({
-        "incident_id": _take(tv.df["incident_id"], vv_idx),
-        "person_id": _take(tv.df["person_id"], vv_idx),
-        "line": tv.lines[vv_idx],
-        "_row": vv_idx,
-    })
-    # a code mapped to several roles becomes several involvements (same line)
+    # one slot per involvement (a code mapped to several roles gives several, on the same line);
+    # the table is made once, from the slots kept, in order
     table = pv.attrs["role_table"]
     rcode = pv["role__code"].to_numpy()[vv_idx]
     used_codes = set(np.unique(rcode).tolist())
     roles_sorted = sorted(ROLES)
     if any(len(table[c]) > 1 for c in used_codes):
-        inv.insert(2, "role", pv["role"].to_numpy()[vv_idx])
-        inv = inv.explode("role", ignore_index=True)
-        inv["role"] = inv["role"].astype("str")
-        r_rank = np.asarray(pd.Categorical(inv["role"], categories=roles_sorted).codes, dtype=np.int64)
+        ex = pd.DataFrame({"_row": vv_idx, "role": pv["role"].to_numpy()[vv_idx]}).explode("role", ignore_index=True)
+        rows_all = ex["_row"].to_numpy(dtype=np.int64)
+        role_arr = pa.array(ex["role"].astype(str).tolist(), pa.string())
+        r_rank = np.asarray(pd.Categorical(ex["role"].astype("str"), categories=roles_sorted).codes, dtype=np.int64)
         inc_rank = None
+        del ex
     else:
         # one role per code (the distinct codes are few: this runs once per code, not per row)
         first_role = [(table[c][0] if c in used_codes else "") for c in range(len(table))]
-        first = pa.array(first_role, pa.string())
-        inv.insert(2, "role", pd.Series(pd.array(first.take(pa.array(rcode)), dtype="str")) if len(inv)
-                   else pd.Series([], dtype="str"))
+        rows_all = vv_idx
+        role_arr = pa.array(first_role, pa.string()).take(pa.array(rcode))
         r_rank = np.array([roles_sorted.index(r) if r in roles_sorted else 0 for r in first_role],
-                          dtype=np.int64)[rcode] if len(table) else np.zeros(len(inv), np.int64)
+                          dtype=np.int64)[rcode] if len(table) else np.zeros(len(rows_all), np.int64)
         inc_rank = None if long else inc_pos
     # one integer key per involvement, ordered as (incident_id, person_id, role) sort as text
     if inc_rank is None:
-        inc_rank = pc.index_in(text_array(inv["incident_id"]), value_set=known.combine_chunks()).to_numpy(
-            zero_copy_only=False).astype(np.int64)
-    p_codes, p_rank = _ranks(inv["person_id"])
-    key = (inc_rank * max(len(p_rank), 1) + p_rank[p_codes]) * len(roles_sorted) + r_rank
-    _, first_of = np.unique(key, return_index=True)
+        inc_rank = pc.index_in(text_array(tv.df["incident_id"]).take(pa.array(rows_all)),
+                               value_set=known.combine_chunks()).to_numpy(zero_copy_only=False).astype(np.int64)
+    p_codes, p_rank, p_distinct = _ranks(tv.df["person_id"])   # ranks among all rows' IDs: the same order
+    key = (inc_rank * max(len(p_rank), 1) + p_rank[p_codes[rows_all]]) * len(roles_sorted) + r_rank
+    del inc_rank, p_rank, r_rank
+    uk, first_of = np.unique(key, return_index=True)
     dup = np.ones(len(key), bool)
     dup[first_of] = False
     if dup.any():
-        rows_all = inv["_row"].to_numpy()
         d_idx = np.flatnonzero(dup)
         rows = rows_all[d_idx]
         # a row whose expanded roles are all duplicates is rejected; partial duplicates just merge
         full = ~np.isin(rows, rows_all[~dup])
         if full.any():
-            line_all = inv["line"].to_numpy()
-            first_line = line_all[np.sort(first_of)]         # the first row of each key, by key
-            key_first = key[np.sort(first_of)]
-            ko = np.argsort(key_first)
-            f_line = first_line[ko][np.searchsorted(key_first[ko], key[d_idx[full]])]
-            trip = inv[["incident_id", "person_id", "role"]].to_numpy()[d_idx[full]].tolist()
-            rej.add(tv, rows[full], "person_id",
+            f_line = tv.lines[rows_all[first_of[np.searchsorted(uk, key[d_idx[full]])]]]
+            fr = rows[full]
+            trip = zip(tv.df["incident_id"].take(fr).tolist(), tv.df["person_id"].take(fr).tolist(),
+                       role_arr.take(pa.array(d_idx[full])).to_pylist())
+            rej.add(tv, fr, "person_id",
                     [f"duplicate involvement {clip(a)}/{clip(b)}/{c}: first given on line {fl}"
                      for (a, b, c), fl in zip(trip, f_line.tolist())])
+    del uk, first_of
     keep = np.flatnonzero(~dup)
     keep = keep[np.argsort(key[keep], kind="stable")]
-    inv = inv.drop(columns="_row").iloc[keep].reset_index(drop=True)
+    del key, dup
+    rows_kept = rows_all[keep]
+    # the distinct people of the kept involvements (for the confusable-ID check, with no hashing)
+    inv_people = p_distinct.filter(pa.array(np.bincount(p_codes[rows_kept], minlength=len(p_distinct)) > 0))
+    del p_codes, p_distinct
+    inv = pd.DataFrame({
+        "incident_id": _take(tv.df["incident_id"], rows_kept),
+        "person_id": _take(tv.df["person_id"], rows_kept),
+        "role": (pd.Series(pd.array(role_arr.take(pa.array(keep)), dtype="str")) if len(keep)
+                 else pd.Series([], dtype=object)),
+        "line": tv.lines[rows_kept],
+    })
     if not len(inv):      # as before: an empty table's text columns are plain objects
         inv = inv.astype({"incident_id": object, "person_id": object, "role": object})
 
@@ -908,7 +932,7 @@ def load_records(data_dir: str | Path, as_of: str | None = None,
     # --- data quality ------------------------------------------------------
     spaces: dict[str, dict] = {"person_id": {}, "incident_id": {}, "group": {}}
     spaces["incident_id"]["incidents"] = inc["incident_id"]
-    spaces["person_id"]["involvements"] = inv["person_id"]
+    spaces["person_id"]["involvements"] = inv_people
     if persons is not None:
         spaces["person_id"]["persons"] = persons["person_id"]
     if groups is not None:
@@ -917,7 +941,8 @@ def load_records(data_dir: str | Path, as_of: str | None = None,
     if relations is not None:
         spaces["group"]["group_relations"] = np.concatenate(
             [relations["group_a"].to_numpy(dtype=object), relations["group_b"].to_numpy(dtype=object)])
-    for f in _confusables(spaces):
+    distinct = {("incident_id", "incidents"), ("person_id", "involvements"), ("person_id", "persons")}
+    for f in _confusables(spaces, distinct):
         findings.append(f)
         notes.append(f"data quality: {f['message']}")
 
