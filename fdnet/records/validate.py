@@ -28,10 +28,11 @@ import pyarrow.compute as pc
 
 from ..errors import InputError
 from .mapping import Mapping, load_mapping, mapping_file
-from .read import RawTable, read_table, text_array
+from .read import MAX_FIELD_CHARS, RawTable, read_table, text_array
 from .schema import (
     FALSE_WORDS,
     NULL_MARKERS,
+    QUOTE_LIMIT,
     ROLES,
     TABLES,
     TRUE_WORDS,
@@ -213,29 +214,39 @@ class _Rejects:
     """Collects rejected rows: one row per input row, all its reasons joined."""
 
     def __init__(self):
-        self.rows: list[dict] = []
+        self.parts: list[pd.DataFrame] = []      # one block of rows per call, columns as REJECTED_COLUMNS
 
-    def add(self, t: RawTable, idx: np.ndarray, column: list[str] | str, reason: list[str] | str):
-        idx = np.asarray(idx)
+    def add(self, t: RawTable, idx: np.ndarray, column, reason):
+        """Reject rows ``idx`` of ``t`` (column and reason: one for all, or one per row), all at once."""
+        idx = np.asarray(idx, dtype=np.int64)
         if idx.size == 0:
             return
-        cols = [column] * idx.size if isinstance(column, str) else column
-        reasons = [reason] * idx.size if isinstance(reason, str) else reason
-        for i, c, r in zip(idx.tolist(), cols, reasons):
-            self.rows.append({"file": t.path.name, "line": int(t.lines[i]), "column": c,
-                              "reason": r, "raw": t.raw(i), "_table": t.name})
+        self.parts.append(pd.DataFrame({
+            "file": t.path.name, "line": t.lines[idx].astype(np.int64),
+            "column": column if isinstance(column, str) else np.asarray(column, dtype=object),
+            "reason": reason if isinstance(reason, str) else np.asarray(reason, dtype=object),
+            "raw": raw_lines(t, idx), "_table": t.name}, index=np.arange(idx.size)))
 
     def add_bad(self, t: RawTable):
-        for line, reason, raw in t.bad_rows:
-            self.rows.append({"file": t.path.name, "line": line, "column": "",
-                              "reason": reason, "raw": raw, "_table": t.name})
+        if t.bad_rows:
+            lines, reasons, raws = zip(*t.bad_rows)
+            self.parts.append(pd.DataFrame({"file": t.path.name, "line": list(lines), "column": "",
+                                            "reason": list(reasons), "raw": list(raws), "_table": t.name}))
 
     def first_reasons(self, k: int = 3) -> list[str]:
-        return [r["reason"] for r in self.rows[:k]]
+        out: list[str] = []
+        for part in self.parts:
+            out += part["reason"].iloc[: k - len(out)].tolist()
+            if len(out) >= k:
+                break
+        return out
 
     def frame(self) -> pd.DataFrame:
         """Sorted by file and line; rows of the same input row merged (first column, reasons joined)."""
-        df = pd.DataFrame(self.rows, columns=REJECTED_COLUMNS + ["_table"])
+        if not self.parts:
+            return pd.DataFrame([], columns=REJECTED_COLUMNS + ["_table"])
+        df = pd.concat(self.parts, ignore_index=True)[REJECTED_COLUMNS + ["_table"]]
+        df = df.astype({c: "str" for c in ("file", "column", "reason", "raw", "_table")})
         if not len(df):
             return df
         df = df.sort_values(["file", "line"], kind="stable").reset_index(drop=True)
@@ -246,6 +257,28 @@ class _Rejects:
                          raw=("raw", "first"))
                     .sort_values(["file", "line"], kind="stable").reset_index(drop=True))
         return df
+
+
+def raw_lines(t: RawTable, idx: np.ndarray) -> np.ndarray:
+    """:meth:`RawTable.raw` of rows ``idx``, made column by column (quoted as the csv module does:
+    a cell holding a comma or a quote is quoted, quotes doubled; a lone empty cell is ``""``)."""
+    k = len(t.header)
+    if not len(idx):
+        return np.empty(0, dtype=object)
+    take = pa.array(np.asarray(idx, dtype=np.int64))
+    cols = []
+    for j in range(k):
+        c = pc.cast(pc.fill_null(text_array(t.df.iloc[:, j]).take(take), ""), pa.large_string())
+        if pc.max(pc.utf8_length(c)).as_py() > MAX_FIELD_CHARS:     # (such rows left at reading)
+            return np.asarray([t.raw(int(i)) for i in idx], dtype=object)
+        quote = pc.match_substring_regex(c, '[,"]')
+        q = pa.scalar('"', pa.large_string())
+        quoted = pc.binary_join_element_wise(q, pc.replace_substring(c, '"', '""'), q, pa.scalar("", pa.large_string()))
+        cols.append(pc.if_else(quote, quoted, c))
+    line = pc.binary_join_element_wise(*cols, pa.scalar(",", pa.large_string())) if k > 1 else cols[0]
+    if k == 1:
+        line = pc.if_else(pc.equal(line, ""), pa.scalar('""', pa.large_string()), line)
+    return np.asarray(line.to_numpy(zero_copy_only=False), dtype=object)
 
 
 def _find_file(data_dir: Path, table: str, mapping: Mapping, listing: dict[str, Path]) -> Path | None:
@@ -263,7 +296,52 @@ def _find_file(data_dir: Path, table: str, mapping: Mapping, listing: dict[str, 
     return found[0] if found else None
 
 
-Check = tuple[np.ndarray, str, object]     # (failing mask, column, reason for row i)
+_DATE_SUFFIXES = [""] + [" " + DATE_REASONS[k] for k in sorted(DATE_REASONS)]
+_SIMPLE_QUOTE = r"^[ -&(-\[\]-~]*$"      # printable ASCII but ' and \: repr() just adds quotes
+
+
+def clip_many(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """:func:`~fdnet.records.schema.clip` of every value, vectorised for plain values.
+
+    >>> vals = ["P1", "it's", "a\\b", "x" * 100, "é"]
+    >>> clip_many(pa.array(vals)).tolist() == [clip(v) for v in vals]
+    True
+    """
+    values = pc.fill_null(values, "")
+    plain = pc.and_(pc.match_substring_regex(values, _SIMPLE_QUOTE),
+                    pc.less_equal(pc.utf8_length(values), QUOTE_LIMIT)).to_numpy(zero_copy_only=False)
+    out = np.asarray(values.to_numpy(zero_copy_only=False), dtype=object)
+    out[plain] = "'" + out[plain] + "'"
+    other = np.flatnonzero(~plain)
+    if other.size:       # quotes, backslashes, other characters or long: Python's repr, as clip does
+        out[other] = [clip(v) for v in out[other].tolist()]
+    return out
+
+
+class _Reason:
+    """Why rows fail one check: a fixed sentence, or ``prefix + clip(cell) + suffix`` where the
+    suffix may depend on a per-row code (``(codes, suffixes)``); made for many rows at once."""
+
+    def __init__(self, prefix: str, cells: pd.Series | None = None, suffix="") -> None:
+        self.prefix, self.cells, self.suffix = prefix, cells, suffix
+
+    def at(self, idx: np.ndarray) -> np.ndarray:
+        idx = np.asarray(idx, dtype=np.int64)
+        if self.cells is None:
+            out = np.empty(len(idx), dtype=object)
+            out[:] = self.prefix
+            return out
+        v = self.prefix + clip_many(text_array(self.cells).take(pa.array(idx)))
+        if isinstance(self.suffix, tuple):
+            codes, suffixes = self.suffix
+            return v + np.asarray(suffixes, dtype=object)[np.asarray(codes)[idx]]
+        return v + self.suffix
+
+    def __call__(self, i: int) -> str:
+        return str(self.at(np.array([i]))[0])
+
+
+Check = tuple[np.ndarray, str, _Reason]     # (failing mask, column, why)
 
 
 def _check_cells(t: RawTable, spec: TableSpec, mapping: Mapping, role_map: dict[str, tuple[str, ...]],
@@ -297,28 +375,25 @@ def _check_cells(t: RawTable, spec: TableSpec, mapping: Mapping, role_map: dict[
         if col.kind in ("id", "text"):
             parsed[col.name] = s
             if col.kind == "id":
-                checks.append(((s == "").to_numpy(dtype=bool), col.name,
-                               lambda i, c=col.name: f"{c} is empty"))
+                checks.append(((s == "").to_numpy(dtype=bool), col.name, _Reason(f"{col.name} is empty")))
                 null = s.str.lower().isin(NULL_MARKERS).to_numpy(dtype=bool)
-                checks.append((null, col.name, lambda i, c=col.name, r=raw:
-                               f"{c} {clip(r.iat[i])} is a null marker, not an ID (the export left {c} empty)"))
+                checks.append((null, col.name, _Reason(f"{col.name} ", raw,
+                                                       f" is a null marker, not an ID (the export left {col.name} empty)")))
         elif col.kind == "date":
             days, ok, present, why = parse_dates_why(s)
             parsed[col.name] = days
             parsed[col.name + "__present"] = present
-            checks.append((~ok, col.name, lambda i, c=col.name, r=raw, w=why:
-                           f"{c} {clip(r.iat[i])} {DATE_REASONS[int(w[i])]}"))
+            checks.append((~ok, col.name, _Reason(f"{col.name} ", raw, (why, _DATE_SUFFIXES))))
             if col.required:
-                checks.append((~present, col.name, lambda i, c=col.name: f"{c} is empty"))
+                checks.append((~present, col.name, _Reason(f"{col.name} is empty")))
             if col.name == spec.date_column:
                 future = ok & present & (days > today)
-                checks.append((future, col.name, lambda i, c=col.name, r=raw:
-                               f"dated in the future: {c} {clip(r.iat[i])} is after today ({day_to_iso(today)})"))
+                checks.append((future, col.name, _Reason(f"dated in the future: {col.name} ", raw,
+                                                         f" is after today ({day_to_iso(today)})")))
         elif col.kind == "bool":
             v, ok = parse_bools(s, mapping.booleans.get("true", ()), mapping.booleans.get("false", ()))
             parsed[col.name] = v
-            checks.append((~ok, col.name, lambda i, c=col.name, r=raw:
-                           f"{c} {clip(r.iat[i])} is not a boolean (true/false, 1/0, yes/no)"))
+            checks.append((~ok, col.name, _Reason(f"{col.name} ", raw, " is not a boolean (true/false, 1/0, yes/no)")))
         elif col.kind in ("float", "int"):
             present = (s != "").to_numpy(dtype=bool)
             vals = _numbers(s)
@@ -332,9 +407,10 @@ def _check_cells(t: RawTable, spec: TableSpec, mapping: Mapping, role_map: dict[
                 rng &= ~(vals > col.hi)
             parsed[col.name] = vals
             kind = "an integer" if col.kind == "int" else "a number"
-            checks.append((~ok, col.name, lambda i, c=col.name, r=raw, k=kind: f"{c} {clip(r.iat[i])} is not {k}"))
-            checks.append((ok & present & ~rng, col.name, lambda i, c=col, r=raw:
-                           f"{c.name} {clip(r.iat[i])} is outside {c.lo:g}..{c.hi:g}"))
+            checks.append((~ok, col.name, _Reason(f"{col.name} ", raw, f" is not {kind}")))
+            if col.lo is not None and col.hi is not None:
+                checks.append((ok & present & ~rng, col.name, _Reason(f"{col.name} ", raw,
+                                                                      f" is outside {col.lo:g}..{col.hi:g}")))
         elif col.kind == "enum":
             low = s.str.lower()
             codes, uniq = _factorize(low)
@@ -349,15 +425,13 @@ def _check_cells(t: RawTable, spec: TableSpec, mapping: Mapping, role_map: dict[
                 parsed[col.name + "__code"] = codes        # each row's distinct code, into attrs["role_table"]
                 parsed.attrs["role_table"] = mapped
                 bad = np.fromiter((x is None for x in mapped), bool, len(mapped))[codes] if n else np.zeros(0, bool)
-                checks.append((bad, col.name, lambda i, c=col, r=raw:
-                               f"role {clip(r.iat[i])} is not a known role ({', '.join(c.choices)}); "
-                               "map records-system codes in mapping.yaml"))
+                checks.append((bad, col.name, _Reason("role ", raw, f" is not a known role ({', '.join(col.choices)}); "
+                                                      "map records-system codes in mapping.yaml")))
             else:
                 okset = set(col.choices) | ({""} if not col.required else set())
                 ok = np.fromiter((u in okset for u in uniq), bool, len(uniq))[codes] if n else np.zeros(0, bool)
                 parsed[col.name] = low
-                checks.append((~ok, col.name, lambda i, c=col, r=raw:
-                               f"{c.name} {clip(r.iat[i])} is not one of {', '.join(c.choices)}"))
+                checks.append((~ok, col.name, _Reason(f"{col.name} ", raw, f" is not one of {', '.join(col.choices)}")))
     return parsed, checks
 
 
@@ -438,11 +512,24 @@ def _reject_failing(t: RawTable, rej: _Rejects, checks: list[Check]) -> np.ndarr
     for m, _, _ in checks:
         bad_any |= m
     bad_idx = np.flatnonzero(bad_any)
-    cols, reasons = [], []
-    for i in bad_idx.tolist():
-        hits = [(c, fn(i)) for m, c, fn in checks if m[i]]
-        cols.append(hits[0][0])
-        reasons.append("; ".join(r for _, r in hits))
+    if not bad_idx.size:
+        return ~bad_any
+    # each check's reasons for its failing rows at once; a row's reasons joined in check order
+    pos = np.full(n, -1, np.int64)
+    pos[bad_idx] = np.arange(len(bad_idx))
+    cols = np.full(len(bad_idx), None, dtype=object)
+    reasons = np.full(len(bad_idx), None, dtype=object)
+    for m, c, why in checks:
+        rows = np.flatnonzero(m)
+        if not rows.size:
+            continue
+        r = why.at(rows)
+        p = pos[rows]
+        cur = reasons[p]
+        new = cur == None        # noqa: E711 (elementwise)
+        cols[p[new]] = c
+        reasons[p[new]] = r[new]
+        reasons[p[~new]] = cur[~new] + "; " + r[~new]
     rej.add(t, bad_idx, cols, reasons)
     return ~bad_any
 
@@ -512,7 +599,7 @@ def _check_constants(mapping: Mapping, where: str, today: int) -> None:
         df = pd.DataFrame({col: pd.Series([value], dtype="string[pyarrow]")})
         dummy = RawTable(table, Path(where), "", df, np.array([0]), [col], 1)
         _, checks = _check_cells(dummy, spec, mapping, role_map, today)
-        bad = [fn(0) for m, _, fn in checks if m[0]]
+        bad = [why(0) for m, _, why in checks if m[0]]
         if bad:
             raise InputError(f"invalid mapping: {path}: {'; '.join(bad)}", file=where)
         if c.kind == "id":   # pragma: no cover - refused by the mapping model already
