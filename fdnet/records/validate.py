@@ -550,8 +550,11 @@ def _dedupe(t: RawTable, keys: pd.DataFrame, idx: np.ndarray, rej: _Rejects, wha
     if dup.any():
         d_idx = idx[dup]
         f_line = t.lines[idx[first_of[np.searchsorted(uk, key[dup])]]]
-        reasons = [f"duplicate {what} {clip('/'.join(k))}: first given on line {int(fl)}"
-                   for k, fl in zip(map(tuple, keys.iloc[d_idx].to_numpy().tolist()), f_line.tolist())]
+        take = pa.array(d_idx)
+        parts = [pc.cast(pc.fill_null(text_array(keys[c]).take(take), ""), pa.large_string()) for c in keys.columns]
+        joined = pc.binary_join_element_wise(*parts, pa.scalar("/", pa.large_string())) if len(parts) > 1 else parts[0]
+        reasons = (f"duplicate {what} " + clip_many(joined) + ": first given on line "
+                   + f_line.astype(np.int64).astype(str).astype(object))
         rej.add(t, d_idx, list(keys.columns)[0], reasons)
     return idx[~dup]
 
@@ -888,11 +891,12 @@ def load_records(data_dir: str | Path, as_of: str | None = None,
         inc_pos = inc_pos.filter(pa.array(in_known)).to_numpy(zero_copy_only=False).astype(np.int64)
         unknown = vv_idx[~in_known & ~is_after]
         if len(unknown):
-            rejected_ids = set(ti.df["incident_id"].to_numpy()[~vi].tolist())
+            unk = text_array(tv.df["incident_id"]).take(pa.array(unknown))
+            was_rejected = pc.is_in(unk, value_set=text_array(ti.df["incident_id"]).filter(
+                pa.array(~vi)).combine_chunks()).to_numpy(zero_copy_only=False)
             rej.add(tv, unknown, "incident_id",
-                    [f"incident_id {clip(k)} is not in {ti.path.name}" +
-                     (" (its row there was rejected)" if k in rejected_ids else "")
-                     for k in tv.df["incident_id"].to_numpy()[unknown]])
+                    "incident_id " + clip_many(unk) + f" is not in {ti.path.name}"
+                    + np.where(was_rejected, " (its row there was rejected)", "").astype(object))
         after_v = int(is_after.sum())
         vv_idx = vv_idx[in_known]
     # one slot per involvement (a code mapped to several roles gives several, on the same line);
@@ -934,11 +938,12 @@ def load_records(data_dir: str | Path, as_of: str | None = None,
         if full.any():
             f_line = tv.lines[rows_all[first_of[np.searchsorted(uk, key[d_idx[full]])]]]
             fr = rows[full]
-            trip = zip(tv.df["incident_id"].take(fr).tolist(), tv.df["person_id"].take(fr).tolist(),
-                       role_arr.take(pa.array(d_idx[full])).to_pylist())
+            frs = pa.array(fr)
             rej.add(tv, fr, "person_id",
-                    [f"duplicate involvement {clip(a)}/{clip(b)}/{c}: first given on line {fl}"
-                     for (a, b, c), fl in zip(trip, f_line.tolist())])
+                    "duplicate involvement " + clip_many(text_array(tv.df["incident_id"]).take(frs)) + "/"
+                    + clip_many(text_array(tv.df["person_id"]).take(frs)) + "/"
+                    + np.asarray(role_arr.take(pa.array(d_idx[full])).to_numpy(zero_copy_only=False), dtype=object)
+                    + ": first given on line " + f_line.astype(np.int64).astype(str).astype(object))
     del uk, first_of
     keep = np.flatnonzero(~dup)
     keep = keep[np.argsort(key[keep], kind="stable")]
