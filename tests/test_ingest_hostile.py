@@ -599,3 +599,25 @@ def test_quoted_csv_takes_the_fast_path_when_no_record_spans_lines(tmp_path, mon
     monkeypatch.setattr(read_mod, "_exact_csv", lambda *a: pytest.fail("the exact path was used"))
     t = parse_csv(tmp_path / "incidents.csv", "incidents", data)
     assert len(t.df) == 50 and t.df["offense"].iat[0] == "robbery, armed" and t.lines[-1] == 51
+
+
+def test_rejected_rows_made_column_wise_match_one_row_at_a_time():
+    """Issue 10: raw lines and reasons are built for all rejected rows at once; each must be what
+    the csv module and clip() give for that one row (quotes, commas, newlines, Unicode, long cells)."""
+    from fdnet.records.read import RawTable
+    from fdnet.records.schema import clip
+    from fdnet.records.validate import _Reason, clip_many, raw_lines
+
+    rng = np.random.default_rng(10)
+    alphabet = list("ab,\"' \\\n\r\té\u200bＰ0") + ["", "x" * 90]
+    cells = ["".join(rng.choice(alphabet, rng.integers(0, 4))) for _ in range(600)]
+    df = pd.DataFrame({"a": pd.Series(cells[:300], dtype="string[pyarrow]"),
+                       "b": pd.Series(cells[300:], dtype="string[pyarrow]")})
+    t = RawTable("t", Path("t.csv"), "", df, np.arange(2, 302), ["a", "b"], 300)
+    idx = np.arange(300)
+    assert raw_lines(t, idx).tolist() == [t.raw(i) for i in idx]
+    one = RawTable("t", Path("t.csv"), "", df[["a"]], np.arange(2, 302), ["a"], 300)
+    assert raw_lines(one, idx).tolist() == [one.raw(i) for i in idx]
+    assert clip_many(pa.array(cells)).tolist() == [clip(c) for c in cells]
+    why = _Reason("a ", df["a"], " is odd")
+    assert why.at(idx).tolist() == [f"a {clip(c)} is odd" for c in cells[:300]]

@@ -409,3 +409,17 @@ def test_written_city_reads_cleanly(tmp_path):
     assert len(rec.rejected) == 0
     assert rec.as_of == c.end_date
     assert len(rec.incidents) == len(c.incidents) and len(rec.involvements) == len(c.involvements)
+
+
+def test_written_in_slices_is_written_whole(tmp_path, monkeypatch):
+    """Issue 10: write_city writes a city in slices of rows (a 10M-person city never holds its text);
+    the bytes are those of the tables written whole, and n_rows needs no frame."""
+    import fdnet.synth.city as city_mod
+
+    c = generate_city(1500, seed=5)
+    assert c.n_rows("involvements") == len(c.involvements) and c.n_rows("persons") == 1500
+    whole = write_city(generate_city(1500, seed=5), tmp_path / "whole")
+    monkeypatch.setattr(city_mod, "WRITE_CHUNK_ROWS", 97)
+    sliced = write_city(generate_city(1500, seed=5), tmp_path / "sliced")
+    for name, path in whole.items():
+        assert path.read_bytes() == sliced[name].read_bytes(), name
