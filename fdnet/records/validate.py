@@ -473,8 +473,10 @@ def _stripped(s: pd.Series) -> pd.Series:
 
 
 def _release(t: RawTable) -> None:
-    """Drop a table's cells once every check that could reject one of its rows is done."""
+    """Drop a table's cells once every check that could reject one of its rows is done (and hand
+    Arrow's freed memory back, so the next tables reuse it rather than grow the process)."""
     t.df = t.df.iloc[:0]
+    pa.default_memory_pool().release_unused()
 
 
 def _factorize(s: pd.Series) -> tuple[np.ndarray, list]:
@@ -659,9 +661,15 @@ def _confusables(namespaces: dict[str, dict[str, np.ndarray]], distinct=frozense
         # IDs are case-sensitive; IDs equal but for case (after the folding above) are likely duplicates too;
         # only groups whose members differ in case, not merely in the Unicode form reported above
         folded = pc.utf8_lower(key)
-        uk = pc.unique(key) if odd.any() else key      # distinct IDs have distinct keys unless folded
-        counts = pc.value_counts(pc.utf8_lower(uk))
-        multi_f = counts.field("values").filter(pc.greater(counts.field("counts"), 1))
+        # distinct IDs have distinct keys unless folded above
+        folded_u = pc.utf8_lower(pc.unique(key)) if odd.any() else folded
+        if pc.count_distinct(folded_u).as_py() == len(folded_u):
+            multi_f = pa.array([], pa.large_string())      # no two keys equal but for case
+        else:
+            counts = pc.value_counts(folded_u)
+            multi_f = counts.field("values").filter(pc.greater(counts.field("counts"), 1))
+            del counts
+        del folded_u
         if len(multi_f):
             multi = pc.is_in(folded, value_set=multi_f).to_numpy(zero_copy_only=False)
             sel = pa.array(multi)
@@ -1022,6 +1030,7 @@ def load_records(data_dir: str | Path, as_of: str | None = None,
             relations = out.sort_values(["group_a", "group_b", "relation"], kind="stable").reset_index(drop=True)
 
     # --- data quality ------------------------------------------------------
+    pa.default_memory_pool().release_unused()
     spaces: dict[str, dict] = {"person_id": {}, "incident_id": {}, "group": {}}
     spaces["incident_id"]["incidents"] = inc["incident_id"]
     spaces["person_id"]["involvements"] = inv_people
@@ -1066,6 +1075,7 @@ def load_records(data_dir: str | Path, as_of: str | None = None,
         elif name in extra_after:
             entry["rows"]["after_as_of"] = extra_after[name]
         inputs[key] = entry
+    pa.default_memory_pool().release_unused()      # the next stages start from what Records holds
     return Records(
         incidents=inc, involvements=inv, persons=persons, groups=groups,
         group_relations=relations, as_of=day_to_iso(as_of_day), as_of_day=as_of_day,
