@@ -176,7 +176,14 @@ def _clean(x):
 
 
 class _Data:
-    """Events grouped by person (CSR), with the compensator's ingredients."""
+    """Events grouped by person (CSR), with the compensator's ingredients.
+
+    The background rate depends on a person only through their covariate
+    row, and covariates are few and mostly binary (a handful of distinct
+    rows among a million people), so the Poisson regression runs on the
+    distinct rows (``Xu``) with their people counts: the same likelihood,
+    its sums taken per row pattern instead of per person.
+    """
 
     def __init__(self, net: CSRGraph, person: np.ndarray, time: np.ndarray, X: np.ndarray, T: float,
                  max_lag: float = np.inf):
@@ -184,27 +191,33 @@ class _Data:
         self.order = order
         self.person = np.asarray(person)[order].astype(np.int64)
         self.time = np.ascontiguousarray(np.asarray(time, dtype=float)[order])
-        self.ev_ptr = np.zeros(net.n + 1, dtype=np.int64)
-        np.add.at(self.ev_ptr, self.person + 1, 1)
-        self.ev_ptr = np.cumsum(self.ev_ptr)
+        self.ev_ptr = np.concatenate([[0], np.cumsum(np.bincount(self.person, minlength=net.n))]).astype(np.int64)
         self.net = net
         self.X = X
+        self.Xu, pattern = np.unique(X, axis=0, return_inverse=True)
+        pattern = pattern.ravel()
+        self.n_pattern = np.bincount(pattern, minlength=len(self.Xu)).astype(float)
+        self.ev_pattern = pattern[self.person]
         self.T = T
         # weighted degree of each event's person: how many neighbours it can excite
-        wdeg = np.zeros(net.n)
-        np.add.at(wdeg, np.repeat(np.arange(net.n), np.diff(net.indptr)), net.weight)
+        wdeg = np.diff(net.indptr).astype(float) if np.all(net.weight == 1.0) else \
+            np.bincount(np.repeat(np.arange(net.n), np.diff(net.indptr)), weights=net.weight, minlength=net.n)
         self.wdeg_ev = wdeg[self.person]
         # an event excites its neighbours for at most max_lag days (as in the E-step)
         self.remaining = np.minimum(T - self.time, max_lag)
 
+    def mu_patterns(self, theta) -> np.ndarray:
+        """Background rate per day of each distinct covariate row."""
+        return np.exp(self.Xu @ theta)
+
     def estep(self, theta, alpha, beta, max_lag):
-        mu = np.exp(self.X @ theta)
+        mu_u = self.mu_patterns(theta)
         return _core.hawkes_estep(self.net.indptr, self.net.indices, self.net.weight, self.ev_ptr,
-                                  self.time, np.ascontiguousarray(mu[self.person]), alpha, beta, max_lag), mu
+                                  self.time, np.ascontiguousarray(mu_u[self.ev_pattern]), alpha, beta, max_lag), mu_u
 
     def loglik(self, theta, alpha, beta, max_lag):
-        (lam, *_), mu = self.estep(theta, alpha, beta, max_lag)
-        comp = mu.sum() * self.T + alpha * np.sum(self.wdeg_ev * (1 - np.exp(-beta * self.remaining)))
+        (lam, *_), mu_u = self.estep(theta, alpha, beta, max_lag)
+        comp = (self.n_pattern * mu_u).sum() * self.T + alpha * np.sum(self.wdeg_ev * (1 - np.exp(-beta * self.remaining)))
         return float(np.sum(np.log(lam)) - comp)
 
 
@@ -218,7 +231,7 @@ def _em(d: _Data, theta, alpha, beta, max_lag, *, max_iter: int, tol: float, fix
 
     Returns ``(theta, alpha, beta, loglik, iterations, converged)``.
     """
-    n, p = d.net.n, d.X.shape[1]
+    p = d.X.shape[1]
     theta = np.array(theta, dtype=float)
     if fix_alpha is not None:
         alpha = fix_alpha
@@ -228,13 +241,15 @@ def _em(d: _Data, theta, alpha, beta, max_lag, *, max_iter: int, tol: float, fix
     converged = False
     it = 0
     for it in range(1, max_iter + 1):
-        (lam, p0, par, ppar, s1, s2), mu = d.estep(theta, alpha, beta, max_lag)
-        # M-step: theta by Newton on the background part
-        counts = np.bincount(d.person, weights=p0, minlength=n)
+        (lam, p0, par, ppar, s1, s2), _ = d.estep(theta, alpha, beta, max_lag)
+        # M-step: theta by Newton on the background part (a Poisson regression on the distinct
+        # covariate rows: background events per row against people x T of exposure)
+        counts = np.bincount(d.ev_pattern, weights=p0, minlength=len(d.Xu))
+        expo = d.n_pattern * d.T
         for _ in range(25):
-            mu = np.exp(d.X @ theta)
-            grad = d.X.T @ (counts - mu * d.T)
-            hess = (d.X * (mu * d.T)[:, None]).T @ d.X
+            mu = np.exp(d.Xu @ theta)
+            grad = d.Xu.T @ (counts - mu * expo)
+            hess = (d.Xu * (mu * expo)[:, None]).T @ d.Xu
             try:
                 step = np.linalg.solve(hess + 1e-12 * np.eye(p), grad)
             except np.linalg.LinAlgError:
