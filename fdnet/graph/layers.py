@@ -29,6 +29,7 @@ import pandas as pd
 
 from .. import _core
 from ..records.schema import OFFENDING_ROLES
+from .csr import CSR
 
 FLAG_OFFENDING = _core.FLAG_OFFENDING
 FLAG_VICTIM = _core.FLAG_VICTIM
@@ -150,7 +151,13 @@ def project_incidence(inc: np.ndarray, person: np.ndarray, flags: np.ndarray,
 
 @dataclass
 class Layer:
-    """One network layer: a sorted undirected edge list and its CSR adjacency."""
+    """One network layer: a sorted undirected edge list and its CSR adjacency.
+
+    ``indptr``, ``indices`` and ``data`` (tie weight: shared incidents) are
+    the arrays of :attr:`csr`, the layer's :class:`~fdnet.graph.csr.CSR`
+    graph, which the analytics share (its SciPy view, components and
+    unweighted twin are built once).
+    """
 
     name: str
     src: np.ndarray
@@ -165,10 +172,21 @@ class Layer:
     indices: np.ndarray = field(repr=False, default=None)
     data: np.ndarray = field(repr=False, default=None)
     _row_start: np.ndarray | None = field(repr=False, default=None)
+    _csr: CSR | None = field(repr=False, default=None)
 
     @property
     def n_edges(self) -> int:
         return len(self.src)
+
+    @property
+    def csr(self) -> CSR:
+        """The layer as a :class:`~fdnet.graph.csr.CSR` graph (made once, sharing the arrays)."""
+        if self._csr is None or self._csr.indptr is not self.indptr:
+            if self.indptr is None:
+                raise ValueError("Layer: no CSR adjacency (indptr) was attached to this layer")
+            self._csr = CSR(self.indptr, self.indices, self.data)
+            self.indptr, self.indices, self.data = self._csr.indptr, self._csr.indices, self._csr.data
+        return self._csr
 
     def degree(self) -> np.ndarray:
         return np.diff(self.indptr).astype(np.int32)
@@ -340,8 +358,8 @@ def build_network(incidents: pd.DataFrame, involvements: pd.DataFrame, *, as_of_
                 capped += [{"incident_id": str(inc_ids[k]), "layer": name, "pairs": int(pairs[k])}
                            for k in np.flatnonzero(over)]
         layer = Layer(name, *J.project(inc_day, weight, mode))
-        layer.indptr, layer.indices, layer.data = _core.edges_to_csr(
-            len(person_ids), layer.src, layer.dst, layer.n_incidents.astype(np.float64))
+        g = CSR.from_edges(len(person_ids), layer.src, layer.dst, layer.n_incidents)
+        layer.indptr, layer.indices, layer.data, layer._csr = g.indptr, g.indices, g.data, g
         layers[name] = layer
     return Network(
         person_ids=person_ids, incident_ids=inc_ids, inc_day=inc_day,
