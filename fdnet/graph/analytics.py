@@ -35,7 +35,7 @@ from . import centrality as cen
 from .contagion import HawkesFit, current_hazard, fit_hawkes
 from .exposure import exposure_counts
 from .groups import GroupResult, audit_labels, choose_resolution, leiden_communities, merge_groups
-from .layers import FLAG_OFFENDING, FLAG_VICTIM, Network
+from .layers import FLAG_OFFENDING, FLAG_VICTIM, Network, iso_days, join_segments
 
 PERSON_COLUMNS = {
     "degree": "distinct co-offenders in the window",
@@ -215,17 +215,27 @@ def _conflicts(net: Network, primary: np.ndarray, relations: pd.DataFrame | None
     violence between groups was mostly unrelated to feuds, hence the default
     of shootings only.
     """
-    rows = []
-    if relations is not None:
-        for r in relations.itertuples():
-            a, b = sorted([r.group_a, r.group_b])
-            rows.append({"group_a": a, "group_b": b, "relation": r.relation, "source": "group_relations",
-                         "shootings": 0, "incidents": 0, "incident_ids": "", "first_date": r.date or "", "last_date": r.date or ""})
+    cols = ["group_a", "group_b", "relation", "source", "shootings", "incidents", "incident_ids",
+            "first_date", "last_date"]
+    parts = []
+    if relations is not None and len(relations):
+        ra, rb = relations["group_a"].to_numpy(dtype=object), relations["group_b"].to_numpy(dtype=object)
+        swap = ra.astype(str) > rb.astype(str)
+        dates = (relations["date"] if "date" in relations else pd.Series([None] * len(relations)))
+        dates = dates.fillna("").replace({None: ""}).to_numpy(dtype=object)
+        parts.append(pd.DataFrame({"group_a": np.where(swap, rb, ra), "group_b": np.where(swap, ra, rb),
+                                   "relation": relations["relation"].to_numpy(dtype=object),
+                                   "source": "group_relations", "shootings": 0, "incidents": 0,
+                                   "incident_ids": "", "first_date": dates, "last_date": dates}))
     vz = net.layers["victimization"]
     shooting_all = net.shooting_incidents()
     if vz.n_edges:
-        ga, gb = primary[vz.src], primary[vz.dst]
-        keep = np.flatnonzero((ga != "") & (gb != "") & (ga != gb))
+        # groups as integer codes in ascending name order ("" first), so comparing codes compares names
+        names, gcode = np.unique(primary.astype(str), return_inverse=True)
+        gcode = gcode.ravel()
+        none = int(np.searchsorted(names, "")) if len(names) and names[0] == "" else -1
+        ga, gb = gcode[vz.src], gcode[vz.dst]
+        keep = np.flatnonzero((ga != none) & (gb != none) & (ga != gb))
         # every (edge, evidence incident) pair of the kept edges, vectorised
         cnt = np.diff(vz.ev_indptr)[keep]
         pos = np.repeat(vz.ev_indptr[keep], cnt) + (np.arange(cnt.sum()) - np.repeat(np.cumsum(cnt) - cnt, cnt))
@@ -233,28 +243,33 @@ def _conflicts(net: Network, primary: np.ndarray, relations: pd.DataFrame | None
         e_of = np.repeat(keep, cnt)
         ok = net.inc_violent[incs] | shooting_all[incs]
         x, y = ga[e_of[ok]], gb[e_of[ok]]
-        swap = np.array([u > v for u, v in zip(x.tolist(), y.tolist())], dtype=bool)
-        a, b = np.where(swap, y, x), np.where(swap, x, y)
-        df = pd.DataFrame({"group_a": a, "group_b": b, "inc": incs[ok]}).drop_duplicates()
+        df = pd.DataFrame({"a": np.minimum(x, y), "b": np.maximum(x, y), "inc": incs[ok]}).drop_duplicates()
         if len(df):
-            df["shooting"] = shooting_all[df["inc"].to_numpy()]
-            df["day"] = net.inc_day[df["inc"].to_numpy()]
-            df["iid"] = net.incident_ids[df["inc"].to_numpy()]
-            stats = df.groupby(["group_a", "group_b"], sort=True).agg(
+            inc = df["inc"].to_numpy()
+            df["shooting"] = shooting_all[inc]
+            df["day"] = net.inc_day[inc]
+            stats = df.groupby(["a", "b"], sort=True).agg(
                 shootings=("shooting", "sum"), incidents=("inc", "size"), first=("day", "min"), last=("day", "max"))
             stats = stats[(stats["shootings"] >= min_shootings) |
                           ((min_violent > 0) & (stats["incidents"] >= min_violent))]
             if len(stats):
-                ev = (df.sort_values(["day", "iid"], kind="stable")
-                      .groupby(["group_a", "group_b"], sort=True)["iid"].agg(";".join))
-                for (ga_, gb_), r in stats.iterrows():
-                    rows.append({"group_a": ga_, "group_b": gb_, "relation": "conflict", "source": "inferred",
-                                 "shootings": int(r["shootings"]), "incidents": int(r["incidents"]),
-                                 "incident_ids": ev[(ga_, gb_)],
-                                 "first_date": day_to_iso(int(r["first"])), "last_date": day_to_iso(int(r["last"]))})
-    cols = ["group_a", "group_b", "relation", "source", "shootings", "incidents", "incident_ids",
-            "first_date", "last_date"]
-    out = pd.DataFrame(rows, columns=cols).drop_duplicates(["group_a", "group_b", "relation", "source"])
+                # the evidence of the kept pairs only, in (day, incident) order, joined in Arrow
+                sel = df.merge(stats[[]].reset_index(), on=["a", "b"])
+                sel = sel.sort_values(["a", "b", "day", "inc"], kind="stable")
+                bounds = np.concatenate([[0], np.cumsum(sel.groupby(["a", "b"], sort=True).size().to_numpy())])
+                ids = join_segments(net.incident_ids[sel["inc"].to_numpy()], bounds)
+                idx = stats.index
+                parts.append(pd.DataFrame({
+                    "group_a": names[idx.get_level_values(0).to_numpy()].astype(object),
+                    "group_b": names[idx.get_level_values(1).to_numpy()].astype(object),
+                    "relation": "conflict", "source": "inferred",
+                    "shootings": stats["shootings"].to_numpy().astype(int),
+                    "incidents": stats["incidents"].to_numpy().astype(int),
+                    "incident_ids": ids,
+                    "first_date": iso_days(stats["first"].to_numpy()).to_numpy(zero_copy_only=False),
+                    "last_date": iso_days(stats["last"].to_numpy()).to_numpy(zero_copy_only=False)}))
+    out = pd.concat([p for p in parts], ignore_index=True) if parts else pd.DataFrame(columns=cols)
+    out = out[cols].drop_duplicates(["group_a", "group_b", "relation", "source"])
     return out.sort_values(["group_a", "group_b", "relation", "source"], kind="stable").reset_index(drop=True)
 
 

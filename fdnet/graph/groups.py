@@ -517,21 +517,50 @@ def merge_groups(person_ids: np.ndarray, labels: np.ndarray | None, audit: pd.Da
 
 
 def _support(table: pd.DataFrame, person_ids: np.ndarray, layer: Layer | None) -> np.ndarray:
-    """Share of each (person, group) row's tie weight that goes to members of that group."""
+    """Share of each (person, group) row's tie weight that goes to members of that group.
+
+    On integer codes: every tie (both directions) is paired with the source
+    person's membership rows, and a sorted search of (neighbour, group) keys
+    among all membership rows says whether the neighbour is in that group.
+
+    >>> from fdnet.graph.layers import Layer
+    >>> L = Layer("co_offending", np.array([0, 0], np.int32), np.array([1, 2], np.int32),
+    ...           np.array([1, 3], np.int32), None, None, None, None, None)
+    >>> t = pd.DataFrame({"person_id": ["A", "B", "C", "C"], "group": ["x", "x", "x", "y"]})
+    >>> _support(t, np.array(["A", "B", "C", "D"], dtype=object), L).tolist()
+    [1.0, 1.0, 1.0, 0.0]
+    """
     out = np.full(len(table), np.nan)
     if layer is None or layer.n_edges == 0 or len(table) == 0:
         return out
-    src = np.concatenate([layer.src, layer.dst])
-    dst = np.concatenate([layer.dst, layer.src])
+    n = len(person_ids)
+    p = np.searchsorted(person_ids, table["person_id"].to_numpy(dtype=object))
+    p = np.minimum(p, n - 1)
+    known = person_ids[p] == table["person_id"].to_numpy(dtype=object)
+    _, g = np.unique(table["group"].astype(str).to_numpy(dtype=object), return_inverse=True)
+    g = g.ravel().astype(np.int64)
+    G = int(g.max()) + 1
+    row = np.flatnonzero(known)
+    key = p[row].astype(np.int64) * G + g[row]
+    order = np.argsort(key, kind="stable")
+    key_sorted = key[order]
+    # membership rows grouped by person: for every tie a -> b, each row (a, group) of a
+    by_person = np.argsort(p[row], kind="stable")
+    rp = p[row][by_person]
+    first = np.searchsorted(rp, np.arange(n))
+    last = np.searchsorted(rp, np.arange(n), side="right")
+    src = np.concatenate([layer.src, layer.dst]).astype(np.int64)
+    dst = np.concatenate([layer.dst, layer.src]).astype(np.int64)
     w = np.concatenate([layer.n_incidents, layer.n_incidents]).astype(float)
-    e = pd.DataFrame({"person_id": person_ids[src], "other": person_ids[dst], "w": w})
-    tot = e.groupby("person_id")["w"].sum()
-    m = e.merge(table[["person_id", "group"]], on="person_id")
-    m = m.merge(table[["person_id", "group"]].rename(columns={"person_id": "other"}), on=["other", "group"])
-    inside = m.groupby(["person_id", "group"])["w"].sum()
-    key = pd.MultiIndex.from_frame(table[["person_id", "group"]])
-    ins = inside.reindex(key).fillna(0.0).to_numpy()
-    t = tot.reindex(table["person_id"]).to_numpy()
-    has = ~np.isnan(t) & (t > 0)
-    out[has] = ins[has] / t[has]
+    tot = np.bincount(src, weights=w, minlength=n)
+    k = (last - first)[src]
+    tie = np.repeat(np.arange(len(src)), k)
+    mem = by_person[np.repeat(first[src], k) + (np.arange(k.sum()) - np.repeat(np.cumsum(k) - k, k))]
+    probe = dst[tie] * G + g[row][mem]
+    pos = np.minimum(np.searchsorted(key_sorted, probe), len(key_sorted) - 1)
+    inside = key_sorted[pos] == probe
+    ins = np.bincount(mem[inside], weights=w[tie[inside]], minlength=len(row))
+    t = tot[p[row]]
+    has = t > 0
+    out[row[has]] = ins[has] / t[has]
     return out

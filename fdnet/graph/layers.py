@@ -54,6 +54,45 @@ def sorted_codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return rank[codes].astype(np.int32), uniques[order]
 
 
+def join_segments(values, offsets: np.ndarray, sep: str = ";", *, arrow: bool = False):
+    """``sep``-join each segment ``values[offsets[k]:offsets[k+1]]``: one string per segment.
+
+    ``values`` is a sequence of strings or a ``pyarrow`` string array; the
+    joins run in Arrow's C++ kernel (``binary_join``), not a Python loop per
+    segment. An empty segment gives ``""``. Returns an object array of
+    ``str``, or with ``arrow`` the ``pyarrow`` string array.
+
+    >>> join_segments(np.array(["a", "b", "c"], dtype=object), np.array([0, 2, 2, 3])).tolist()
+    ['a;b', '', 'c']
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    vals = values if isinstance(values, (pa.Array, pa.ChunkedArray)) else pa.array(values, type=pa.string())
+    if isinstance(vals, pa.ChunkedArray):
+        vals = vals.combine_chunks()
+    lists = pa.LargeListArray.from_arrays(pa.array(np.asarray(offsets, dtype=np.int64)), vals)
+    out = pc.binary_join(lists, sep)
+    return out if arrow else out.to_numpy(zero_copy_only=False).astype(object)
+
+
+def iso_days(days: np.ndarray):
+    """ISO dates (``pyarrow`` strings) of integer days since 1970-01-01, formatted once per distinct day.
+
+    >>> iso_days(np.array([0, 19000, 0])).to_pylist()
+    ['1970-01-01', '2022-01-08', '1970-01-01']
+    """
+    import pyarrow as pa
+
+    days = np.asarray(days, dtype=np.int64)
+    if len(days) == 0:
+        return pa.array([], type=pa.string())
+    lo, hi = int(days.min()), int(days.max())
+    lut = pa.array((EPOCH + np.arange(lo, hi + 1).astype("timedelta64[D]")).astype(str).astype(object),
+                   type=pa.string())
+    return lut.take(pa.array(days - lo))
+
+
 @dataclass
 class Incidence:
     """The person-incident incidence, unique per (incident, person), flags OR-ed.
@@ -210,19 +249,23 @@ class Layer:
 
     def edges_frame(self, net: "Network") -> pd.DataFrame:
         """The layer as edges.csv rows (CONTRACT.md section 3)."""
-        ids = net.incident_ids[self.ev_incident]
-        # ';'-join each edge's evidence IDs: split the flat array at ev_indptr
-        joined = [";".join(x) for x in np.split(ids, self.ev_indptr[1:-1])] if self.n_edges else []
+        # every string column is built in Arrow (gathers, the ';'-joins of each edge's
+        # evidence IDs, dates formatted once per distinct day), no Python loop per edge
+        def text(arr):
+            return pd.array(arr, dtype="str")
+
+        pid = net.person_ids_arrow()
+        ids = net.incident_ids_arrow().take(np.ascontiguousarray(self.ev_incident))
         return pd.DataFrame({
-            "person_a": net.person_ids[self.src],
-            "person_b": net.person_ids[self.dst],
+            "person_a": text(pid.take(np.ascontiguousarray(self.src))),
+            "person_b": text(pid.take(np.ascontiguousarray(self.dst))),
             "layer": self.name,
             "weight": self.n_incidents,
             "incidents": self.n_incidents,
             "decayed_weight": np.round(self.decayed, 6),
-            "first_date": (EPOCH + self.first_day.astype("timedelta64[D]")).astype(str),
-            "last_date": (EPOCH + self.last_day.astype("timedelta64[D]")).astype(str),
-            "incident_ids": joined,
+            "first_date": text(iso_days(self.first_day)),
+            "last_date": text(iso_days(self.last_day)),
+            "incident_ids": text(join_segments(ids, self.ev_indptr, arrow=True)),
         })
 
 
@@ -244,10 +287,26 @@ class Network:
     capped_incidents: list = field(default_factory=list)
     _shooting: np.ndarray | None = field(default=None, repr=False)
     _role_counts: dict | None = field(default=None, repr=False)
+    _incident_ids_arrow: object = field(default=None, repr=False)
+    _person_ids_arrow: object = field(default=None, repr=False)
 
     @property
     def n_persons(self) -> int:
         return len(self.person_ids)
+
+    def person_ids_arrow(self):
+        """``person_ids`` as a ``pyarrow`` string array (made once)."""
+        if self._person_ids_arrow is None:
+            import pyarrow as pa
+            self._person_ids_arrow = pa.array(self.person_ids, type=pa.string())
+        return self._person_ids_arrow
+
+    def incident_ids_arrow(self):
+        """``incident_ids`` as a ``pyarrow`` string array (made once), for gathers and joins in C++."""
+        if self._incident_ids_arrow is None:
+            import pyarrow as pa
+            self._incident_ids_arrow = pa.array(self.incident_ids, type=pa.string())
+        return self._incident_ids_arrow
 
     def person_index(self, pid: str) -> int:
         k = int(np.searchsorted(self.person_ids, pid))
