@@ -70,6 +70,25 @@ class Analytics:
     group_detection: dict = field(default_factory=dict)
 
 
+#: the codes of ``sex`` read as male, after trimming and lower-casing: the letter and the word,
+#: and ISO/IEC 5218's numeric code (1 male, 2 female, 0 unknown, 9 not applicable)
+MALE_CODES = ("m", "male", "1")
+
+
+def is_male(sex) -> np.ndarray:
+    """Boolean per value of a ``sex`` column: is it coded male (see ``MALE_CODES``)?
+
+    The one reading of ``sex`` for every model that uses it (the contagion
+    background and the calibration's demographic baseline). Missing values
+    are not male.
+
+    >>> is_male(pd.Series(["M", " male ", "1", "F", "2", None, "Male", "u"])).tolist()
+    [True, True, True, False, False, False, True, False]
+    """
+    s = pd.Series(sex, dtype=object)
+    return s.fillna("").astype(str).str.strip().str.lower().isin(MALE_CODES).to_numpy(dtype=bool)
+
+
 def _covariates(net: Network, persons: pd.DataFrame | None, off: np.ndarray, violent: np.ndarray,
                 as_of: str) -> tuple[np.ndarray, list[str]]:
     from ..scoring.score import age_on
@@ -79,8 +98,7 @@ def _covariates(net: Network, persons: pd.DataFrame | None, off: np.ndarray, vio
     cols["age_under_25"] = (np.nan_to_num(age, nan=99) < 25).astype(float)
     male = np.zeros(n)
     if persons is not None and "sex" in persons:
-        sx = persons.set_index("person_id")["sex"].reindex(net.person_ids).fillna("").astype(str).str.lower()
-        male = sx.isin(["m", "male", "1"]).to_numpy(dtype=float)
+        male = is_male(persons.set_index("person_id")["sex"].reindex(net.person_ids)).astype(float)
     cols["male"] = male
     cols["violent_offender"] = (violent > 0).astype(float)
     cols["offender"] = (off > 0).astype(float)
@@ -295,11 +313,16 @@ def _group_table(net: Network, person: pd.DataFrame, groups: GroupResult, primar
     t["most_central"] = t["group"].map(top["person_id"]).astype(object).fillna("")
     t["most_central_betweenness"] = t["group"].map(top["betweenness"]).fillna(0.0).round(8)
 
-    partners: dict = {}
-    for a, b, kind in zip(conflicts["group_a"], conflicts["group_b"], conflicts["relation"]):
-        partners.setdefault((a, kind), set()).add(b)
-        partners.setdefault((b, kind), set()).add(a)
-    t["conflicts"] = [";".join(sorted(partners.get((g, "conflict"), ()))) for g in t["group"]]
-    t["alliances"] = [";".join(sorted(partners.get((g, "alliance"), ()))) for g in t["group"]]
+    # each group's partners in conflict and in alliance, ';'-joined in name order
+    a, b = conflicts["group_a"].to_numpy(dtype=object), conflicts["group_b"].to_numpy(dtype=object)
+    kind = conflicts["relation"].to_numpy(dtype=object)
+    pairs = pd.DataFrame({"g": np.concatenate([a, b]), "o": np.concatenate([b, a]),
+                          "kind": np.concatenate([kind, kind])}).drop_duplicates()
+    pairs = pairs.sort_values(["g", "o"], kind="stable")
+    for rel, col in (("conflict", "conflicts"), ("alliance", "alliances")):
+        sub = pairs[pairs["kind"] == rel]
+        gs, start = np.unique(sub["g"].to_numpy(dtype=object).astype(str), return_index=True)
+        joined = join_segments(sub["o"].to_numpy(dtype=object).astype(str), np.append(start, len(sub)))
+        t[col] = pd.array(t["group"].map(pd.Series(joined, index=gs, dtype=object)).fillna("").to_numpy(dtype=object), dtype="str")
     return t.sort_values(["members_shot", "members_in_network", "group"], ascending=[False, False, True],
                          kind="stable").reset_index(drop=True)
