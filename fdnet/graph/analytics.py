@@ -323,6 +323,9 @@ def _group_table(net: Network, person: pd.DataFrame, groups: GroupResult, primar
         sub = pairs[pairs["kind"] == rel]
         gs, start = np.unique(sub["g"].to_numpy(dtype=object).astype(str), return_index=True)
         joined = join_segments(sub["o"].to_numpy(dtype=object).astype(str), np.append(start, len(sub)))
-        t[col] = pd.array(t["group"].map(pd.Series(joined, index=gs, dtype=object)).fillna("").to_numpy(dtype=object), dtype="str")
+        grp = t["group"].to_numpy(dtype=object).astype(str)
+        at = np.minimum(np.searchsorted(gs, grp), max(len(gs) - 1, 0))
+        found = (gs[at] == grp) if len(gs) else np.zeros(len(grp), bool)
+        t[col] = pd.array(np.where(found, joined[at] if len(gs) else "", "").astype(object), dtype="str")
     return t.sort_values(["members_shot", "members_in_network", "group"], ascending=[False, False, True],
                          kind="stable").reset_index(drop=True)

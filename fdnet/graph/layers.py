@@ -37,15 +37,68 @@ LAYERS = {"co_offending": _core.MODE_CO_OFFENDING, "victimization": _core.MODE_V
 EPOCH = np.datetime64("1970-01-01", "D")
 
 
-def sorted_codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _arrow_strings(values):
+    """``values`` (a pandas Series, NumPy array or Arrow array of strings) as one Arrow string array, or None.
+
+    Arrow-backed pandas columns (pandas' default ``str``) are taken without a copy.
+    """
+    import pyarrow as pa
+
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    if isinstance(values, pa.Array):
+        if pa.types.is_large_string(values.type):
+            values = values.cast(pa.string())
+        return values if pa.types.is_string(values.type) and not values.null_count else None
+    try:
+        arr = pa.array(values, from_pandas=True) if isinstance(values, pd.Series) else \
+            pa.array(np.asarray(values, dtype=object), type=pa.string())
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError):
+        return None
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    if pa.types.is_large_string(arr.type):
+        arr = arr.cast(pa.string())
+    if not pa.types.is_string(arr.type) or arr.null_count:
+        return None
+    return arr
+
+
+def sorted_codes_arrow(values):
+    """:func:`sorted_codes` in Arrow: ``(codes int32, sorted uniques as an Arrow string array)``, or None.
+
+    Arrow's hash kernels find the distinct values and each value's code, and
+    its C++ sort orders the (fewer) distinct values by their UTF-8 bytes,
+    which is Python's order of ``str``. None when ``values`` are not all
+    strings (then :func:`sorted_codes` falls back to pandas).
+    """
+    import pyarrow.compute as pc
+
+    arr = _arrow_strings(values)
+    if arr is None:
+        return None
+    uniq = pc.unique(arr)
+    uniq = uniq.take(pc.sort_indices(uniq))
+    codes = pc.index_in(arr, value_set=uniq).to_numpy(zero_copy_only=False).astype(np.int32)
+    return codes, uniq
+
+
+def sorted_codes(values) -> tuple[np.ndarray, np.ndarray]:
     """Dense codes in ascending order of the values: (codes int32, sorted uniques).
 
-    Hash-based factorisation, then a sort of the (fewer) uniques only.
+    Hash-based factorisation, then a sort of the (fewer) uniques only, in
+    Arrow for strings (:func:`sorted_codes_arrow`), in pandas otherwise.
 
     >>> c, u = sorted_codes(np.array(["b", "a", "b", "c"], dtype=object))
     >>> c.tolist(), u.tolist()
     ([1, 0, 1, 2], ['a', 'b', 'c'])
+    >>> c, u = sorted_codes(np.array([3, 1, 3]))
+    >>> c.tolist(), u.tolist()
+    ([1, 0, 1], [1, 3])
     """
+    got = sorted_codes_arrow(values)
+    if got is not None:
+        return got[0], got[1].to_numpy(zero_copy_only=False).astype(object)
     codes, uniques = pd.factorize(np.asarray(values, dtype=object), sort=False)
     uniques = np.asarray(uniques, dtype=object)
     order = np.argsort(uniques, kind="stable")
@@ -71,6 +124,8 @@ def join_segments(values, offsets: np.ndarray, sep: str = ";", *, arrow: bool = 
     vals = values if isinstance(values, (pa.Array, pa.ChunkedArray)) else pa.array(values, type=pa.string())
     if isinstance(vals, pa.ChunkedArray):
         vals = vals.combine_chunks()
+    if not pa.types.is_string(vals.type):
+        vals = vals.cast(pa.string())
     lists = pa.LargeListArray.from_arrays(pa.array(np.asarray(offsets, dtype=np.int64)), vals)
     out = pc.binary_join(lists, sep)
     return out if arrow else out.to_numpy(zero_copy_only=False).astype(object)
@@ -391,18 +446,39 @@ def build_network(incidents: pd.DataFrame, involvements: pd.DataFrame, *, as_of_
     """
     start = as_of_day - window_days
     inw = incidents[(incidents["day"] >= start) & (incidents["day"] <= as_of_day)]
-    inc_codes_all, inc_ids = sorted_codes(inw["incident_id"].to_numpy())
+    inc_arrow = pid_arrow = None
+    got = sorted_codes_arrow(inw["incident_id"])
+    inv_inc = _arrow_strings(involvements["incident_id"]) if got is not None else None
+    if got is not None and inv_inc is not None:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        # Arrow's hash kernels: each involvement's incident in the window (or none), its
+        # person's code, its role flags; no Python object per row
+        inc_codes_all, inc_arrow = got
+        inc_ids = inc_arrow.to_numpy(zero_copy_only=False).astype(object)
+        code_all = pc.index_in(inv_inc, value_set=inc_arrow).fill_null(-1).to_numpy().astype(np.int64)
+        keep = code_all >= 0
+        mask = pa.array(keep)
+        p_code, pid_arrow = sorted_codes_arrow(
+            pc.filter(_arrow_strings(involvements["person_id"]), mask))
+        person_ids = pid_arrow.to_numpy(zero_copy_only=False).astype(object)
+        role = pc.filter(_arrow_strings(involvements["role"]), mask)
+        off = pc.is_in(role, value_set=pa.array(list(OFFENDING_ROLES))).to_numpy(zero_copy_only=False)
+        vic = pc.equal(role, "victim").to_numpy(zero_copy_only=False)
+    else:
+        inc_codes_all, inc_ids = sorted_codes(inw["incident_id"].to_numpy())
+        # one hash lookup per involvement finds its incident in the window (or -1)
+        code_all = pd.Index(inc_ids).get_indexer(involvements["incident_id"].to_numpy(dtype=object))
+        keep = code_all >= 0
+        p_code, person_ids = sorted_codes(involvements["person_id"].to_numpy(dtype=object)[keep])
+        role = involvements["role"].to_numpy(dtype=object)[keep]
+        off, vic = np.isin(role, OFFENDING_ROLES), role == "victim"
     order = np.argsort(inc_codes_all, kind="stable")
     inw = inw.iloc[order]
     inc_day = inw["day"].to_numpy(dtype=np.int32)
-    # one hash lookup per involvement finds its incident in the window (or -1)
-    code_all = pd.Index(inc_ids).get_indexer(involvements["incident_id"].to_numpy(dtype=object))
-    keep = code_all >= 0
     inc_code = code_all[keep].astype(np.int32)
-    p_code, person_ids = sorted_codes(involvements["person_id"].to_numpy(dtype=object)[keep])
-    role = involvements["role"].to_numpy(dtype=object)[keep]
-    flags = (np.isin(role, OFFENDING_ROLES) * FLAG_OFFENDING
-             + (role == "victim") * FLAG_VICTIM).astype(np.uint8)
+    flags = (off * FLAG_OFFENDING + vic * FLAG_VICTIM).astype(np.uint8)
     I = Incidence.from_codes(inc_code, p_code, flags, len(inc_ids), len(person_ids))
     weight = np.power(0.5, (as_of_day - inc_day.astype(np.float64)) / float(half_life_days))
     layers = {}
@@ -425,4 +501,5 @@ def build_network(incidents: pd.DataFrame, involvements: pd.DataFrame, *, as_of_
         inc_gun=(inw["gun"].to_numpy(dtype=bool) if "gun" in inw else np.zeros(len(inw), bool)), inc_violent=(inw["violent"].to_numpy(dtype=bool) if "violent" in inw else np.zeros(len(inw), bool)),
         incidence=I, layers=layers, as_of_day=as_of_day, window_start_day=start,
         capped_incidents=sorted(capped, key=lambda c: (c["incident_id"], c["layer"])),
+        _incident_ids_arrow=inc_arrow, _person_ids_arrow=pid_arrow,
     )
