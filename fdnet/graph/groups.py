@@ -35,7 +35,8 @@ def _active_graph(n: int, layer: Layer):
     nodes_a = np.flatnonzero(active)
     remap = np.full(n, -1, dtype=np.int64)
     remap[nodes_a] = np.arange(len(nodes_a))
-    g = ig.Graph(n=len(nodes_a), edges=np.column_stack([remap[layer.src], remap[layer.dst]]), directed=False)
+    g = ig.Graph(n=len(nodes_a), edges=np.column_stack([remap[layer.src], remap[layer.dst]]).tolist(),
+                 directed=False)
     return g, nodes_a, layer.n_incidents.astype(float)
 
 
@@ -160,7 +161,7 @@ def _holdout_accuracy(memb: np.ndarray, audit: np.ndarray, min_size: int, seed: 
     return hits / len(lab)
 
 
-def _aggregate(g, weights: np.ndarray, membership: np.ndarray):
+def _aggregate(g, weights: np.ndarray, membership: np.ndarray, ends: np.ndarray | None = None):
     """The graph of ``membership``'s communities: one node per community, tie weights summed.
 
     Ties inside a community become a self-loop of their summed weight, so
@@ -168,18 +169,19 @@ def _aggregate(g, weights: np.ndarray, membership: np.ndarray):
     twice, so is every community's strength (the node weights Leiden is
     given on this graph): the modularity, at any resolution, of a partition
     of the communities is the modularity of the partition of people it
-    induces. Returns ``(graph, weights, edge endpoints u, v)``.
+    induces. ``ends``: ``g``'s edge list as an (edges, 2) array, when the
+    caller has it. Returns ``(graph, weights, edge endpoints u, v)``.
     """
     import igraph as ig
 
-    ends = np.asarray(g.get_edgelist(), dtype=np.int64).reshape(-1, 2)
+    ends = np.asarray(g.get_edgelist(), dtype=np.int64).reshape(-1, 2) if ends is None else ends
     cu, cv = membership[ends[:, 0]], membership[ends[:, 1]]
     lo, hi = np.minimum(cu, cv), np.maximum(cu, cv)
     k = int(membership.max()) + 1
     key, inv = np.unique(lo * k + hi, return_inverse=True)
     w = np.bincount(inv.ravel(), weights=weights, minlength=len(key))
     u, v = key // k, key % k
-    return ig.Graph(n=k, edges=np.column_stack([u, v]), directed=False), w, u, v
+    return ig.Graph(n=k, edges=np.column_stack([u, v]).tolist(), directed=False), w, u, v
 
 
 def _modularity(u: np.ndarray, v: np.ndarray, w: np.ndarray, memb: np.ndarray) -> float:
@@ -274,6 +276,50 @@ class _Holdout:
         return hits / self.n
 
 
+class _LinkedBlocks:
+    """Leiden on the fine communities that have a tie to another one; the rest stay alone.
+
+    A fine community with no tie outside itself (most are whole small
+    components) is a community of its own in every partition that
+    maximises modularity at any resolution: merging it gains no tie and
+    pays the null model's penalty. Leiden runs on the linked ones only,
+    with the resolution scaled by their share of the total strength, so
+    that igraph's normalisation (resolution / total node weight) stays
+    that of the whole graph and the objective on them is unchanged.
+    """
+
+    def __init__(self, u: np.ndarray, v: np.ndarray, w: np.ndarray, strength: np.ndarray):
+        import igraph as ig
+
+        k = len(strength)
+        linked = np.zeros(k, bool)
+        ext = u != v
+        linked[u[ext]] = True
+        linked[v[ext]] = True
+        self.k, self.linked = k, np.flatnonzero(linked)
+        remap = np.full(k, -1, dtype=np.int64)
+        remap[self.linked] = np.arange(len(self.linked))
+        inside = linked[u]            # a tie touches a linked block only if both ends are linked (or a self-loop)
+        self.g = ig.Graph(n=len(self.linked), edges=np.column_stack([remap[u[inside]], remap[v[inside]]]).tolist(),
+                          directed=False)
+        self.w = w[inside]
+        self.strength = strength[self.linked]
+        total = strength.sum()
+        self.scale = float(self.strength.sum() / total) if total > 0 else 1.0
+        # the unlinked blocks' labels: after the linked ones', in block order
+        self.alone = np.flatnonzero(~linked)
+
+    def leiden(self, resolution: float, seed: int) -> np.ndarray:
+        """Community of every block at ``resolution`` (the whole graph's), seeded."""
+        out = np.empty(self.k, dtype=np.int64)
+        m = (_leiden(self.g, self.w, resolution * self.scale, seed, node_weights=self.strength)
+             if len(self.linked) else np.zeros(0, np.int64))
+        out[self.linked] = m
+        base = int(m.max()) + 1 if len(m) else 0
+        out[self.alone] = base + np.arange(len(self.alone))
+        return out
+
+
 @dataclass
 class ResolutionChoice:
     """The outcome of ``groups.resolution: auto``: the labels and how the resolution was chosen."""
@@ -351,12 +397,14 @@ def choose_resolution(n: int, layer: Layer, *, audit_labels: np.ndarray | None =
             aud = a
     fine = _leiden(g, w, max(grid), seed)
     size = np.bincount(fine).astype(float)
-    ga, wa, u, v = _aggregate(g, w, fine)
+    ends = np.column_stack([np.searchsorted(nodes_a, layer.src), np.searchsorted(nodes_a, layer.dst)])
+    ga, wa, u, v = _aggregate(g, w, fine, ends)
     strength = np.bincount(u, weights=wa, minlength=len(size)) + np.bincount(v, weights=wa, minlength=len(size))
+    search = _LinkedBlocks(u, v, wa, strength)
     holdout = [_Holdout(fine, aud, seed + k) for k in range(n_seeds)] if aud is not None else None
     rows, parts = [], []
     for res in grid:
-        memb = [_leiden(ga, wa, res, seed + k, node_weights=strength) for k in range(n_seeds)]
+        memb = [search.leiden(res, seed + k) for k in range(n_seeds)]
         parts.append(memb[0])
         q = [_modularity(u, v, wa, m) for m in memb]
         stab = np.mean([_adjusted_rand_weighted(memb[i], memb[j], size)
