@@ -537,8 +537,14 @@ def merge_groups(person_ids: np.ndarray, labels: np.ndarray | None, audit: pd.Da
                            "source": np.where(same, "both", "audit")})
     dd = pd.DataFrame({"person_id": detected.index.to_numpy(dtype=object),
                        "group": detected.to_numpy(dtype=object)})
-    known = pd.MultiIndex.from_frame(rows_a[["person_id", "group"]])
-    rows_d = dd[~pd.MultiIndex.from_frame(dd).isin(known)].assign(source="detected")
+    # the detected (person, group) pairs the audit rows lack: one integer key per pair
+    from .layers import sorted_codes
+    pc_ = sorted_codes(np.concatenate([rows_a["person_id"].to_numpy(dtype=object).astype(str),
+                                       dd["person_id"].to_numpy(dtype=object).astype(str)]))[0]
+    gc_ = sorted_codes(np.concatenate([rows_a["group"].to_numpy(dtype=object).astype(str),
+                                       dd["group"].to_numpy(dtype=object).astype(str)]))[0]
+    pair = pc_.astype(np.int64) * (int(gc_.max(initial=0)) + 1) + gc_
+    rows_d = dd[~np.isin(pair[len(rows_a):], pair[:len(rows_a)])].assign(source="detected")
     table = pd.concat([rows_a, rows_d], ignore_index=True).drop_duplicates(["person_id", "group"])
     table = table.sort_values(["person_id", "group"], kind="stable").reset_index(drop=True)
     table["network_support"] = _support(table, person_ids, layer)
@@ -557,7 +563,11 @@ def merge_groups(person_ids: np.ndarray, labels: np.ndarray | None, audit: pd.Da
     rank = rank.sort_values(["person_id", "confidence", "_src", "_aud", "group"],
                             ascending=[True, False, True, True, True], kind="stable")
     primary = rank.drop_duplicates("person_id").set_index("person_id")["group"].astype(object)
-    dis = rows_d[rows_d["person_id"].isin(audit_primary.index)]
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    audited = pc.is_in(pa.array(rows_d["person_id"].to_numpy(dtype=object).astype(str), type=pa.string()),
+                       value_set=pa.array(audit_primary.index.to_numpy(dtype=object).astype(str), type=pa.string()))
+    dis = rows_d[audited.to_numpy(zero_copy_only=False)]
     disagreements = pd.DataFrame({"person_id": dis["person_id"].to_numpy(dtype=object),
                                   "audit_group": dis["person_id"].map(audit_primary).to_numpy(dtype=object),
                                   "detected_group": dis["group"].to_numpy(dtype=object)})
@@ -581,12 +591,18 @@ def _support(table: pd.DataFrame, person_ids: np.ndarray, layer: Layer | None) -
     out = np.full(len(table), np.nan)
     if layer is None or layer.n_edges == 0 or len(table) == 0:
         return out
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from .layers import sorted_codes
+
     n = len(person_ids)
-    p = np.searchsorted(person_ids, table["person_id"].to_numpy(dtype=object))
-    p = np.minimum(p, n - 1)
-    known = person_ids[p] == table["person_id"].to_numpy(dtype=object)
-    _, g = np.unique(table["group"].astype(str).to_numpy(dtype=object), return_inverse=True)
-    g = g.ravel().astype(np.int64)
+    # hash lookups in Arrow: each row's person index in the network (or none) and its group's code
+    p = pc.index_in(pa.array(table["person_id"].to_numpy(dtype=object).astype(str), type=pa.string()),
+                    value_set=pa.array(np.asarray(person_ids, dtype=object).astype(str), type=pa.string()))
+    p = p.fill_null(-1).to_numpy().astype(np.int64)
+    known = p >= 0
+    g = sorted_codes(table["group"].to_numpy(dtype=object).astype(str))[0].astype(np.int64)
     G = int(g.max()) + 1
     row = np.flatnonzero(known)
     key = p[row].astype(np.int64) * G + g[row]
