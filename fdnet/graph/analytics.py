@@ -35,7 +35,7 @@ from . import centrality as cen
 from .contagion import HawkesFit, current_hazard, fit_hawkes
 from .exposure import exposure_counts
 from .groups import GroupResult, audit_labels, choose_resolution, leiden_communities, merge_groups
-from .layers import FLAG_OFFENDING, FLAG_VICTIM, Network, iso_days, join_segments
+from .layers import FLAG_OFFENDING, FLAG_VICTIM, Network, iso_days, join_segments, sorted_codes
 
 PERSON_COLUMNS = {
     "degree": "distinct co-offenders in the window",
@@ -249,8 +249,7 @@ def _conflicts(net: Network, primary: np.ndarray, relations: pd.DataFrame | None
     shooting_all = net.shooting_incidents()
     if vz.n_edges:
         # groups as integer codes in ascending name order ("" first), so comparing codes compares names
-        names, gcode = np.unique(primary.astype(str), return_inverse=True)
-        gcode = gcode.ravel()
+        gcode, names = sorted_codes(primary.astype(str))
         none = int(np.searchsorted(names, "")) if len(names) and names[0] == "" else -1
         ga, gb = gcode[vz.src], gcode[vz.dst]
         keep = np.flatnonzero((ga != none) & (gb != none) & (ga != gb))

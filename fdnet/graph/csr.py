@@ -162,7 +162,7 @@ class CSR:
         return self._cache["components"]
 
     def subgraph(self, nodes: np.ndarray) -> "CSR":
-        """The graph induced by ``nodes`` (ascending), renumbered ``0..len(nodes)-1`` in that order."""
+        """The graph induced by ``nodes`` (distinct), node ``k`` of it being ``nodes[k]``; rows sorted."""
         nodes = np.asarray(nodes, dtype=np.int64)
         sub = self.scipy[nodes][:, nodes].tocsr()
         sub.sort_indices()
