@@ -477,14 +477,38 @@ def _name_communities(det: pd.DataFrame, previous: pd.DataFrame | None, match: f
             inter["jac"] = inter["inter"] / union
             cand = inter[inter["jac"] >= match].assign(_lab=lambda c: c["label"].astype(str))
             cand = cand.sort_values(["jac", "group", "_lab"], ascending=[False, True, True], kind="stable")
-            taken: set = set()
-            for lab, g in zip(cand["label"].tolist(), cand["group"].tolist()):
-                if lab not in names and g not in taken:
-                    names[lab] = g
-                    taken.add(g)
-    rest = [lab for lab in unnamed.tolist() if lab not in names]
-    names.update({lab: f"detected-{next_no + k:04d}" for k, lab in enumerate(rest)})
+            names.update(_greedy_matching(cand["label"].to_numpy(), cand["group"].to_numpy(dtype=object)))
+    rest = unnamed[~unnamed.isin(list(names))].to_numpy()
+    numbers = np.char.zfill((next_no + np.arange(len(rest))).astype(str), 4)
+    names.update(dict(zip(rest.tolist(), np.char.add("detected-", numbers).tolist())))
     return names
+
+
+def _greedy_matching(left: np.ndarray, right: np.ndarray) -> dict:
+    """The greedy one-to-one matching of candidate pairs taken in the order given: ``{left: right}``.
+
+    Walking the pairs in order and keeping each whose two ends are both still
+    free is the same as keeping, round after round, every remaining pair that
+    comes first among the remaining pairs of its left end and of its right end
+    (nothing before it can take either end), then dropping the pairs that
+    touch a kept end. Each round is vectorised; every round keeps at least
+    the first remaining pair.
+
+    >>> _greedy_matching(np.array([1, 1, 2, 3]), np.array(["a", "b", "a", "b"], dtype=object))
+    {1: 'a', 3: 'b'}
+    """
+    out: dict = {}
+    li = pd.factorize(left)[0]
+    ri = pd.factorize(right)[0]
+    alive = np.arange(len(li))
+    while len(alive):
+        l, r = li[alive], ri[alive]
+        first_l = ~pd.Series(l).duplicated().to_numpy()
+        first_r = ~pd.Series(r).duplicated().to_numpy()
+        win = first_l & first_r
+        out.update(zip(left[alive[win]].tolist(), right[alive[win]].tolist()))
+        alive = alive[~np.isin(l, l[win]) & ~np.isin(r, r[win])]
+    return out
 
 
 def _audit_sorted(audit: pd.DataFrame | None) -> pd.DataFrame:
