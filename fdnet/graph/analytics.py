@@ -192,12 +192,13 @@ def _analyze(net: Network, *, persons, audit, relations, policy, previous_groups
             has = (par >= 0) & (fit.parent_prob > fit.p_background)
             ev_frame = pd.DataFrame({
                 "incident_id": net.incident_ids[ev_inc],
-                "date": [day_to_iso(d) for d in net.inc_day[ev_inc]],
+                "date": iso_days(net.inc_day[ev_inc]).to_numpy(zero_copy_only=False).astype(object),
                 "person_id": net.person_ids[ev_person],
                 "p_background": np.round(fit.p_background, 6),
                 "likely_infector": np.where(has, net.person_ids[ev_person[np.maximum(par, 0)]], ""),
                 "infector_incident_id": np.where(has, net.incident_ids[ev_inc[np.maximum(par, 0)]], ""),
-                "infector_date": np.where(has, [day_to_iso(d) for d in net.inc_day[ev_inc[np.maximum(par, 0)]]], ""),
+                "infector_date": np.where(has, iso_days(net.inc_day[ev_inc[np.maximum(par, 0)]]).to_numpy(
+                    zero_copy_only=False).astype(object), ""),
                 "infector_probability": np.where(has, np.round(fit.parent_prob, 6), 0.0),
             }).sort_values(["date", "incident_id", "person_id"], kind="stable").reset_index(drop=True)
 
