@@ -479,8 +479,9 @@ def _name_communities(det: pd.DataFrame, previous: pd.DataFrame | None, match: f
             cand = cand.sort_values(["jac", "group", "_lab"], ascending=[False, True, True], kind="stable")
             names.update(_greedy_matching(cand["label"].to_numpy(), cand["group"].to_numpy(dtype=object)))
     rest = unnamed[~unnamed.isin(list(names))].to_numpy()
-    numbers = np.char.zfill((next_no + np.arange(len(rest))).astype(str), 4)
-    names.update(dict(zip(rest.tolist(), np.char.add("detected-", numbers).tolist())))
+    if len(rest):
+        numbers = np.char.zfill((next_no + np.arange(len(rest))).astype(str), 4)
+        names.update(dict(zip(rest.tolist(), np.char.add("detected-", numbers).tolist())))
     return names
 
 
