@@ -32,10 +32,10 @@ import pandas as pd
 from .. import _core
 from ..records.validate import day_to_iso
 from . import centrality as cen
-from .contagion import CSRGraph, HawkesFit, current_hazard, fit_hawkes
+from .contagion import HawkesFit, current_hazard, fit_hawkes
 from .exposure import exposure_counts
 from .groups import GroupResult, audit_labels, choose_resolution, leiden_communities, merge_groups
-from .layers import FLAG_OFFENDING, FLAG_VICTIM, Network
+from .layers import FLAG_OFFENDING, FLAG_VICTIM, Network, iso_days, join_segments, sorted_codes
 
 PERSON_COLUMNS = {
     "degree": "distinct co-offenders in the window",
@@ -70,6 +70,25 @@ class Analytics:
     group_detection: dict = field(default_factory=dict)
 
 
+#: the codes of ``sex`` read as male, after trimming and lower-casing: the letter and the word,
+#: and ISO/IEC 5218's numeric code (1 male, 2 female, 0 unknown, 9 not applicable)
+MALE_CODES = ("m", "male", "1")
+
+
+def is_male(sex) -> np.ndarray:
+    """Boolean per value of a ``sex`` column: is it coded male (see ``MALE_CODES``)?
+
+    The one reading of ``sex`` for every model that uses it (the contagion
+    background and the calibration's demographic baseline). Missing values
+    are not male.
+
+    >>> is_male(pd.Series(["M", " male ", "1", "F", "2", None, "Male", "u"])).tolist()
+    [True, True, True, False, False, False, True, False]
+    """
+    s = pd.Series(sex, dtype=object)
+    return s.fillna("").astype(str).str.strip().str.lower().isin(MALE_CODES).to_numpy(dtype=bool)
+
+
 def _covariates(net: Network, persons: pd.DataFrame | None, off: np.ndarray, violent: np.ndarray,
                 as_of: str) -> tuple[np.ndarray, list[str]]:
     from ..scoring.score import age_on
@@ -79,8 +98,7 @@ def _covariates(net: Network, persons: pd.DataFrame | None, off: np.ndarray, vio
     cols["age_under_25"] = (np.nan_to_num(age, nan=99) < 25).astype(float)
     male = np.zeros(n)
     if persons is not None and "sex" in persons:
-        sx = persons.set_index("person_id")["sex"].reindex(net.person_ids).fillna("").astype(str).str.lower()
-        male = sx.isin(["m", "male", "1"]).to_numpy(dtype=float)
+        male = is_male(persons.set_index("person_id")["sex"].reindex(net.person_ids)).astype(float)
     cols["male"] = male
     cols["violent_offender"] = (violent > 0).astype(float)
     cols["offender"] = (off > 0).astype(float)
@@ -91,7 +109,22 @@ def _covariates(net: Network, persons: pd.DataFrame | None, off: np.ndarray, vio
 def analyze(net: Network, *, persons: pd.DataFrame | None, audit: pd.DataFrame | None,
             relations: pd.DataFrame | None, policy, previous_groups: pd.DataFrame | None = None,
             as_of: str | None = None) -> Analytics:
-    """Run every network analytic of the policy on ``net``."""
+    """Run every network analytic of the policy on ``net``.
+
+    BLAS runs single-threaded here: the analytics' dense algebra is on
+    vectors (ARPACK's) and matrices of a few columns, where OpenBLAS's
+    threads only spin; on a shared 2-core machine they made the eigenvector
+    ten times slower (3.3 s against 0.35 s at 200k people), and one thread
+    also fixes the order of every floating-point sum.
+    """
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _analyze(net, persons=persons, audit=audit, relations=relations, policy=policy,
+                        previous_groups=previous_groups, as_of=as_of)
+
+
+def _analyze(net: Network, *, persons, audit, relations, policy, previous_groups, as_of) -> Analytics:
     as_of = as_of or day_to_iso(net.as_of_day)
     co = net.layers["co_offending"]
     n = net.n_persons
@@ -141,8 +174,7 @@ def analyze(net: Network, *, persons: pd.DataFrame | None, audit: pd.DataFrame |
     person["contagion_hazard"] = 0.0
     if policy.contagion.enabled:
         X, names = _covariates(net, persons, rc["offending"], rc["violent_offending"], as_of)
-        w = co.data if policy.contagion.tie_weight == "incidents" else np.ones(len(co.indices))
-        g = CSRGraph(co.indptr, co.indices, np.ascontiguousarray(w, dtype=np.float64))
+        g = co.csr if policy.contagion.tie_weight == "incidents" else co.csr.unweighted()
         ev_person = I.person[shot].astype(np.int64)
         ev_inc = inc[shot]
         t0 = net.window_start_day
@@ -160,12 +192,13 @@ def analyze(net: Network, *, persons: pd.DataFrame | None, audit: pd.DataFrame |
             has = (par >= 0) & (fit.parent_prob > fit.p_background)
             ev_frame = pd.DataFrame({
                 "incident_id": net.incident_ids[ev_inc],
-                "date": [day_to_iso(d) for d in net.inc_day[ev_inc]],
+                "date": iso_days(net.inc_day[ev_inc]).to_numpy(zero_copy_only=False).astype(object),
                 "person_id": net.person_ids[ev_person],
                 "p_background": np.round(fit.p_background, 6),
                 "likely_infector": np.where(has, net.person_ids[ev_person[np.maximum(par, 0)]], ""),
                 "infector_incident_id": np.where(has, net.incident_ids[ev_inc[np.maximum(par, 0)]], ""),
-                "infector_date": np.where(has, [day_to_iso(d) for d in net.inc_day[ev_inc[np.maximum(par, 0)]]], ""),
+                "infector_date": np.where(has, iso_days(net.inc_day[ev_inc[np.maximum(par, 0)]]).to_numpy(
+                    zero_copy_only=False).astype(object), ""),
                 "infector_probability": np.where(has, np.round(fit.parent_prob, 6), 0.0),
             }).sort_values(["date", "incident_id", "person_id"], kind="stable").reset_index(drop=True)
 
@@ -201,17 +234,26 @@ def _conflicts(net: Network, primary: np.ndarray, relations: pd.DataFrame | None
     violence between groups was mostly unrelated to feuds, hence the default
     of shootings only.
     """
-    rows = []
-    if relations is not None:
-        for r in relations.itertuples():
-            a, b = sorted([r.group_a, r.group_b])
-            rows.append({"group_a": a, "group_b": b, "relation": r.relation, "source": "group_relations",
-                         "shootings": 0, "incidents": 0, "incident_ids": "", "first_date": r.date or "", "last_date": r.date or ""})
+    cols = ["group_a", "group_b", "relation", "source", "shootings", "incidents", "incident_ids",
+            "first_date", "last_date"]
+    parts = []
+    if relations is not None and len(relations):
+        ra, rb = relations["group_a"].to_numpy(dtype=object), relations["group_b"].to_numpy(dtype=object)
+        swap = ra.astype(str) > rb.astype(str)
+        dates = (relations["date"] if "date" in relations else pd.Series([None] * len(relations)))
+        dates = dates.fillna("").replace({None: ""}).to_numpy(dtype=object)
+        parts.append(pd.DataFrame({"group_a": np.where(swap, rb, ra), "group_b": np.where(swap, ra, rb),
+                                   "relation": relations["relation"].to_numpy(dtype=object),
+                                   "source": "group_relations", "shootings": 0, "incidents": 0,
+                                   "incident_ids": "", "first_date": dates, "last_date": dates}))
     vz = net.layers["victimization"]
     shooting_all = net.shooting_incidents()
     if vz.n_edges:
-        ga, gb = primary[vz.src], primary[vz.dst]
-        keep = np.flatnonzero((ga != "") & (gb != "") & (ga != gb))
+        # groups as integer codes in ascending name order ("" first), so comparing codes compares names
+        gcode, names = sorted_codes(primary.astype(str))
+        none = int(np.searchsorted(names, "")) if len(names) and names[0] == "" else -1
+        ga, gb = gcode[vz.src], gcode[vz.dst]
+        keep = np.flatnonzero((ga != none) & (gb != none) & (ga != gb))
         # every (edge, evidence incident) pair of the kept edges, vectorised
         cnt = np.diff(vz.ev_indptr)[keep]
         pos = np.repeat(vz.ev_indptr[keep], cnt) + (np.arange(cnt.sum()) - np.repeat(np.cumsum(cnt) - cnt, cnt))
@@ -219,28 +261,33 @@ def _conflicts(net: Network, primary: np.ndarray, relations: pd.DataFrame | None
         e_of = np.repeat(keep, cnt)
         ok = net.inc_violent[incs] | shooting_all[incs]
         x, y = ga[e_of[ok]], gb[e_of[ok]]
-        swap = np.array([u > v for u, v in zip(x.tolist(), y.tolist())], dtype=bool)
-        a, b = np.where(swap, y, x), np.where(swap, x, y)
-        df = pd.DataFrame({"group_a": a, "group_b": b, "inc": incs[ok]}).drop_duplicates()
+        df = pd.DataFrame({"a": np.minimum(x, y), "b": np.maximum(x, y), "inc": incs[ok]}).drop_duplicates()
         if len(df):
-            df["shooting"] = shooting_all[df["inc"].to_numpy()]
-            df["day"] = net.inc_day[df["inc"].to_numpy()]
-            df["iid"] = net.incident_ids[df["inc"].to_numpy()]
-            stats = df.groupby(["group_a", "group_b"], sort=True).agg(
+            inc = df["inc"].to_numpy()
+            df["shooting"] = shooting_all[inc]
+            df["day"] = net.inc_day[inc]
+            stats = df.groupby(["a", "b"], sort=True).agg(
                 shootings=("shooting", "sum"), incidents=("inc", "size"), first=("day", "min"), last=("day", "max"))
             stats = stats[(stats["shootings"] >= min_shootings) |
                           ((min_violent > 0) & (stats["incidents"] >= min_violent))]
             if len(stats):
-                ev = (df.sort_values(["day", "iid"], kind="stable")
-                      .groupby(["group_a", "group_b"], sort=True)["iid"].agg(";".join))
-                for (ga_, gb_), r in stats.iterrows():
-                    rows.append({"group_a": ga_, "group_b": gb_, "relation": "conflict", "source": "inferred",
-                                 "shootings": int(r["shootings"]), "incidents": int(r["incidents"]),
-                                 "incident_ids": ev[(ga_, gb_)],
-                                 "first_date": day_to_iso(int(r["first"])), "last_date": day_to_iso(int(r["last"]))})
-    cols = ["group_a", "group_b", "relation", "source", "shootings", "incidents", "incident_ids",
-            "first_date", "last_date"]
-    out = pd.DataFrame(rows, columns=cols).drop_duplicates(["group_a", "group_b", "relation", "source"])
+                # the evidence of the kept pairs only, in (day, incident) order, joined in Arrow
+                sel = df.merge(stats[[]].reset_index(), on=["a", "b"])
+                sel = sel.sort_values(["a", "b", "day", "inc"], kind="stable")
+                bounds = np.concatenate([[0], np.cumsum(sel.groupby(["a", "b"], sort=True).size().to_numpy())])
+                ids = join_segments(net.incident_ids[sel["inc"].to_numpy()], bounds)
+                idx = stats.index
+                parts.append(pd.DataFrame({
+                    "group_a": names[idx.get_level_values(0).to_numpy()].astype(object),
+                    "group_b": names[idx.get_level_values(1).to_numpy()].astype(object),
+                    "relation": "conflict", "source": "inferred",
+                    "shootings": stats["shootings"].to_numpy().astype(int),
+                    "incidents": stats["incidents"].to_numpy().astype(int),
+                    "incident_ids": ids,
+                    "first_date": iso_days(stats["first"].to_numpy()).to_numpy(zero_copy_only=False),
+                    "last_date": iso_days(stats["last"].to_numpy()).to_numpy(zero_copy_only=False)}))
+    out = pd.concat([p for p in parts], ignore_index=True) if parts else pd.DataFrame(columns=cols)
+    out = out[cols].drop_duplicates(["group_a", "group_b", "relation", "source"])
     return out.sort_values(["group_a", "group_b", "relation", "source"], kind="stable").reset_index(drop=True)
 
 
@@ -266,11 +313,19 @@ def _group_table(net: Network, person: pd.DataFrame, groups: GroupResult, primar
     t["most_central"] = t["group"].map(top["person_id"]).astype(object).fillna("")
     t["most_central_betweenness"] = t["group"].map(top["betweenness"]).fillna(0.0).round(8)
 
-    partners: dict = {}
-    for a, b, kind in zip(conflicts["group_a"], conflicts["group_b"], conflicts["relation"]):
-        partners.setdefault((a, kind), set()).add(b)
-        partners.setdefault((b, kind), set()).add(a)
-    t["conflicts"] = [";".join(sorted(partners.get((g, "conflict"), ()))) for g in t["group"]]
-    t["alliances"] = [";".join(sorted(partners.get((g, "alliance"), ()))) for g in t["group"]]
+    # each group's partners in conflict and in alliance, ';'-joined in name order
+    a, b = conflicts["group_a"].to_numpy(dtype=object), conflicts["group_b"].to_numpy(dtype=object)
+    kind = conflicts["relation"].to_numpy(dtype=object)
+    pairs = pd.DataFrame({"g": np.concatenate([a, b]), "o": np.concatenate([b, a]),
+                          "kind": np.concatenate([kind, kind])}).drop_duplicates()
+    pairs = pairs.sort_values(["g", "o"], kind="stable")
+    for rel, col in (("conflict", "conflicts"), ("alliance", "alliances")):
+        sub = pairs[pairs["kind"] == rel]
+        gs, start = np.unique(sub["g"].to_numpy(dtype=object).astype(str), return_index=True)
+        joined = join_segments(sub["o"].to_numpy(dtype=object).astype(str), np.append(start, len(sub)))
+        grp = t["group"].to_numpy(dtype=object).astype(str)
+        at = np.minimum(np.searchsorted(gs, grp), max(len(gs) - 1, 0))
+        found = (gs[at] == grp) if len(gs) else np.zeros(len(grp), bool)
+        t[col] = pd.array(np.where(found, joined[at] if len(gs) else "", "").astype(object), dtype="str")
     return t.sort_values(["members_shot", "members_in_network", "group"], ascending=[False, False, True],
                          kind="stable").reset_index(drop=True)

@@ -1,7 +1,9 @@
 """Centrality on a network layer, defined and normalised as networkx does.
 
-All functions take a :class:`~fdnet.graph.layers.Layer` (CSR adjacency over
-``n`` persons) and return one value per person:
+All functions take a :class:`~fdnet.graph.layers.Layer` or a
+:class:`~fdnet.graph.csr.CSR` graph over ``n`` persons (a layer's CSR is
+shared, so its SciPy view and components are built once for all of them)
+and return one value per person:
 
 - ``degree_centrality``: degree / (n - 1), as ``networkx.degree_centrality``;
 - ``weighted_degree``: sum of edge weights (shared incidents);
@@ -15,7 +17,9 @@ All functions take a :class:`~fdnet.graph.layers.Layer` (CSR adjacency over
   ``1 - alpha`` every node's estimate is within ``eps`` of the exact value);
 - ``eigenvector``: the dominant eigenvector of the adjacency matrix, unit
   Euclidean norm, non-negative (``networkx.eigenvector_centrality``);
-  computed with ARPACK (scipy ``eigsh``) rather than power iteration;
+  computed with ARPACK (scipy ``eigsh``) rather than power iteration, on
+  the components that can hold the largest eigenvalue only (the others'
+  entries are 0 in the dominant eigenvector);
 - ``core_number``: k-core number (Cython kernel; ``networkx.core_number``).
 
 >>> import numpy as np
@@ -38,26 +42,30 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import _core
+from .csr import CSR
 from .layers import Layer
 
 EXACT_WORK = 1e9           # exact betweenness in a component while people x (people + ties) <= this
 DEFAULT_PIVOTS = 512
 
 
-def degree_centrality(layer: Layer) -> np.ndarray:
-    n = len(layer.indptr) - 1
-    deg = np.diff(layer.indptr).astype(float)
-    return deg / (n - 1) if n > 1 else np.zeros(n)
+def _graph(g: Layer | CSR) -> CSR:
+    return g.csr if isinstance(g, Layer) else g
 
 
-def weighted_degree(layer: Layer) -> np.ndarray:
-    n = len(layer.indptr) - 1
-    rows = np.repeat(np.arange(n), np.diff(layer.indptr))
-    return np.bincount(rows, weights=layer.data, minlength=n).astype(float)
+def degree_centrality(layer: Layer | CSR) -> np.ndarray:
+    g = _graph(layer)
+    deg = g.degree().astype(float)
+    return deg / (g.n - 1) if g.n > 1 else np.zeros(g.n)
 
 
-def core_number(layer: Layer) -> np.ndarray:
-    return _core.core_number(layer.indptr, layer.indices)
+def weighted_degree(layer: Layer | CSR) -> np.ndarray:
+    return _graph(layer).strength()
+
+
+def core_number(layer: Layer | CSR) -> np.ndarray:
+    g = _graph(layer)
+    return _core.core_number(g.indptr, g.indices)
 
 
 @dataclass
@@ -70,7 +78,7 @@ class Betweenness:
     sampled_components: int = 0
 
 
-def betweenness(layer: Layer, *, exact_work: float = EXACT_WORK, k: int = DEFAULT_PIVOTS,
+def betweenness(layer: Layer | CSR, *, exact_work: float = EXACT_WORK, k: int = DEFAULT_PIVOTS,
                 seed: int = 42, alpha: float = 0.05, n_threads: int = 2) -> Betweenness:
     """Betweenness of every person (see module docstring).
 
@@ -83,22 +91,22 @@ def betweenness(layer: Layer, *, exact_work: float = EXACT_WORK, k: int = DEFAUL
     ``eps`` (union over the nodes of each sampled component) holds for every
     person at once with probability ``1 - alpha``.
     """
-    import scipy.sparse as sp
-    from scipy.sparse.csgraph import connected_components, reverse_cuthill_mckee
+    from scipy.sparse.csgraph import reverse_cuthill_mckee
 
-    n = len(layer.indptr) - 1
-    if n <= 2 or layer.n_edges == 0:
+    g = _graph(layer)
+    n = g.n
+    if n <= 2 or g.n_edges == 0:
         return Betweenness(np.zeros(n), True, 0, 0.0, alpha)
-    A = sp.csr_matrix((np.ones(len(layer.indices)), layer.indices, layer.indptr), shape=(n, n))
-    _, comp = connected_components(A, directed=False)
+    A = g.pattern
+    _, comp = g.components()
     sizes = np.bincount(comp)
-    ties = np.bincount(comp, weights=np.diff(layer.indptr)) / 2
+    deg = g.degree()
+    ties = np.bincount(comp, weights=deg) / 2
     # a component no larger than k is cheaper exact than sampled
     big = np.flatnonzero((sizes * (sizes + ties) > exact_work) & (sizes > k))
     in_big = np.isin(comp, big)
-    deg = np.diff(layer.indptr)
     small = np.flatnonzero(~in_big & (deg > 0))        # isolated people are no one's intermediary
-    raw = _core.betweenness_sources(layer.indptr, layer.indices, small.astype(np.int32),
+    raw = _core.betweenness_sources(g.indptr, g.indices, small.astype(np.int32),
                                     np.ones(len(small)), n_threads)
     rng = np.random.default_rng(seed)
     eps = 0.0
@@ -128,23 +136,51 @@ def betweenness(layer: Layer, *, exact_work: float = EXACT_WORK, k: int = DEFAUL
     return Betweenness(raw / norm, len(big) == 0, int(n_sources), float(eps), alpha, int(len(big)))
 
 
-def eigenvector(layer: Layer) -> np.ndarray:
-    """Eigenvector centrality (unit norm, non-negative), 0 for isolated nodes."""
-    import scipy.sparse as sp
+def eigenvector(layer: Layer | CSR) -> np.ndarray:
+    """Eigenvector centrality (unit norm, non-negative), 0 for isolated nodes.
+
+    The adjacency matrix is block-diagonal over connected components, so its
+    dominant eigenvector lives on the component(s) holding the largest
+    eigenvalue. A component's largest eigenvalue is at most
+    ``min(max degree, sqrt(2 ties - people + 1))`` (Hong 1988), and the
+    whole graph's is at least the Rayleigh quotient of any vector (here
+    ``A^20 1``); ARPACK then runs on the components whose bound reaches that
+    quotient only, usually the largest one, instead of the whole graph.
+    """
     from scipy.sparse.linalg import eigsh
 
-    n = len(layer.indptr) - 1
+    g = _graph(layer)
+    n = g.n
     out = np.zeros(n)
-    if layer.n_edges == 0:
+    if g.n_edges == 0:
         return out
-    A = sp.csr_matrix((np.ones(len(layer.indices)), layer.indices, layer.indptr), shape=(n, n))
-    if n < 3:
-        vals, vecs = np.linalg.eigh(A.toarray())
+    A = g.pattern
+    _, comp = g.components()
+    deg = g.degree()
+    sizes = np.bincount(comp)
+    ties = np.bincount(comp, weights=deg) / 2
+    max_deg = np.zeros(len(sizes))
+    np.maximum.at(max_deg, comp, deg)
+    upper = np.minimum(max_deg, np.sqrt(np.maximum(2 * ties - sizes + 1, 0)))
+    x = (deg > 0).astype(float)
+    for _ in range(20):
+        x = A @ x
+        x /= np.linalg.norm(x)
+    lower = float(x @ (A @ x))
+    keep = np.flatnonzero(upper >= lower * (1 - 1e-9))
+    nodes = np.flatnonzero(np.isin(comp, keep) & (deg > 0))
+    sub = g.subgraph(nodes).pattern if len(nodes) < n else A
+    m = sub.shape[0]
+    if m < 3:
+        vals, vecs = np.linalg.eigh(sub.toarray())
         v = vecs[:, -1]
     else:
         # deterministic start vector: ARPACK's default is random
-        vals, vecs = eigsh(A, k=1, which="LA", v0=np.ones(n) / math.sqrt(n), tol=1e-12, maxiter=max(1000, 10 * n))
+        vals, vecs = eigsh(sub, k=1, which="LA", v0=np.ones(m) / math.sqrt(m), tol=1e-12,
+                           maxiter=max(1000, 10 * m))
         v = vecs[:, 0]
     v = np.abs(v) if v.sum() >= 0 else np.abs(-v)
     norm = np.linalg.norm(v)
-    return v / norm if norm > 0 else out
+    if norm > 0:
+        out[nodes if len(nodes) < n else slice(None)] = v / norm
+    return out

@@ -29,6 +29,7 @@ import pandas as pd
 
 from .. import _core
 from ..records.schema import OFFENDING_ROLES
+from .csr import CSR
 
 FLAG_OFFENDING = _core.FLAG_OFFENDING
 FLAG_VICTIM = _core.FLAG_VICTIM
@@ -36,21 +37,115 @@ LAYERS = {"co_offending": _core.MODE_CO_OFFENDING, "victimization": _core.MODE_V
 EPOCH = np.datetime64("1970-01-01", "D")
 
 
-def sorted_codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _arrow_strings(values):
+    """``values`` (a pandas Series, NumPy array or Arrow array of strings) as one Arrow string array, or None.
+
+    Arrow-backed pandas columns (pandas' default ``str``) are taken without a copy.
+    """
+    import pyarrow as pa
+
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    if isinstance(values, pa.Array):
+        if pa.types.is_large_string(values.type):
+            values = values.cast(pa.string())
+        return values if pa.types.is_string(values.type) and not values.null_count else None
+    try:
+        arr = pa.array(values, from_pandas=True) if isinstance(values, pd.Series) else \
+            pa.array(np.asarray(values, dtype=object), type=pa.string())
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError):
+        return None
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    if pa.types.is_large_string(arr.type):
+        arr = arr.cast(pa.string())
+    if not pa.types.is_string(arr.type) or arr.null_count:
+        return None
+    return arr
+
+
+def sorted_codes_arrow(values):
+    """:func:`sorted_codes` in Arrow: ``(codes int32, sorted uniques as an Arrow string array)``, or None.
+
+    Arrow's hash kernels find the distinct values and each value's code, and
+    its C++ sort orders the (fewer) distinct values by their UTF-8 bytes,
+    which is Python's order of ``str``. None when ``values`` are not all
+    strings (then :func:`sorted_codes` falls back to pandas).
+    """
+    import pyarrow.compute as pc
+
+    arr = _arrow_strings(values)
+    if arr is None:
+        return None
+    uniq = pc.unique(arr)
+    uniq = uniq.take(pc.sort_indices(uniq))
+    codes = pc.index_in(arr, value_set=uniq).to_numpy(zero_copy_only=False).astype(np.int32)
+    return codes, uniq
+
+
+def sorted_codes(values) -> tuple[np.ndarray, np.ndarray]:
     """Dense codes in ascending order of the values: (codes int32, sorted uniques).
 
-    Hash-based factorisation, then a sort of the (fewer) uniques only.
+    Hash-based factorisation, then a sort of the (fewer) uniques only, in
+    Arrow for strings (:func:`sorted_codes_arrow`), in pandas otherwise.
 
     >>> c, u = sorted_codes(np.array(["b", "a", "b", "c"], dtype=object))
     >>> c.tolist(), u.tolist()
     ([1, 0, 1, 2], ['a', 'b', 'c'])
+    >>> c, u = sorted_codes(np.array([3, 1, 3]))
+    >>> c.tolist(), u.tolist()
+    ([1, 0, 1], [1, 3])
     """
+    got = sorted_codes_arrow(values)
+    if got is not None:
+        return got[0], got[1].to_numpy(zero_copy_only=False).astype(object)
     codes, uniques = pd.factorize(np.asarray(values, dtype=object), sort=False)
     uniques = np.asarray(uniques, dtype=object)
     order = np.argsort(uniques, kind="stable")
     rank = np.empty(len(order), dtype=np.int32)
     rank[order] = np.arange(len(order), dtype=np.int32)
     return rank[codes].astype(np.int32), uniques[order]
+
+
+def join_segments(values, offsets: np.ndarray, sep: str = ";", *, arrow: bool = False):
+    """``sep``-join each segment ``values[offsets[k]:offsets[k+1]]``: one string per segment.
+
+    ``values`` is a sequence of strings or a ``pyarrow`` string array; the
+    joins run in Arrow's C++ kernel (``binary_join``), not a Python loop per
+    segment. An empty segment gives ``""``. Returns an object array of
+    ``str``, or with ``arrow`` the ``pyarrow`` string array.
+
+    >>> join_segments(np.array(["a", "b", "c"], dtype=object), np.array([0, 2, 2, 3])).tolist()
+    ['a;b', '', 'c']
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    vals = values if isinstance(values, (pa.Array, pa.ChunkedArray)) else pa.array(values, type=pa.string())
+    if isinstance(vals, pa.ChunkedArray):
+        vals = vals.combine_chunks()
+    if not pa.types.is_string(vals.type):
+        vals = vals.cast(pa.string())
+    lists = pa.LargeListArray.from_arrays(pa.array(np.asarray(offsets, dtype=np.int64)), vals)
+    out = pc.binary_join(lists, sep)
+    return out if arrow else out.to_numpy(zero_copy_only=False).astype(object)
+
+
+def iso_days(days: np.ndarray):
+    """ISO dates (``pyarrow`` strings) of integer days since 1970-01-01, formatted once per distinct day.
+
+    >>> iso_days(np.array([0, 19000, 0])).to_pylist()
+    ['1970-01-01', '2022-01-08', '1970-01-01']
+    """
+    import pyarrow as pa
+
+    days = np.asarray(days, dtype=np.int64)
+    if len(days) == 0:
+        return pa.array([], type=pa.string())
+    lo, hi = int(days.min()), int(days.max())
+    lut = pa.array((EPOCH + np.arange(lo, hi + 1).astype("timedelta64[D]")).astype(str).astype(object),
+                   type=pa.string())
+    return lut.take(pa.array(days - lo))
 
 
 @dataclass
@@ -150,7 +245,13 @@ def project_incidence(inc: np.ndarray, person: np.ndarray, flags: np.ndarray,
 
 @dataclass
 class Layer:
-    """One network layer: a sorted undirected edge list and its CSR adjacency."""
+    """One network layer: a sorted undirected edge list and its CSR adjacency.
+
+    ``indptr``, ``indices`` and ``data`` (tie weight: shared incidents) are
+    the arrays of :attr:`csr`, the layer's :class:`~fdnet.graph.csr.CSR`
+    graph, which the analytics share (its SciPy view, components and
+    unweighted twin are built once).
+    """
 
     name: str
     src: np.ndarray
@@ -165,10 +266,21 @@ class Layer:
     indices: np.ndarray = field(repr=False, default=None)
     data: np.ndarray = field(repr=False, default=None)
     _row_start: np.ndarray | None = field(repr=False, default=None)
+    _csr: CSR | None = field(repr=False, default=None)
 
     @property
     def n_edges(self) -> int:
         return len(self.src)
+
+    @property
+    def csr(self) -> CSR:
+        """The layer as a :class:`~fdnet.graph.csr.CSR` graph (made once, sharing the arrays)."""
+        if self._csr is None or self._csr.indptr is not self.indptr:
+            if self.indptr is None:
+                raise ValueError("Layer: no CSR adjacency (indptr) was attached to this layer")
+            self._csr = CSR(self.indptr, self.indices, self.data)
+            self.indptr, self.indices, self.data = self._csr.indptr, self._csr.indices, self._csr.data
+        return self._csr
 
     def degree(self) -> np.ndarray:
         return np.diff(self.indptr).astype(np.int32)
@@ -192,19 +304,23 @@ class Layer:
 
     def edges_frame(self, net: "Network") -> pd.DataFrame:
         """The layer as edges.csv rows (CONTRACT.md section 3)."""
-        ids = net.incident_ids[self.ev_incident]
-        # ';'-join each edge's evidence IDs: split the flat array at ev_indptr
-        joined = [";".join(x) for x in np.split(ids, self.ev_indptr[1:-1])] if self.n_edges else []
+        # every string column is built in Arrow (gathers, the ';'-joins of each edge's
+        # evidence IDs, dates formatted once per distinct day), no Python loop per edge
+        def text(arr):
+            return pd.array(arr, dtype="str")
+
+        pid = net.person_ids_arrow()
+        ids = net.incident_ids_arrow().take(np.ascontiguousarray(self.ev_incident))
         return pd.DataFrame({
-            "person_a": net.person_ids[self.src],
-            "person_b": net.person_ids[self.dst],
+            "person_a": text(pid.take(np.ascontiguousarray(self.src))),
+            "person_b": text(pid.take(np.ascontiguousarray(self.dst))),
             "layer": self.name,
             "weight": self.n_incidents,
             "incidents": self.n_incidents,
             "decayed_weight": np.round(self.decayed, 6),
-            "first_date": (EPOCH + self.first_day.astype("timedelta64[D]")).astype(str),
-            "last_date": (EPOCH + self.last_day.astype("timedelta64[D]")).astype(str),
-            "incident_ids": joined,
+            "first_date": text(iso_days(self.first_day)),
+            "last_date": text(iso_days(self.last_day)),
+            "incident_ids": text(join_segments(ids, self.ev_indptr, arrow=True)),
         })
 
 
@@ -226,10 +342,26 @@ class Network:
     capped_incidents: list = field(default_factory=list)
     _shooting: np.ndarray | None = field(default=None, repr=False)
     _role_counts: dict | None = field(default=None, repr=False)
+    _incident_ids_arrow: object = field(default=None, repr=False)
+    _person_ids_arrow: object = field(default=None, repr=False)
 
     @property
     def n_persons(self) -> int:
         return len(self.person_ids)
+
+    def person_ids_arrow(self):
+        """``person_ids`` as a ``pyarrow`` string array (made once)."""
+        if self._person_ids_arrow is None:
+            import pyarrow as pa
+            self._person_ids_arrow = pa.array(self.person_ids, type=pa.string())
+        return self._person_ids_arrow
+
+    def incident_ids_arrow(self):
+        """``incident_ids`` as a ``pyarrow`` string array (made once), for gathers and joins in C++."""
+        if self._incident_ids_arrow is None:
+            import pyarrow as pa
+            self._incident_ids_arrow = pa.array(self.incident_ids, type=pa.string())
+        return self._incident_ids_arrow
 
     def person_index(self, pid: str) -> int:
         k = int(np.searchsorted(self.person_ids, pid))
@@ -314,18 +446,39 @@ def build_network(incidents: pd.DataFrame, involvements: pd.DataFrame, *, as_of_
     """
     start = as_of_day - window_days
     inw = incidents[(incidents["day"] >= start) & (incidents["day"] <= as_of_day)]
-    inc_codes_all, inc_ids = sorted_codes(inw["incident_id"].to_numpy())
+    inc_arrow = pid_arrow = None
+    got = sorted_codes_arrow(inw["incident_id"])
+    inv_inc = _arrow_strings(involvements["incident_id"]) if got is not None else None
+    if got is not None and inv_inc is not None:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        # Arrow's hash kernels: each involvement's incident in the window (or none), its
+        # person's code, its role flags; no Python object per row
+        inc_codes_all, inc_arrow = got
+        inc_ids = inc_arrow.to_numpy(zero_copy_only=False).astype(object)
+        code_all = pc.index_in(inv_inc, value_set=inc_arrow).fill_null(-1).to_numpy().astype(np.int64)
+        keep = code_all >= 0
+        mask = pa.array(keep)
+        p_code, pid_arrow = sorted_codes_arrow(
+            pc.filter(_arrow_strings(involvements["person_id"]), mask))
+        person_ids = pid_arrow.to_numpy(zero_copy_only=False).astype(object)
+        role = pc.filter(_arrow_strings(involvements["role"]), mask)
+        off = pc.is_in(role, value_set=pa.array(list(OFFENDING_ROLES))).to_numpy(zero_copy_only=False)
+        vic = pc.equal(role, "victim").to_numpy(zero_copy_only=False)
+    else:
+        inc_codes_all, inc_ids = sorted_codes(inw["incident_id"].to_numpy())
+        # one hash lookup per involvement finds its incident in the window (or -1)
+        code_all = pd.Index(inc_ids).get_indexer(involvements["incident_id"].to_numpy(dtype=object))
+        keep = code_all >= 0
+        p_code, person_ids = sorted_codes(involvements["person_id"].to_numpy(dtype=object)[keep])
+        role = involvements["role"].to_numpy(dtype=object)[keep]
+        off, vic = np.isin(role, OFFENDING_ROLES), role == "victim"
     order = np.argsort(inc_codes_all, kind="stable")
     inw = inw.iloc[order]
     inc_day = inw["day"].to_numpy(dtype=np.int32)
-    # one hash lookup per involvement finds its incident in the window (or -1)
-    code_all = pd.Index(inc_ids).get_indexer(involvements["incident_id"].to_numpy(dtype=object))
-    keep = code_all >= 0
     inc_code = code_all[keep].astype(np.int32)
-    p_code, person_ids = sorted_codes(involvements["person_id"].to_numpy(dtype=object)[keep])
-    role = involvements["role"].to_numpy(dtype=object)[keep]
-    flags = (np.isin(role, OFFENDING_ROLES) * FLAG_OFFENDING
-             + (role == "victim") * FLAG_VICTIM).astype(np.uint8)
+    flags = (off * FLAG_OFFENDING + vic * FLAG_VICTIM).astype(np.uint8)
     I = Incidence.from_codes(inc_code, p_code, flags, len(inc_ids), len(person_ids))
     weight = np.power(0.5, (as_of_day - inc_day.astype(np.float64)) / float(half_life_days))
     layers = {}
@@ -340,12 +493,13 @@ def build_network(incidents: pd.DataFrame, involvements: pd.DataFrame, *, as_of_
                 capped += [{"incident_id": str(inc_ids[k]), "layer": name, "pairs": int(pairs[k])}
                            for k in np.flatnonzero(over)]
         layer = Layer(name, *J.project(inc_day, weight, mode))
-        layer.indptr, layer.indices, layer.data = _core.edges_to_csr(
-            len(person_ids), layer.src, layer.dst, layer.n_incidents.astype(np.float64))
+        g = CSR.from_edges(len(person_ids), layer.src, layer.dst, layer.n_incidents)
+        layer.indptr, layer.indices, layer.data, layer._csr = g.indptr, g.indices, g.data, g
         layers[name] = layer
     return Network(
         person_ids=person_ids, incident_ids=inc_ids, inc_day=inc_day,
         inc_gun=(inw["gun"].to_numpy(dtype=bool) if "gun" in inw else np.zeros(len(inw), bool)), inc_violent=(inw["violent"].to_numpy(dtype=bool) if "violent" in inw else np.zeros(len(inw), bool)),
         incidence=I, layers=layers, as_of_day=as_of_day, window_start_day=start,
         capped_incidents=sorted(capped, key=lambda c: (c["incident_id"], c["layer"])),
+        _incident_ids_arrow=inc_arrow, _person_ids_arrow=pid_arrow,
     )
