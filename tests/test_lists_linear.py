@@ -125,3 +125,93 @@ def test_induced_csr_equals_scipy_slicing():
         sub = a[members][:, members].tocsr()
         sub.sort_indices()
         assert ip.tolist() == sub.indptr.tolist() and ix.tolist() == sub.indices.tolist()
+
+
+# ------------------------------------------------------------------------------------------
+# explanations: the column-wise lines against the one-person Explainer
+# ------------------------------------------------------------------------------------------
+
+def listed_of(lists) -> dict[str, list[str]]:
+    listed: dict[str, list[str]] = {}
+    for name in ("call_in", "custom_notifications", "service_referrals"):
+        for pid in lists[name]["person_id"]:
+            listed.setdefault(pid, []).append(name)
+    return listed
+
+
+def test_explanation_lines_equal_the_one_person_explainer(st, lists):
+    from fdnet.scoring.explain import Explainer, explain_listed
+    rec, net = st.records, st.network
+    lists = {k: v for k, v in lists.items() if k != "call_in_groups"}
+    listed = listed_of(lists)
+    # also explain a few people who are not listed, on every list, to reach every branch
+    others = st.scores.sort_values("score", ascending=False)["person_id"].iloc[:40].tolist()
+    victims = st.scores.loc[st.scores["shooting_victimization"] > 0, "person_id"].iloc[:20].tolist()
+    for pid in others + victims:
+        listed.setdefault(pid, ["call_in", "custom_notifications", "service_referrals"])
+    df = explain_listed(net, rec.involvements, st.scores, st.policy, listed, analytics=st.analytics,
+                        persons=rec.persons, lists=lists)
+    assert df["person_id"].tolist() == sorted(listed)
+    ex = Explainer(net, rec.involvements, st.scores, st.policy, sorted(listed), analytics=st.analytics,
+                   persons=rec.persons, lists=lists)
+    kinds = set()
+    for pid, line in zip(df["person_id"], df["json"]):
+        want = json.dumps(ex.explain(pid, listed[pid]), ensure_ascii=False, sort_keys=False)
+        assert json.loads(line) == json.loads(want), pid
+        assert line == want, pid                       # the same text, key order included
+        obj = json.loads(line)
+        for c in obj["components"]:
+            if c["evidence"].get("paths") or c["evidence"].get("contributions") or c["evidence"].get("conflicts"):
+                kinds.add(c["name"])
+        kinds |= {v["leaves_because"] for v in obj["off_list"].values()}
+    # the city exercises paths, contagion, conflicts and several leaving reasons
+    assert {"exposure_1", "exposure_2", "shooter_exposure", "group_conflicts"} <= kinds, kinds
+    assert len([k for k in kinds if k and k.startswith(("the ", "fewer"))]) >= 2, kinds
+
+
+def test_explanation_lines_with_hostile_ids_and_no_persons(tmp_path):
+    """IDs with quotes, backslashes, commas, control characters and non-ASCII text, no persons
+    table: the text is still json.dumps's."""
+    from fdnet.graph.layers import build_network
+    from fdnet.scoring.explain import Explainer, explain_listed
+    from fdnet.scoring.features import compute_features
+    from fdnet.scoring.score import score_table
+    inc = pd.DataFrame({"incident_id": ['I"1', "I\\2", "I\n3", "Ï4"], "day": [19000, 19100, 19150, 19160],
+                        "gun": [False, True, True, False], "violent": [True, True, True, False]})
+    inv = pd.DataFrame({"incident_id": ['I"1', 'I"1', "I\\2", "I\\2", "I\n3", "I\n3", "Ï4", "Ï4"],
+                        "person_id": ["a,\"b", "c\\d", "c\\d", "é\tf", "a,\"b", "g", "g", "c\\d"],
+                        "role": ["offender", "suspect", "victim", "offender", "offender", "victim", "arrestee",
+                                 "offender"]})
+    net = build_network(inc, inv, as_of_day=19200, window_days=365, half_life_days=365)
+    pol = Policy()
+    scores = score_table(net.person_ids, compute_features(net), pol, None, pd.Series(dtype=object), "2022-07-26")
+    listed = {p: ["custom_notifications", "service_referrals"] for p in net.person_ids}
+    df = explain_listed(net, inv, scores, pol, listed)
+    ex = Explainer(net, inv, scores, pol, list(net.person_ids))
+    for pid, line in zip(df["person_id"], df["json"]):
+        assert line == json.dumps(ex.explain(pid, listed[pid]), ensure_ascii=False), pid
+    assert explain_listed(net, inv, scores, pol, {})["json"].tolist() == []
+
+
+@pytest.mark.parametrize("variant", [
+    {"guardrails": {"juveniles": "exclude", "min_offending_incidents": 2}, "contagion": {"enabled": False},
+     "lists": {"call_in": {"method": "greedy"}}},
+    {"features": {"recent_days": 60, "group_recent_days": 90}, "analytics": {"exposure_half_life_days": 30},
+     "lists": {"service_referrals": {"victim_recent_days": 30, "min_score": 1}}},
+])
+def test_explanation_lines_equal_the_explainer_under_other_policies(tmp_path, variant):
+    from fdnet.scoring.explain import Explainer, explain_listed
+    write_city(generate_city(n_people=1200, seed=4), tmp_path)
+    s = study(tmp_path, policy=variant)
+    rec, net = s.records, s.network
+    lists = build.build_lists(s.scores, s.policy, rec.as_of_day, co_offending=net.layers["co_offending"],
+                              persons=rec.persons, as_of=rec.as_of)
+    lists.pop("call_in_groups")
+    listed = listed_of(lists)
+    assert listed
+    df = explain_listed(net, rec.involvements, s.scores, s.policy, listed, analytics=s.analytics,
+                        persons=rec.persons, lists=lists)
+    ex = Explainer(net, rec.involvements, s.scores, s.policy, sorted(listed), analytics=s.analytics,
+                   persons=rec.persons, lists=lists)
+    for pid, line in zip(df["person_id"], df["json"]):
+        assert line == json.dumps(ex.explain(pid, listed[pid]), ensure_ascii=False), pid

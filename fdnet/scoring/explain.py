@@ -118,7 +118,8 @@ class Explainer:
         self.primary = scores["group"].to_numpy(dtype=object)       # scores are in person-index order
         self.core = scores["core_number"].to_numpy() if "core_number" in scores else None
         self.an = analytics
-        self.persons = persons.set_index("person_id") if persons is not None else None
+        self.persons_table = persons
+        self._persons = None
         self.lists = lists or {}
         I = net.incidence
         off = (I.flags & FLAG_OFFENDING) != 0
@@ -131,7 +132,14 @@ class Explainer:
         self._list_rank = {name: dict(zip(df["person_id"], df["rank"])) for name, df in self.lists.items()}
         self._edge_cache: dict[tuple[int, int], tuple[list[str], list[str], int]] = {}
         self._conflicts = self._conflicts_by_group()
-        self._ages = self._age_evidence_of(self.persons, persons_needed)
+        self._ages = self._age_evidence_of(self.persons, persons_needed) if len(persons_needed) else {}
+
+    @property
+    def persons(self) -> pd.DataFrame | None:
+        """The persons table indexed by person_id (built on first use)."""
+        if self._persons is None and self.persons_table is not None:
+            self._persons = self.persons_table.set_index("person_id")
+        return self._persons
 
     # --- evidence helpers --------------------------------------------------------------
     def _incidents(self, p: int):
@@ -520,11 +528,29 @@ def explain_listed(net: Network, involvements: pd.DataFrame, scores: pd.DataFram
     """The lines of explanations.jsonl: one row per listed person, sorted by person_id.
 
     ``listed`` maps each listed person_id to the names of the lists they are on.
-    Columns: ``person_id`` and ``json`` (that person's explanation as one JSON line).
+    Columns: ``person_id`` and ``json`` (that person's explanation as one JSON line:
+    what ``json.dumps(Explainer(...).explain(pid, listed[pid]), ensure_ascii=False)``
+    gives, built for everyone at once by :mod:`fdnet.scoring.explain_columns`).
+
+    >>> from fdnet.graph.layers import build_network
+    >>> inc = pd.DataFrame({"incident_id": ["I1"], "day": [19000], "gun": [False], "violent": [True]})
+    >>> inv = pd.DataFrame({"incident_id": ["I1", "I1"], "person_id": ["A", "B"], "role": ["offender", "suspect"]})
+    >>> net = build_network(inc, inv, as_of_day=19010, window_days=365, half_life_days=365)
+    >>> from fdnet.scoring.features import compute_features
+    >>> from fdnet.scoring.score import score_table
+    >>> pol = Policy()
+    >>> scores = score_table(net.person_ids, compute_features(net), pol, None, pd.Series(dtype=object), "2022-01-11")
+    >>> df = explain_listed(net, inv, scores, pol, {"B": ["custom_notifications"]})
+    >>> import json
+    >>> line = json.loads(df["json"][0])
+    >>> line["person_id"], line["components"][0]["evidence"]["incidents"][0]["roles"]
+    ('B', ['suspect'])
+    >>> ex = Explainer(net, inv, scores, pol, ["B"])
+    >>> line == json.loads(json.dumps(ex.explain("B", ["custom_notifications"])))
+    True
     """
-    import json
+    from .explain_columns import explanation_lines
     pids = sorted(listed)
-    ex = Explainer(net, involvements, scores, policy, pids, analytics=analytics, persons=persons, lists=lists)
-    return pd.DataFrame({"person_id": pd.Series(pids, dtype=object),
-                         "json": pd.Series([json.dumps(ex.explain(p, listed[p]), ensure_ascii=False, sort_keys=False)
-                                            for p in pids], dtype=object)})
+    ex = Explainer(net, involvements, scores, policy, [], analytics=analytics, persons=persons, lists=lists)
+    lines = explanation_lines(ex, pids, [list(listed[p]) for p in pids], involvements, scores, lists)
+    return pd.DataFrame({"person_id": pd.Series(pids, dtype=object), "json": pd.Series(lines, dtype=object)})
