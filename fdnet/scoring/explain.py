@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import re
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -24,7 +25,7 @@ import pandas as pd
 from ..graph.exposure import exposure_paths
 from ..graph.layers import FLAG_OFFENDING, FLAG_VICTIM, Network
 from ..records.validate import day_to_iso
-from .features import FEATURES, group_shootings, own_victimization_pairs
+from .features import FEATURES, group_shooting_pairs, group_shootings_dict, own_victimization_pairs
 from .policy import COMPONENT_DOCS, Policy
 
 ENFORCEMENT_LISTS = ("call_in", "custom_notifications")
@@ -111,7 +112,6 @@ class Explainer:
             self.roles.setdefault((inc_id, pid), set()).add(role)
         self.co = net.layers["co_offending"]
         self.victims = net.shooting_victims()
-        self.victim_set = set(self.victims.tolist())
         self.shooting = net.shooting_incidents()
         self.days = np.asarray(net.inc_day)
         self._vic_cache: dict[int, list] = {}
@@ -123,16 +123,39 @@ class Explainer:
         self.lists = lists or {}
         I = net.incidence
         off = (I.flags & FLAG_OFFENDING) != 0
-        self.shooters = set(np.unique(I.person[off & self.shooting[I.inc]]).tolist())
+        self.shooter_mask = np.zeros(net.n_persons, dtype=bool)
+        self.shooter_mask[I.person[off & self.shooting[I.inc]]] = True
         since = net.as_of_day - policy.features.group_recent_days + 1
-        self.group_shoot = group_shootings(net, self.primary, since)
-        own = own_victimization_pairs(net, self.primary, since)
-        self.own_victimization = set(zip(own["person"].tolist(), own["inc"].tolist()))
+        self.group_pairs = group_shooting_pairs(net, self.primary, since)        # (group, inc), sorted
+        self.own_pairs = own_victimization_pairs(net, self.primary, since)      # (person, inc)
         self.meanings = {name: component_meaning(name, policy) for name in FEATURES}
-        self._list_rank = {name: dict(zip(df["person_id"], df["rank"])) for name, df in self.lists.items()}
         self._edge_cache: dict[tuple[int, int], tuple[list[str], list[str], int]] = {}
-        self._conflicts = self._conflicts_by_group()
         self._ages = self._age_evidence_of(self.persons, persons_needed) if len(persons_needed) else {}
+
+    # --- per-person lookups of the one-person path (built on first use) ---------------------
+    @cached_property
+    def victim_set(self) -> set:
+        return set(self.victims.tolist())
+
+    @cached_property
+    def shooters(self) -> set:
+        return set(np.flatnonzero(self.shooter_mask).tolist())
+
+    @cached_property
+    def group_shoot(self) -> dict[str, np.ndarray]:
+        return group_shootings_dict(self.group_pairs)
+
+    @cached_property
+    def own_victimization(self) -> set:
+        return set(zip(self.own_pairs["person"].tolist(), self.own_pairs["inc"].tolist()))
+
+    @cached_property
+    def _list_rank(self) -> dict:
+        return {name: dict(zip(df["person_id"], df["rank"])) for name, df in self.lists.items()}
+
+    @cached_property
+    def _conflicts(self) -> dict:
+        return self._conflicts_by_group()
 
     @property
     def persons(self) -> pd.DataFrame | None:

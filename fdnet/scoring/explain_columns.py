@@ -70,7 +70,9 @@ def _jstr(values) -> np.ndarray:
 def _jval(values) -> np.ndarray:
     """json.dumps of every value of a table column (strings escaped; others, rare, one by one)."""
     a = np.asarray(values, dtype=object)
-    is_str = np.array([isinstance(x, str) for x in a], dtype=bool) if len(a) else np.zeros(0, bool)
+    if pd.api.types.infer_dtype(a, skipna=False) in ("string", "empty"):
+        return _jstr(a)                          # the usual case: every cell a str (one C scan to know)
+    is_str = np.array([isinstance(x, str) for x in a], dtype=bool)
     out = np.empty(len(a), dtype=object)
     out[is_str] = _jstr(a[is_str])
     rest = np.flatnonzero(~is_str)
@@ -190,8 +192,7 @@ class _Columns:
         self.shooting = np.asarray(ex.shooting, dtype=bool)
         self.is_victim = np.zeros(self.n, dtype=bool)
         self.is_victim[np.asarray(ex.victims, dtype=np.int64)] = True
-        self.is_shooter = np.zeros(self.n, dtype=bool)
-        self.is_shooter[np.asarray(sorted(ex.shooters), dtype=np.int64)] = True
+        self.is_shooter = ex.shooter_mask
         self.W = int(self.pol.window_days)
         self.as_of = int(net.as_of_day)
         self._edge_keys = None
@@ -493,22 +494,26 @@ class _Columns:
         g = np.asarray(ex.primary, dtype=object)[self.P]
         g_js = _jstr(g)
         # group_violence: the group's shootings, less those counting only through the person's own victimization
-        names = np.array(sorted(ex.group_shoot), dtype=object)
-        arrays = [np.asarray(ex.group_shoot[k], dtype=np.int64) for k in names]   # one per group with shootings
-        sizes = np.array([len(a) for a in arrays], dtype=np.int64)
-        flat = np.concatenate(arrays) if arrays else np.zeros(0, dtype=np.int64)
-        start = np.cumsum(sizes) - sizes
-        gpos = np.searchsorted(names, g) if len(names) else np.zeros(L, dtype=np.int64)
-        gpos = np.minimum(gpos, max(len(names) - 1, 0))
-        has = (g != "") & (len(names) > 0)
+        gp = ex.group_pairs                                   # (group, inc) sorted by group, then inc
+        gname = gp["group"].to_numpy(dtype=object)
+        ginc = gp["inc"].to_numpy(dtype=np.int64)
+        first = _first_per(gname)
+        names = gname[first]
+        start = np.flatnonzero(first)
+        sizes = np.diff(np.append(start, len(gname)))
+        has = g != ""
+        gpos = np.zeros(L, dtype=np.int64)
         if len(names):
+            gpos = np.minimum(np.searchsorted(names, g), len(names) - 1)
             has &= names[gpos] == g
+        else:
+            has[:] = False
         cnt = np.where(has, sizes[gpos] if len(names) else 0, 0)
         owner, pos = _ranges(np.where(has, start[gpos] if len(names) else 0, 0), cnt)
-        inc = flat[pos]
-        own_pairs = np.sort(np.fromiter((p * _BIG + i for p, i in ex.own_victimization), dtype=np.int64,
-                                        count=len(ex.own_victimization)))
-        keep = ~_member(own_pairs, self.P[owner] * _BIG + inc)
+        inc = ginc[pos]
+        op = ex.own_pairs
+        own_keys = np.sort(op["person"].to_numpy(dtype=np.int64) * _BIG + op["inc"].to_numpy(dtype=np.int64))
+        keep = ~_member(own_keys, self.P[owner] * _BIG + inc)
         owner, inc = owner[keep], inc[keep]
         order = np.lexsort((inc, self.days[inc], owner))
         owner, inc = owner[order], inc[order]
@@ -773,7 +778,8 @@ def explanation_lines(ex, pids: list[str], lists_of: list[list[str]], involvemen
     age = r["age"].to_numpy(dtype=float)
     age_js = np.full(L, "null", dtype=object)
     age_js[age == age] = _jint(age[age == age])
-    lists_js = np.array([json.dumps(x) for x in lists_of], dtype=object) if L else np.zeros(0, dtype=object)
+    combos, which = np.unique(np.array(["\x1f".join(x) for x in lists_of], dtype=object), return_inverse=True)
+    lists_js = np.array([json.dumps(c.split("\x1f") if c else []) for c in combos], dtype=object)[which]
     tf = np.array(["false", "true"], dtype=object)
     return ('{"person_id": ' + _jstr(cols.pids) + ', "lists": ' + lists_js + ', "score": ' +
             _jfloat(r["score"].to_numpy(dtype=float)) + ', "probability_shooting": ' + prob +
