@@ -215,3 +215,16 @@ def test_explanation_lines_equal_the_explainer_under_other_policies(tmp_path, va
                    persons=rec.persons, lists=lists)
     for pid, line in zip(df["person_id"], df["json"]):
         assert line == json.dumps(ex.explain(pid, listed[pid]), ensure_ascii=False), pid
+
+
+def test_json_text_helpers_equal_json_dumps():
+    from fdnet.scoring.explain_columns import _jfloat, _jnum, _jstr
+    rng = np.random.default_rng(1)
+    x = np.concatenate([rng.normal(size=300) * 10.0 ** rng.integers(-12, 18, 300), [0.0, -0.0, 1.0, 1e16, 1e-5,
+                        123456789012345.0, 0.1 + 0.2, 1 / 3, np.nan, np.inf, -np.inf, 2.5e-7, 1e22]])
+    assert _jfloat(x).tolist() == [json.dumps(float(v)) for v in x]
+    from fdnet.scoring.explain import _num
+    assert _jnum(x).tolist() == [json.dumps(_num(v)) for v in x]
+    alphabet = list('ab"\\\n\t\x00\x1f\x7fé€😀 ;,') + ["\u2028"]
+    strs = ["".join(rng.choice(alphabet, rng.integers(0, 8))) for _ in range(300)]
+    assert _jstr(np.array(strs, dtype=object)).tolist() == [json.dumps(s, ensure_ascii=False) for s in strs]

@@ -200,7 +200,15 @@ def _sentence(s: np.ndarray) -> np.ndarray:
 
 
 def enforcement_reasons(df: pd.DataFrame, policy: Policy) -> np.ndarray:
-    """:func:`enforcement_reason` for every row of ``df``, column-wise."""
+    """:func:`enforcement_reason` for every row of ``df``, column-wise.
+
+    >>> from fdnet.scoring.policy import Policy
+    >>> df = pd.DataFrame({n: [0.0] for n in FEATURES} | {f"points_{n}": [0.0] for n in FEATURES})
+    >>> df[["offending", "points_offending"]] = [[2, 4.0]]
+    >>> df = df.assign(last_offending_date=["2025-03-01"], juvenile=[True])
+    >>> enforcement_reasons(df, Policy()).tolist()
+    ['2 incidents in an offending role (4 pts) (last offending 2025-03-01); JUVENILE: review before any contact.']
+    """
     s = reasons(df, policy, "enforcement")
     s = np.where(s == "", "no scored activity", s).astype(object)
     last = df["last_offending_date"].to_numpy(dtype=object)
@@ -213,7 +221,14 @@ def enforcement_reasons(df: pd.DataFrame, policy: Policy) -> np.ndarray:
 
 
 def service_reasons(df: pd.DataFrame, policy: Policy) -> np.ndarray:
-    """:func:`service_reason` for every row of ``df``, column-wise."""
+    """:func:`service_reason` for every row of ``df``, column-wise.
+
+    >>> from fdnet.scoring.policy import Policy
+    >>> df = pd.DataFrame({n: [0.0] for n in FEATURES} | {f"points_{n}": [0.0] for n in FEATURES})
+    >>> df = df.assign(last_victimization_date=["2025-03-01"])
+    >>> service_reasons(df, Policy()).tolist()
+    ['No victimization risk recorded.']
+    """
     s = reasons(df, policy, "service")
     s = np.where(s == "", "no victimization risk recorded", s).astype(object)
     last = df["last_victimization_date"].to_numpy(dtype=object)

@@ -111,7 +111,11 @@ def _jnum(v) -> np.ndarray:
     v = np.asarray(v, dtype=float)
     out = _jfloat(_round(v, 6))
     whole = np.isfinite(v) & (v == np.floor(v))
-    out[whole] = _jint(v[whole])
+    small = whole & (np.abs(v) < 2.0 ** 62)
+    out[small] = _jint(v[small])
+    big = np.flatnonzero(whole & ~small)
+    if len(big):                                  # beyond int64: Python's int, one by one (not expected)
+        out[big] = [str(int(x)) for x in v[big]]
     out[np.isnan(v)] = "null"
     return out
 
@@ -184,7 +188,9 @@ class _Columns:
         self.pids = np.asarray(pids, dtype=object)
         self.L = len(pids)
         self.lists_of = lists_of
-        P = np.searchsorted(net.person_ids, self.pids)
+        P = _sorted_lookup(net.person_ids, self.pids)
+        if (P < 0).any():
+            raise ValueError(f"listed person {self.pids[P < 0][0]!r} is not in the network")
         self.P = P.astype(np.int64)
         self.n = int(net.n_persons)
         self.co = ex.co
