@@ -22,7 +22,6 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
-from ..graph.exposure import exposure_paths
 from ..graph.layers import FLAG_OFFENDING, FLAG_VICTIM, Network
 from ..records.validate import day_to_iso
 from .features import FEATURES, group_shooting_pairs, group_shootings_dict, own_victimization_pairs

@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from ..graph.layers import FLAG_OFFENDING, FLAG_VICTIM
+from .features import FEATURES
 
 EPOCH = np.datetime64("1970-01-01", "D")
 _BIG = np.int64(1) << np.int64(32)          # key = owner * _BIG + value (values are days or indices < 2**32)
@@ -425,7 +426,7 @@ class _Columns:
         ev["age"] = self.age()
 
         comps = None
-        for name in ex_features():
+        for name in FEATURES:
             comp = pol.components[name]
             counts_for = ((["call_in", "custom_notifications"] if "enforcement" in comp.counts_for else []) +
                           (["service_referrals"] if "service" in comp.counts_for else []))
@@ -600,7 +601,7 @@ class _Columns:
             lo = np.searchsorted(keys, q_own * _BIG + q_day, side="right")
             return (hi - lo).astype(float)
 
-        for name in ex_features():
+        for name in FEATURES:
             comp = pol.components[name]
             if kind not in comp.counts_for:
                 continue
@@ -665,7 +666,7 @@ class _Columns:
             score = rows[f"{kind}_score"].to_numpy(dtype=float)[k]
             threshold = float(rule.min_score)
             single = np.full(len(k), "", dtype=object)
-            for c in sorted(n for n in ex_features() if kind in pol.components[n].counts_for):
+            for c in sorted(n for n in FEATURES if kind in pol.components[n].counts_for):
                 pts = rows[f"points_{c}"].to_numpy(dtype=float)[k]
                 hit = (pts > 0) & (score - pts < threshold)
                 single[hit] = np.where(single[hit] == "", c, single[hit] + ", " + c)
@@ -756,11 +757,6 @@ class _Columns:
                     ', "note": ' + note + "}")
             out_frag[sel] = info
         return "{" + _join(out_frag, pair_own, L) + "}"
-
-
-def ex_features():
-    from .features import FEATURES
-    return FEATURES
 
 
 def explanation_lines(ex, pids: list[str], lists_of: list[list[str]], involvements: pd.DataFrame,
