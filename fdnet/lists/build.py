@@ -273,9 +273,9 @@ def _group_stats(scores: pd.DataFrame, gone: np.ndarray, can_invite: np.ndarray)
     """Per group, in one pass over the people sorted by group: the groups' names (sorted), their
     members (network indices, not deceased or incarcerated, in index order, as CSR ``ptr``/``members``),
     and group_violence / group_conflicts as read on each group's first member."""
-    grp = scores["group"].to_numpy(dtype=object)
-    idx = np.flatnonzero((grp != "") & ~gone)
-    codes, names = pd.factorize(grp[idx], sort=True)
+    grp = scores["group"]
+    idx = np.flatnonzero((grp != "").to_numpy(dtype=bool, na_value=False) & ~gone)
+    codes, names = pd.factorize(grp.iloc[idx], sort=True)
     names = np.asarray(names, dtype=object)
     perm = np.argsort(codes, kind="stable")            # members of each group, in index order
     members = idx[perm]
@@ -288,6 +288,18 @@ def _group_stats(scores: pd.DataFrame, gone: np.ndarray, can_invite: np.ndarray)
     return names, ptr, members, size, gv, gc, any_invite
 
 
+def _supervision_end(persons: pd.DataFrame | None, pids) -> np.ndarray | None:
+    """The persons table's supervision_end of each of ``pids`` ("" when none), looked up for those
+    people only (one Arrow membership test over the table, then a reindex of the few)."""
+    if persons is None or "supervision_end" not in persons:
+        return None
+    from ..scoring.explain import _isin
+    pids = np.asarray(pids, dtype=object)
+    sub = persons[_isin(persons["person_id"], pids.tolist())]
+    return sub.set_index("person_id")["supervision_end"].reindex(pids).fillna("").astype(str) \
+        .to_numpy(dtype=object)
+
+
 def _round6(x: np.ndarray) -> np.ndarray:
     """Python's ``round(x, 6)`` of every value (correctly rounded, as the CSVs always had), per distinct value."""
     x = np.asarray(x, dtype=float)
@@ -296,8 +308,12 @@ def _round6(x: np.ndarray) -> np.ndarray:
 
 
 def call_in(scores: pd.DataFrame, policy: Policy, indptr: np.ndarray, indices: np.ndarray,
-            supervision_end: np.ndarray | None = None, as_of: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+            supervision_end: np.ndarray | None = None, as_of: str | None = None, *,
+            persons: pd.DataFrame | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(call_in rows, call_in_groups rows). ``scores`` must be in network index order (as scores.csv).
+
+    Supervision end dates come from ``supervision_end`` (aligned with ``scores``) or, looked up for
+    the chosen groups' members only, from ``persons``.
 
     The groups' statistics come from one sort of the people by group; only the
     policy's ``max_groups`` chosen groups enter the attendee choice.
@@ -308,16 +324,26 @@ def call_in(scores: pd.DataFrame, policy: Policy, indptr: np.ndarray, indices: n
     gone = scores["deceased"].to_numpy(dtype=bool) | scores["incarcerated"].to_numpy(dtype=bool)
     escore = scores["enforcement_score"].to_numpy(dtype=float)
     can_invite = scores["enforcement_eligible"].to_numpy(dtype=bool) & (escore >= rule.min_score)
-    sup = scores["supervision"].to_numpy(dtype=object)
-    p_all = show_up_probabilities(sup, default=rule.show_up_probability,
-                                  supervised=rule.supervised_show_up_probability,
-                                  supervision_end=supervision_end, as_of=as_of)
-    pid = scores["person_id"].to_numpy(dtype=object)
     names, ptr, members_all, size, gv, gc, any_invite = _group_stats(scores, gone, can_invite)
     cand = np.flatnonzero(((gv > 0) | (gc > 0)) & any_invite)
     # priority: most recent shootings, then conflicts, then size, then name (codes are in name order)
     cand = cand[np.lexsort((cand, -size[cand], -gc[cand], -gv[cand]))]
     chosen = cand[:rule.max_groups]
+    # only the chosen groups' members are read further (person IDs, supervision, show-up)
+    mem = np.concatenate([members_all[ptr[c]:ptr[c + 1]] for c in chosen.tolist()]) if len(chosen) else \
+        np.zeros(0, dtype=np.int64)
+    pid = np.full(len(scores), None, dtype=object)
+    pid[mem] = scores["person_id"].iloc[mem].to_numpy(dtype=object)
+    sup = np.full(len(scores), "", dtype=object)
+    sup[mem] = scores["supervision"].iloc[mem].to_numpy(dtype=object)
+    if supervision_end is None and persons is not None:
+        ends = _supervision_end(persons, pid[mem])
+    else:
+        ends = None if supervision_end is None else np.asarray(supervision_end, dtype=object)[mem]
+    p_all = np.zeros(len(scores), dtype=float)
+    p_all[mem] = show_up_probabilities(sup[mem], default=rule.show_up_probability,
+                                       supervised=rule.supervised_show_up_probability,
+                                       supervision_end=ends, as_of=as_of)
     seats = rule.size
     days = policy.features.group_recent_days
     inv_parts, grows, group_order = [], [], []
@@ -461,10 +487,6 @@ def build_lists(scores: pd.DataFrame, policy: Policy, as_of_day: int, *,
     """
     rules = policy.lists
     out = {}
-    sup_end = None
-    if persons is not None and "supervision_end" in persons:
-        sup_end = persons.set_index("person_id")["supervision_end"].reindex(scores["person_id"]).fillna("") \
-            .astype(str).to_numpy(dtype=object)
     pid_order = _pid_order(scores)
     escore = scores["enforcement_score"].to_numpy(dtype=float)
     sscore = scores["service_score"].to_numpy(dtype=float)
@@ -486,12 +508,14 @@ def build_lists(scores: pd.DataFrame, policy: Policy, as_of_day: int, *,
     if co_offending is None:
         raise ValueError("build_lists needs the co-offending layer for the call-in")
     out["call_in"], out["call_in_groups"] = call_in(scores, policy, co_offending.indptr, co_offending.indices,
-                                                    supervision_end=sup_end, as_of=as_of)
+                                                    as_of=as_of, persons=persons)
     cn_idx = np.flatnonzero(scores["enforcement_eligible"].to_numpy(dtype=bool) &
                             (escore >= rules.custom_notifications.min_score))
     cn_idx = _top(cn_idx, escore, pid_order, rules.custom_notifications.size)
     cn = scores.iloc[cn_idx]
-    cn_end = sup_end[cn_idx] if sup_end is not None else np.full(len(cn), "", dtype=object)
+    cn_end = _supervision_end(persons, cn["person_id"].to_numpy(dtype=object))
+    if cn_end is None:
+        cn_end = np.full(len(cn), "", dtype=object)
     out["custom_notifications"] = enforcement_list(cn, {
         "violent_offending": cn["violent_offending"].to_numpy(),
         "gun_offending": cn["gun_offending"].to_numpy(),
@@ -502,10 +526,12 @@ def build_lists(scores: pd.DataFrame, policy: Policy, as_of_day: int, *,
     sr = policy.lists.service_referrals
     alive = ~scores["deceased"].to_numpy(dtype=bool)
     recent_cut = as_of_day - sr.victim_recent_days
-    last_v = scores["last_victimization_date"].to_numpy(dtype=object)
-    has_v = alive & (scores["shooting_victimization"].to_numpy() > 0) & _nonempty(last_v)
+    shot = np.flatnonzero(alive & (scores["shooting_victimization"].to_numpy() > 0))
+    last_v = scores["last_victimization_date"].iloc[shot].to_numpy(dtype=object)     # the victims' dates only
+    has_v = _nonempty(last_v)
     recent_victim = np.zeros(len(scores), dtype=bool)
-    recent_victim[has_v] = np.array(last_v[has_v].astype(str), dtype="datetime64[D]").astype(np.int64) >= recent_cut
+    recent_victim[shot[has_v]] = (np.array(last_v[has_v].astype(str), dtype="datetime64[D]").astype(np.int64)
+                                  >= recent_cut)
     if not sr.include_all_shooting_victims:
         recent_victim[:] = False
     victims = scores.iloc[np.flatnonzero(recent_victim)].assign(_basis="recent shooting victim")
