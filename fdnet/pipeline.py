@@ -87,8 +87,7 @@ def compute_run(data_dir: str | Path, *, as_of: str | None = None, policy: Polic
     groups = an.groups
 
     step("lists")
-    group_sizes = scores.loc[scores["group"] != "", "group"].value_counts()
-    lists = build_lists(scores, policy, rec.as_of_day, group_sizes, co_offending=co, persons=rec.persons,
+    lists = build_lists(scores, policy, rec.as_of_day, co_offending=co, persons=rec.persons,
                         as_of=rec.as_of)
     call_in_groups = lists.pop("call_in_groups")
 

@@ -17,14 +17,14 @@ from __future__ import annotations
 
 import math
 import re
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
 
-from ..graph.exposure import exposure_paths
 from ..graph.layers import FLAG_OFFENDING, FLAG_VICTIM, Network
 from ..records.validate import day_to_iso
-from .features import FEATURES, group_shootings, own_victimization_pairs
+from .features import FEATURES, group_shooting_pairs, group_shootings_dict, own_victimization_pairs
 from .policy import COMPONENT_DOCS, Policy
 
 ENFORCEMENT_LISTS = ("call_in", "custom_notifications")
@@ -79,6 +79,17 @@ def _num(v):
     return int(v) if v.is_integer() else round(v, 6)
 
 
+def _isin(col: pd.Series, values) -> np.ndarray:
+    """``col.isin(values)`` as one Arrow kernel (pandas' Arrow-string isin walks the values in Python)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    arr = pa.array(col.to_numpy(dtype=object) if col.dtype == object else col, from_pandas=True)
+    if not pa.types.is_string(arr.type) and not pa.types.is_large_string(arr.type):
+        return col.isin(list(values)).to_numpy(dtype=bool)
+    mask = pc.is_in(arr, value_set=pa.array([str(v) for v in values], type=arr.type))
+    return mask.to_numpy(zero_copy_only=False).astype(bool)
+
+
 class Explainer:
     """Builds explanation records for persons of one run.
 
@@ -91,33 +102,66 @@ class Explainer:
                  lists: dict[str, pd.DataFrame] | None = None):
         self.net = net
         self.policy = policy
-        need = scores[scores["person_id"].isin(persons_needed)]
+        need = scores[_isin(scores["person_id"], persons_needed)]
         self.rows = {r["person_id"]: r for r in need.to_dict("records")}
-        inv = involvements[involvements["person_id"].isin(persons_needed)]
+        inv = involvements[_isin(involvements["person_id"], persons_needed)]
         self.roles: dict = {}
         for inc_id, pid, role in zip(inv["incident_id"].to_numpy(), inv["person_id"].to_numpy(),
                                      inv["role"].to_numpy()):
             self.roles.setdefault((inc_id, pid), set()).add(role)
         self.co = net.layers["co_offending"]
         self.victims = net.shooting_victims()
-        self.victim_set = set(self.victims.tolist())
         self.shooting = net.shooting_incidents()
         self.days = np.asarray(net.inc_day)
         self._vic_cache: dict[int, list] = {}
         self.primary = scores["group"].to_numpy(dtype=object)       # scores are in person-index order
         self.core = scores["core_number"].to_numpy() if "core_number" in scores else None
         self.an = analytics
-        self.persons = persons.set_index("person_id") if persons is not None else None
+        self.persons_table = persons
+        self._persons = None
         self.lists = lists or {}
         I = net.incidence
         off = (I.flags & FLAG_OFFENDING) != 0
-        self.shooters = set(np.unique(I.person[off & self.shooting[I.inc]]).tolist())
+        self.shooter_mask = np.zeros(net.n_persons, dtype=bool)
+        self.shooter_mask[I.person[off & self.shooting[I.inc]]] = True
         since = net.as_of_day - policy.features.group_recent_days + 1
-        self.group_shoot = group_shootings(net, self.primary, since)
-        own = own_victimization_pairs(net, self.primary, since)
-        self.own_victimization = set(zip(own["person"].tolist(), own["inc"].tolist()))
+        self.group_pairs = group_shooting_pairs(net, self.primary, since)        # (group, inc), sorted
+        self.own_pairs = own_victimization_pairs(net, self.primary, since)      # (person, inc)
         self.meanings = {name: component_meaning(name, policy) for name in FEATURES}
-        self._list_rank = {name: dict(zip(df["person_id"], df["rank"])) for name, df in self.lists.items()}
+        self._edge_cache: dict[tuple[int, int], tuple[list[str], list[str], int]] = {}
+        self._ages = self._age_evidence_of(self.persons, persons_needed) if len(persons_needed) else {}
+
+    # --- per-person lookups of the one-person path (built on first use) ---------------------
+    @cached_property
+    def victim_set(self) -> set:
+        return set(self.victims.tolist())
+
+    @cached_property
+    def shooters(self) -> set:
+        return set(np.flatnonzero(self.shooter_mask).tolist())
+
+    @cached_property
+    def group_shoot(self) -> dict[str, np.ndarray]:
+        return group_shootings_dict(self.group_pairs)
+
+    @cached_property
+    def own_victimization(self) -> set:
+        return set(zip(self.own_pairs["person"].tolist(), self.own_pairs["inc"].tolist()))
+
+    @cached_property
+    def _list_rank(self) -> dict:
+        return {name: dict(zip(df["person_id"], df["rank"])) for name, df in self.lists.items()}
+
+    @cached_property
+    def _conflicts(self) -> dict:
+        return self._conflicts_by_group()
+
+    @property
+    def persons(self) -> pd.DataFrame | None:
+        """The persons table indexed by person_id (built on first use)."""
+        if self._persons is None and self.persons_table is not None:
+            self._persons = self.persons_table.set_index("person_id")
+        return self._persons
 
     # --- evidence helpers --------------------------------------------------------------
     def _incidents(self, p: int):
@@ -151,15 +195,36 @@ class Explainer:
                 for i, d in zip(self.net.incident_ids[incs[m]].tolist(), self.days[incs[m]].tolist())]
 
     def _edge(self, a: int, b: int) -> tuple[list[str], list[str], int]:
-        """Incident IDs, their dates, and the last day of the co-offending tie a-b."""
+        """Incident IDs, their dates, and the last day of the co-offending tie a-b (each tie read once)."""
+        key = (a, b) if a < b else (b, a)
+        hit = self._edge_cache.get(key)
+        if hit is not None:
+            return list(hit[0]), list(hit[1]), hit[2]
         e = self.co.edge_index(a, b)
         if e < 0:
-            return [], [], -1
-        ev = self.co.evidence(e)
-        order = np.lexsort((self.net.incident_ids[ev], self.days[ev]))
-        ev = ev[order]
-        return (self.net.incident_ids[ev].tolist(), [day_to_iso(int(d)) for d in self.days[ev]],
-                int(self.co.last_day[e]))
+            out = ([], [], -1)
+        else:
+            ev = self.co.evidence(e)
+            order = np.lexsort((self.net.incident_ids[ev], self.days[ev]))
+            ev = ev[order]
+            out = (self.net.incident_ids[ev].tolist(), [day_to_iso(int(d)) for d in self.days[ev]],
+                   int(self.co.last_day[e]))
+        self._edge_cache[key] = out
+        return list(out[0]), list(out[1]), out[2]
+
+    def _exposure_paths(self, p: int) -> tuple[list, list]:
+        """:func:`fdnet.graph.exposure.exposure_paths` of person p against the run's shooting victims
+        (the victim set built once, not per person)."""
+        src = self.victim_set
+        n1 = self.co.neighbors(p).tolist()
+        near = set(n1)
+        paths_1 = [[p, v] for v in n1 if v in src]
+        seen: dict[int, int] = {}
+        for m in n1:
+            for v in self.co.neighbors(m).tolist():
+                if v != p and v not in near and v in src and v not in seen:
+                    seen[v] = m
+        return paths_1, [[p, seen[v], v] for v in sorted(seen)]
 
     def _path_record(self, path: list[int], shots: list[dict], kind: str = "was shot") -> dict:
         ids = self.net.person_ids
@@ -226,7 +291,7 @@ class Explainer:
                 ev["core_co_offenders"] = keep
             elif name in ("exposure_1", "exposure_2", "exposure_decayed"):
                 if paths is None:
-                    paths = exposure_paths(self.co, p, self.victims)
+                    paths = self._exposure_paths(p)
                 chosen = paths[1] if name == "exposure_2" else paths[0]
                 recs = [self._path_record(path, self._shot_in(path[-1])) for path in chosen]
                 if name == "exposure_decayed":
@@ -320,52 +385,97 @@ class Explainer:
         out["contributions"] = contribs
         return out
 
+    def _conflicts_by_group(self) -> dict[str, list[dict]]:
+        """Every group's active conflicts, from one pass over the conflicts table."""
+        an = self.an
+        if an is None or an.conflicts is None or not len(an.conflicts):
+            return {}
+        c = an.conflicts[an.conflicts["relation"] == "conflict"]
+        out: dict[str, list[dict]] = {}
+        for r in c.itertuples():                     # one pass over the conflicts (not per person)
+            ids = [x for x in str(r.incident_ids).split(";") if x]
+            for g, rival in ((r.group_a, r.group_b), (r.group_b, r.group_a)):
+                lst = out.setdefault(g, [])
+                if g == rival and lst and lst[-1]["_row"] == r.Index:
+                    continue                         # a group in conflict with itself is listed once
+                lst.append({"rival": rival, "source": r.source, "incident_ids": list(ids),
+                            "last_date": r.last_date, "_row": r.Index})
+        return out
+
     def _conflicts_of(self, g: str) -> list[dict]:
-        if not g or self.an is None or self.an.conflicts is None or not len(self.an.conflicts):
+        if not g:
             return []
-        c = self.an.conflicts
-        c = c[(c["relation"] == "conflict") & ((c["group_a"] == g) | (c["group_b"] == g))]
-        return [{"rival": r.group_b if r.group_a == g else r.group_a, "source": r.source,
-                 "incident_ids": [x for x in str(r.incident_ids).split(";") if x],
-                 "last_date": r.last_date} for r in c.itertuples()]
+        return [{k: v for k, v in d.items() if k != "_row"} for d in self._conflicts.get(g, [])]
+
+    @staticmethod
+    def _age_evidence_of(persons: pd.DataFrame | None, pids) -> dict[str, dict]:
+        """Age evidence of every needed person, from one lookup of them all in the persons table."""
+        if persons is None:
+            return {}
+        pr = persons.set_index("person_id") if "person_id" in persons.columns else persons
+        if not pr.index.is_unique:
+            pr = pr[~pr.index.duplicated(keep="first")]
+        pids = list(dict.fromkeys(pids))
+        pos = pr.index.get_indexer(pd.Index(pids, dtype=object))
+        have = [p for p, k in zip(pids, pos.tolist()) if k >= 0]
+        pos = pos[pos >= 0]
+        out = {p: {"source": "persons table"} for p in have}
+        for k in ("birth_date", "birth_year"):
+            if k in pr.columns:
+                vals = pr[k].iloc[pos].astype(object).map(str).tolist()
+                for p, s in zip(have, vals):
+                    if s not in ("", "nan", "None", "<NA>"):
+                        out[p][k] = s
+        return out
 
     def _age_evidence(self, pid: str) -> dict:
-        if self.persons is None or pid not in self.persons.index:
+        if pid not in self._ages:
+            if self.persons is not None and pid in self.persons.index:   # a person not prepared up front
+                return self._age_evidence_of(self.persons, [pid])[pid]
             return {"note": "no persons row: age unknown"}
-        r = self.persons.loc[pid]
-        out = {"source": "persons table"}
-        for k in ("birth_date", "birth_year"):
-            if k in r.index and str(r[k]) not in ("", "nan", "None", "<NA>"):
-                out[k] = str(r[k])
-        return out
+        return {k: v for k, v in self._ages[pid].items()}
 
     # --- what would take the person off -----------------------------------------------
     def _score_on(self, day: int, row, expiry: dict, kind: str) -> float:
         """The ``kind`` score on ``day`` if nothing new happens (evidence ageing out, age rising)."""
+        return float(self._scores_on([day], row, expiry, kind)[0])
+
+    def _scores_on(self, days, row, expiry: dict, kind: str) -> np.ndarray:
+        """:meth:`_score_on` for every day of ``days`` at once: one ``Component.score`` call per
+        component (the values per day are summed in the same order, so the totals are the same floats)."""
         pol = self.policy
-        total = 0.0
+        days = [int(d) for d in days]
+        total = np.zeros(len(days), dtype=float)
+        if not days:
+            return total
         for name in FEATURES:
             comp = pol.components[name]
             if kind not in comp.counts_for:
                 continue
-            v = float(row[name]) if row[name] == row[name] else float("nan")
+            v0 = float(row[name]) if row[name] == row[name] else float("nan")
             if name in expiry:
                 items = expiry[name]
                 if name == "exposure_decayed":
                     hl = pol.analytics.exposure_half_life_days
-                    v = sum(0.5 ** ((day - last) / hl) for end, last in items if end > day)
+                    vals = [sum(0.5 ** ((day - last) / hl) for end, last in items if end > day) for day in days]
                 else:
-                    v = float(sum(1 for end, _ in items if end > day))
-            elif name == "age" and v == v:
-                v = v + math.floor((day - self.net.as_of_day) / 365.25)
+                    ends = np.sort(np.fromiter((end for end, _ in items), dtype=np.int64, count=len(items)))
+                    vals = (len(ends) - np.searchsorted(ends, np.asarray(days, dtype=np.int64), side="right"))
+            elif name == "age" and v0 == v0:
+                vals = [v0 + math.floor((day - self.net.as_of_day) / 365.25) for day in days]
             elif name == "core_number":
-                v = min(v, float(sum(1 for end, _ in expiry.get("degree", []) if end > day)))
+                deg = expiry.get("degree", [])
+                ends = np.sort(np.fromiter((end for end, _ in deg), dtype=np.int64, count=len(deg)))
+                alive = len(ends) - np.searchsorted(ends, np.asarray(days, dtype=np.int64), side="right")
+                vals = np.minimum(v0, alive.astype(float))
             elif name == "contagion_risk" and self.an is not None and getattr(self.an, "contagion", None):
                 fit = self.an.contagion
                 bg = float(row.get("contagion_background", 0.0)) * 1000
-                v = bg + (v - bg) * math.exp(-fit.beta * (day - self.net.as_of_day))
-            total += float(comp.score([v])[0])
-        return round(total, 6)
+                vals = [bg + (v0 - bg) * math.exp(-fit.beta * (day - self.net.as_of_day)) for day in days]
+            else:
+                vals = np.full(len(days), v0)
+            total = total + comp.score(np.asarray(vals, dtype=float))
+        return np.array([round(float(t), 6) for t in total])
 
     def _off_list(self, pid: str, row, lists: list[str], expiry: dict) -> dict:
         pol = self.policy
@@ -388,14 +498,14 @@ class Explainer:
                     elig_end = offend_ends[len(offend_ends) - need]  # the need-th latest incident leaves
                 else:
                     elig_end = self.net.as_of_day + 1
-                for d in ends + [elig_end]:
-                    if d >= elig_end:
-                        leave, why = elig_end, (f"fewer than {need} incident(s) in an offending role remain "
-                                                "in the window (guardrail)")
-                        break
-                    if self._score_on(d, row, expiry, kind) < threshold:
-                        leave, why = d, f"the enforcement score falls below the policy minimum {threshold:g}"
-                        break
+                before = [d for d in ends if d < elig_end]
+                below = np.flatnonzero(self._scores_on(before, row, expiry, kind) < threshold)
+                if len(below):
+                    leave, why = before[int(below[0])], \
+                        f"the enforcement score falls below the policy minimum {threshold:g}"
+                else:
+                    leave, why = elig_end, (f"fewer than {need} incident(s) in an offending role remain "
+                                            "in the window (guardrail)")
                 guards = ["a record of death or incarceration (guardrails)"]
                 if pol.guardrails.juveniles == "exclude":
                     guards.append("being under 18")
@@ -408,13 +518,12 @@ class Explainer:
                 if last_v:
                     from ..records.validate import iso_to_day
                     recent_end = iso_to_day(last_v) + sr.victim_recent_days + 1
-                for d in ends:
-                    if recent_end is not None and d < recent_end:
-                        continue
-                    if self._score_on(d, row, expiry, kind) < threshold:
-                        leave = max(d, recent_end or d)
-                        why = "the service score falls below the policy minimum and no recent shooting victimization"
-                        break
+                later = [d for d in ends if not (recent_end is not None and d < recent_end)]
+                below = np.flatnonzero(self._scores_on(later, row, expiry, kind) < threshold)
+                if len(below):
+                    d = later[int(below[0])]
+                    leave = max(d, recent_end or d)
+                    why = "the service score falls below the policy minimum and no recent shooting victimization"
                 if leave is None and recent_end is not None and score < threshold:
                     leave, why = recent_end, "the last shooting victimization is no longer recent"
                 what = [f"losing the points of {', '.join(single)} alone would take the service score below "
@@ -441,11 +550,29 @@ def explain_listed(net: Network, involvements: pd.DataFrame, scores: pd.DataFram
     """The lines of explanations.jsonl: one row per listed person, sorted by person_id.
 
     ``listed`` maps each listed person_id to the names of the lists they are on.
-    Columns: ``person_id`` and ``json`` (that person's explanation as one JSON line).
+    Columns: ``person_id`` and ``json`` (that person's explanation as one JSON line:
+    what ``json.dumps(Explainer(...).explain(pid, listed[pid]), ensure_ascii=False)``
+    gives, built for everyone at once by :mod:`fdnet.scoring.explain_columns`).
+
+    >>> from fdnet.graph.layers import build_network
+    >>> inc = pd.DataFrame({"incident_id": ["I1"], "day": [19000], "gun": [False], "violent": [True]})
+    >>> inv = pd.DataFrame({"incident_id": ["I1", "I1"], "person_id": ["A", "B"], "role": ["offender", "suspect"]})
+    >>> net = build_network(inc, inv, as_of_day=19010, window_days=365, half_life_days=365)
+    >>> from fdnet.scoring.features import compute_features
+    >>> from fdnet.scoring.score import score_table
+    >>> pol = Policy()
+    >>> scores = score_table(net.person_ids, compute_features(net), pol, None, pd.Series(dtype=object), "2022-01-11")
+    >>> df = explain_listed(net, inv, scores, pol, {"B": ["custom_notifications"]})
+    >>> import json
+    >>> line = json.loads(df["json"][0])
+    >>> line["person_id"], line["components"][0]["evidence"]["incidents"][0]["roles"]
+    ('B', ['suspect'])
+    >>> ex = Explainer(net, inv, scores, pol, ["B"])
+    >>> line == json.loads(json.dumps(ex.explain("B", ["custom_notifications"])))
+    True
     """
-    import json
+    from .explain_columns import explanation_lines
     pids = sorted(listed)
-    ex = Explainer(net, involvements, scores, policy, pids, analytics=analytics, persons=persons, lists=lists)
-    return pd.DataFrame({"person_id": pd.Series(pids, dtype=object),
-                         "json": pd.Series([json.dumps(ex.explain(p, listed[p]), ensure_ascii=False, sort_keys=False)
-                                            for p in pids], dtype=object)})
+    ex = Explainer(net, involvements, scores, policy, [], analytics=analytics, persons=persons, lists=lists)
+    lines = explanation_lines(ex, pids, [list(listed[p]) for p in pids], involvements, scores, lists)
+    return pd.DataFrame({"person_id": pd.Series(pids, dtype=object), "json": pd.Series(lines, dtype=object)})

@@ -35,20 +35,39 @@ FEATURES = ("offending", "violent_offending", "gun_offending", "recent_offending
             "contagion_risk", "group_violence", "group_conflicts", "age")
 
 
+def group_shooting_pairs(net: Network, primary: np.ndarray, since_day: int) -> pd.DataFrame:
+    """(group, inc) pairs, sorted: the shooting incidents (indices) since ``since_day`` with a member
+    of the group as victim or suspect; an incident counts once per group however many members it involved.
+
+    A member is a network person whose primary group is the group.
+    """
+    I = net.incidence
+    sh = net.shooting_incidents()
+    m = sh[I.inc] & ((I.flags & (FLAG_OFFENDING | FLAG_VICTIM)) != 0) & (net.inc_day[I.inc] >= since_day)
+    g = np.asarray(primary, dtype=object)[I.person[m]]
+    inc = I.inc[m]
+    keep = g != ""
+    df = pd.DataFrame({"group": g[keep], "inc": inc[keep].astype(np.int64)}).drop_duplicates()
+    return df.sort_values(["group", "inc"], kind="stable").reset_index(drop=True)
+
+
+def group_shootings_dict(pairs: pd.DataFrame) -> dict[str, np.ndarray]:
+    """:func:`group_shooting_pairs` as {group: sorted incident indices} (for one-person lookups)."""
+    g = pairs["group"].to_numpy(dtype=object)
+    inc = pairs["inc"].to_numpy(dtype=np.int64)
+    if not len(g):
+        return {}
+    starts = np.flatnonzero(np.concatenate([[True], g[1:] != g[:-1]]))
+    return dict(zip(g[starts].tolist(), np.split(inc, starts[1:]) if len(starts) > 1 else [inc]))
+
+
 def group_shootings(net: Network, primary: np.ndarray, since_day: int) -> dict[str, np.ndarray]:
     """Per group: the shooting incidents (indices) since ``since_day`` with a member as victim or suspect.
 
     A member is a network person whose primary group is the group; an
     incident counts once per group however many members it involved.
     """
-    I = net.incidence
-    sh = net.shooting_incidents()
-    m = sh[I.inc] & ((I.flags & (FLAG_OFFENDING | FLAG_VICTIM)) != 0) & (net.inc_day[I.inc] >= since_day)
-    g = primary[I.person[m]]
-    inc = I.inc[m]
-    keep = g != ""
-    df = pd.DataFrame({"group": g[keep], "inc": inc[keep]}).drop_duplicates()
-    return {k: np.sort(v.to_numpy()) for k, v in df.groupby("group", sort=True)["inc"]}
+    return group_shootings_dict(group_shooting_pairs(net, primary, since_day))
 
 
 def own_victimization_pairs(net: Network, primary: np.ndarray, since_day: int) -> pd.DataFrame:
@@ -111,8 +130,7 @@ def compute_features(net: Network, analytics: pd.DataFrame | None = None, *, pri
     gv = np.zeros(n, dtype=np.int64)
     gc = np.zeros(n, dtype=np.int64)
     if primary is not None:
-        per_group = group_shootings(net, primary, net.as_of_day - group_recent_days + 1)
-        cnt = pd.Series({k: len(v) for k, v in per_group.items()}, dtype=np.int64)
+        cnt = group_shooting_pairs(net, primary, net.as_of_day - group_recent_days + 1)["group"].value_counts()
         gv = pd.Series(primary).map(cnt).fillna(0).to_numpy(dtype=np.int64)
         own = own_victimization_pairs(net, primary, net.as_of_day - group_recent_days + 1)
         # not in place: pandas may hand back a read-only array (copy-on-write; an empty frame does)
