@@ -98,7 +98,8 @@ def analyst_pipeline(city: str | Path, out: str | Path, *, as_of: str, window_da
     day = pd.to_datetime(inc["date"]).to_numpy().astype("datetime64[D]")
     end = np.datetime64(as_of, "D")
     inc = inc[(day >= end - np.timedelta64(window_days, "D")) & (day <= end)]
-    inv = inv[inv["incident_id"].isin(inc["incident_id"])]
+    # a merge, not Series.isin: isin over pandas 3's default string dtype is 5-10x slower here
+    inv = inv.merge(inc[["incident_id", "gun"]], on="incident_id")
     inv = inv.assign(pid=pd.factorize(inv["person_id"], sort=True)[0],
                      iid=pd.factorize(inv["incident_id"])[0])
     people = np.sort(inv["person_id"].unique())
@@ -116,9 +117,7 @@ def analyst_pipeline(city: str | Path, out: str | Path, *, as_of: str, window_da
     degree = np.asarray(g.degree(), dtype=np.int64)
 
     stamp("exposure")
-    guns = inc.loc[inc["gun"].astype(bool), "incident_id"]
-    victims_rows = inv[(inv["role"] == "victim") & inv["incident_id"].isin(guns)]
-    victims = np.unique(victims_rows["pid"].to_numpy())
+    victims = np.unique(inv.loc[(inv["role"] == "victim") & inv["gun"].astype(bool), "pid"].to_numpy())
     exposure = {}
     for k in (1, 2):
         hoods = g.neighborhood(victims.tolist(), order=k, mindist=k)
@@ -478,6 +477,7 @@ def summarise(res: dict) -> dict:
     for who in ("analyst", "fdnet"):
         ok = [r for r in res["runs"][who] if r["rc"] == 0]
         out[who] = {"best": min((r["wall"] for r in ok), default=None), "median": _median([r["wall"] for r in ok]),
+                    "cpu": _median([r["user"] + r["sys"] for r in ok]),
                     "peak_rss": max((r["peak_rss"] for r in ok), default=None), "n": len(ok)}
     # per stage: the median over repeats, peak as the largest
     for who in ("analyst", "fdnet"):
@@ -491,9 +491,11 @@ def summarise(res: dict) -> dict:
 
 def print_tables(results: list[dict], log=print) -> None:
     log("")
-    log("== fdnet run against the analyst's pandas + igraph script (wall seconds: best / median of the repeats) ==")
-    hdr = ["people", "involvements", "repeats", "analyst s", "fdnet s", "ratio fdnet/analyst", "analyst peak MiB",
-           "fdnet peak MiB", "agreement"]
+    log("== fdnet run against the analyst's pandas + igraph script ==")
+    log("(wall seconds: best / median of the repeats; ratio best/best and median/median; cpu s: median user+sys "
+        "of the process; peak: largest ru_maxrss)")
+    hdr = ["people", "involvements", "repeats", "analyst s", "fdnet s", "ratio fdnet/analyst", "analyst cpu s",
+           "fdnet cpu s", "cpu ratio", "analyst peak MiB", "fdnet peak MiB", "agreement"]
     rows = []
     for res in results:
         s = summarise(res)
@@ -501,21 +503,49 @@ def print_tables(results: list[dict], log=print) -> None:
         ratio = (f"{f['best'] / a['best']:.2f}x / {f['median'] / a['median']:.2f}x"
                  if a["best"] and f["best"] else "-")
         rows.append([f"{res['people']:,}", f"{res['involvement_rows']:,}", f"{min(a['n'], f['n'])}",
-                     _fmt_pair(a), _fmt_pair(f), ratio, _mib(a["peak_rss"]), _mib(f["peak_rss"]),
+                     _fmt_pair(a), _fmt_pair(f), ratio, _fmt_s(a["cpu"]), _fmt_s(f["cpu"]),
+                     f"{f['cpu'] / a['cpu']:.2f}x" if a["cpu"] and f["cpu"] else "-", _mib(a["peak_rss"]), _mib(f["peak_rss"]),
                      "ok" if (res["agreement"] or {}).get("ok") else "DIFFERENT" if res["agreement"] else "-"])
     _table(hdr, rows, log)
-    for res in results:
-        s = summarise(res)
-        for who in ("fdnet", "analyst"):
-            st = s[who]["stages"]
-            if not st:
-                continue
-            total = s[who]["median"] or 1
-            log("")
-            log(f"-- {who} stages at {res['people']:,} people (median seconds over repeats; peak RSS of the stage) --")
-            _table(["stage", "s", "% of run", "peak MiB"],
-                   [[x["stage"], f"{x['seconds']:.2f}", f"{100 * x['seconds'] / total:.0f}%", _mib(x["peak_rss"])]
-                    for x in st], log)
+    for who in ("fdnet", "analyst"):
+        per = [(res["people"], summarise(res)[who]) for res in results]
+        per = [(n, s) for n, s in per if s["stages"]]
+        if not per:
+            continue
+        names: list[str] = []
+        for _, s in per:
+            names += [x["stage"] for x in s["stages"] if x["stage"] not in names]
+        log("")
+        log(f"-- {who} stages: median seconds over the repeats (% of the median run), peak RSS MiB during the stage --")
+        hdr = ["stage"] + [h for n, _ in per for h in (f"{_short(n)} s", "%", "MiB")]
+        rows = []
+        for name in names:
+            row = [name]
+            for _, s in per:
+                x = next((x for x in s["stages"] if x["stage"] == name), None)
+                if x is None:
+                    row += ["", "", ""]
+                else:
+                    row += [f"{x['seconds']:.2f}", f"{100 * x['seconds'] / (s['median'] or 1):.0f}%", _mib(x["peak_rss"])]
+            rows.append(row)
+        rows.append(["whole run (wall)"] + [c for _, s in per for c in (f"{s['median']:.2f}", "100%", _mib(s["peak_rss"]))])
+        _table(hdr, rows, log)
+
+
+def _short(n: int) -> str:
+    """A size as a column header.
+
+    >>> _short(1_000_000), _short(50_000), _short(2_500)
+    ('1M', '50k', '2.5k')
+    """
+    for div, suf in ((1_000_000, "M"), (1_000, "k")):
+        if n >= div:
+            return f"{n / div:g}{suf}"
+    return str(n)
+
+
+def _fmt_s(x) -> str:
+    return "-" if x is None else f"{x:.2f}"
 
 
 def _fmt_pair(x: dict) -> str:
