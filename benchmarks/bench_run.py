@@ -180,6 +180,8 @@ class _Stamps:
             except OSError:
                 self._clear = False
         self.rows.append({"stage": name, "start": t, "rss_start": self._status("VmRSS")})
+        # live, into the child's log: which stage a long run is in
+        print(f"[bench_run {_dt.datetime.now():%H:%M:%S}] stage: {name}", file=sys.stderr, flush=True)
 
     def finish(self, path: str, extra: dict | None = None) -> None:
         self._close_last(time.time())
@@ -395,8 +397,13 @@ def _machine() -> dict:
     git = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
     dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
                            capture_output=True, text=True)
+    # the last commit that changed fdnet's own code (the benchmark's commits do not change what is measured)
+    code = subprocess.run(["git", "-C", str(ROOT), "log", "-1", "--format=%h", "--", "fdnet"], capture_output=True, text=True)
+    code_dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no", "--", "fdnet"],
+                                capture_output=True, text=True)
     return {"nproc": os.cpu_count(), "cpu": cpu, "mem_bytes": mem, "python": platform.python_version(),
             "versions": versions, "git": git.stdout.strip() + ("+dirty" if dirty.stdout.strip() else ""),
+            "fdnet_code": code.stdout.strip() + ("+dirty" if code_dirty.stdout.strip() else ""),
             "started": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
 
 
@@ -570,6 +577,7 @@ def plot(results: list[dict], path: Path, title: str = "") -> None:
         raise SystemExit("--plot needs matplotlib (pip install matplotlib); the results were still written")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker  # noqa: F401
 
     results = sorted(results, key=lambda r: r["people"])
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.4), dpi=110)
@@ -585,14 +593,23 @@ def plot(results: list[dict], path: Path, title: str = "") -> None:
             if r["people"] in xs:
                 ax1.scatter([r["people"]] * len(r["runs"][who]), [x["wall"] for x in r["runs"][who] if x["rc"] == 0],
                             color=color, alpha=0.35, s=12)
+        ax1.plot(xs, [s["cpu"] for _, s in pts], marker=marker, color=color, linestyle=":", alpha=0.7,
+                 label=f"{label}, CPU s (user+sys)")
         ax2.plot(xs, [s["peak_rss"] / 2**20 for _, s in pts], marker=marker, color=color, label=label)
+    ax2.axhline(2.4 * 1024, color="grey", linestyle="--", linewidth=1)
+    ax2.annotate("issue 10 target at 1M: 2.4 GiB", (results[0]["people"], 2.4 * 1024), xytext=(0, 4),
+                 textcoords="offset points", fontsize=8, color="grey")
     for ax, ylabel in ((ax1, "wall seconds (median; dots: each run)"), (ax2, "peak RSS, MiB")):
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("people in the synthetic city")
         ax.set_ylabel(ylabel)
         ax.grid(True, which="both", alpha=0.3)
-        ax.legend()
+        ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:,.10g}"))
+        ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        ax.legend(fontsize=8)
+    lo, hi = ax2.get_ylim()
+    ax2.set_yticks([t for t in (64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768) if lo <= t <= hi])
     ax1.set_title("time")
     ax2.set_title("peak memory")
     if title:
@@ -649,7 +666,7 @@ def main(argv: list[str] | None = None) -> int:
     log = lambda s="": print(s, flush=True)   # noqa: E731
     log(f"machine  nproc={machine['nproc']}, {machine['cpu']}, {machine['mem_bytes'] / 2**30:.1f} GiB RAM, "
         f"load average {_loadavg()}; python {machine['python']}; "
-        + ", ".join(f"{k} {v}" for k, v in machine["versions"].items()) + f"; fdnet commit {machine['git']}")
+        + ", ".join(f"{k} {v}" for k, v in machine["versions"].items()) + f"; commit {machine['git']} (fdnet/ last changed in {machine['fdnet_code']})")
     results = []
     ok = True
     for n in sizes:
@@ -676,7 +693,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _title(machine: dict) -> str:
-    return (f"fdnet commit {machine.get('git', '?')}, {machine.get('started', '')[:16]} UTC; "
+    return (f"fdnet code {machine.get('fdnet_code') or machine.get('git', '?')}, {machine.get('started', '')[:16]} UTC; "
             f"{machine.get('nproc')} cores, {machine.get('mem_bytes', 0) / 2**30:.0f} GiB, shared (loaded) machine")
 
 
