@@ -22,7 +22,8 @@ For every size the synthetic city of ``fdnet synth --people N --seed S`` is writ
 
 Each runs in a fresh process started through ``/bin/sh``, so its peak RSS (``ru_maxrss`` from
 ``wait4``) is its own and not inherited from this process. Per-stage peak memory is the child's
-``VmHWM`` read at the end of each stage, reset at its start through ``/proc/self/clear_refs``.
+``VmHWM`` read at the end of each stage, reset at its start through ``/proc/self/clear_refs``
+(which resets ``ru_maxrss`` too: a run's peak is the largest of its stages' peaks and ``ru_maxrss``).
 Before anything is reported the analyst's degree, exposure_1 and exposure_2 are compared with
 fdnet's ``scores.csv`` person by person; a disagreement is printed (and makes the exit code 1).
 """
@@ -439,6 +440,8 @@ def run_size(n: int, args, cache: Path, given: dict[int, Path], log) -> dict:
                 r["stages"] = []
             else:
                 r["stages"] = _stage_table(stages, r["t0"], r["wall"])
+                r["ru_maxrss"] = r["peak_rss"]
+                r["peak_rss"] = _run_peak(r)
                 d = json.loads(stages.read_text())
                 if who == "analyst":
                     r["counts"] = d["counts"]
@@ -470,6 +473,15 @@ def _agreement_line(a: dict | None) -> str:
     return ("OK: " if a["ok"] else "DIFFERENT: ") + people + "; " + "; ".join(parts)
 
 
+def _run_peak(r: dict):
+    """A run's peak RSS: the largest of its stages' peaks and its ru_maxrss.
+
+    Resetting VmHWM through clear_refs (for the per-stage peaks) also resets the counter behind
+    ru_maxrss, so ru_maxrss alone is only the peak since the last stage began.
+    """
+    return max([r.get("peak_rss") or 0] + [x.get("peak_rss") or 0 for x in r.get("stages") or []]) or None
+
+
 def _median(xs):
     xs = sorted(x for x in xs if x is not None)
     if not xs:
@@ -485,7 +497,7 @@ def summarise(res: dict) -> dict:
         ok = [r for r in res["runs"][who] if r["rc"] == 0]
         out[who] = {"best": min((r["wall"] for r in ok), default=None), "median": _median([r["wall"] for r in ok]),
                     "cpu": _median([r["user"] + r["sys"] for r in ok]),
-                    "peak_rss": max((r["peak_rss"] for r in ok), default=None), "n": len(ok)}
+                    "peak_rss": max((_run_peak(r) for r in ok), default=None), "n": len(ok)}
     # per stage: the median over repeats, peak as the largest
     for who in ("analyst", "fdnet"):
         ok = [r for r in res["runs"][who] if r["rc"] == 0 and r["stages"]]
