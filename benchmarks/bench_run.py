@@ -512,7 +512,7 @@ def print_tables(results: list[dict], log=print) -> None:
     log("")
     log("== fdnet run against the analyst's pandas + igraph script ==")
     log("(wall seconds: best / median of the repeats; ratio best/best and median/median; cpu s: median user+sys "
-        "of the process; peak: largest ru_maxrss)")
+        "of the process; peak: the largest peak RSS of a run)")
     hdr = ["people", "involvements", "repeats", "analyst s", "fdnet s", "ratio fdnet/analyst", "analyst cpu s",
            "fdnet cpu s", "cpu ratio", "analyst peak MiB", "fdnet peak MiB", "agreement"]
     rows = []
