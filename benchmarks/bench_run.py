@@ -35,6 +35,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -305,12 +306,22 @@ def _spawn(args: list[str], *, log_path: Path, timeout: float | None, module: st
     t0 = time.time()
     p0 = time.perf_counter()
     with open(log_path, "wb") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=str(ROOT))
-        timer = threading.Timer(timeout, proc.kill) if timeout else None
+        # its own process group, so a timeout or Ctrl-C ends the worker too, not only the shell
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=str(ROOT), start_new_session=True)
+
+        def kill():
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        timer = threading.Timer(timeout, kill) if timeout else None
         if timer:
             timer.start()
         try:
             _, status, ru = os.wait4(proc.pid, 0)   # blocks; the child's rusage comes with it
+        except BaseException:
+            kill()
+            raise
         finally:
             if timer:
                 timer.cancel()
