@@ -95,7 +95,11 @@ def test_distinct_rows_round_trip():
 
 
 def test_one_reading_of_sex():
-    from fdnet.graph.analytics import MALE_CODES, is_male
-    assert set(MALE_CODES) == {"m", "male", "1"}
+    from fdnet.graph.analytics import is_male
+    from fdnet.records.schema import MALE_WORDS, normalise_sex
+    assert MALE_WORDS == {"m", "male", "man", "1"}
     got = is_male(pd.Series(["M", "m", "Male", " MALE", "1", "F", "female", "2", "0", "", None, np.nan, "U"]))
     assert got.tolist() == [True] * 5 + [False] * 8
+    # calibration's baseline reads the same column the same way
+    sex = pd.Series(["M", "man", "2", "x", None])
+    assert is_male(sex).tolist() == (normalise_sex(sex) == "M").tolist() == [True, True, False, False, False]

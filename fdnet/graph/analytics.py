@@ -70,23 +70,16 @@ class Analytics:
     group_detection: dict = field(default_factory=dict)
 
 
-#: the codes of ``sex`` read as male, after trimming and lower-casing: the letter and the word,
-#: and ISO/IEC 5218's numeric code (1 male, 2 female, 0 unknown, 9 not applicable)
-MALE_CODES = ("m", "male", "1")
-
-
 def is_male(sex) -> np.ndarray:
-    """Boolean per value of a ``sex`` column: is it coded male (see ``MALE_CODES``)?
-
-    The one reading of ``sex`` for every model that uses it (the contagion
-    background and the calibration's demographic baseline). Missing values
-    are not male.
+    """Boolean per value of a ``sex`` column: coded male by :func:`fdnet.records.schema.normalise_sex`,
+    the one reading of ``sex`` for every model that uses it (the contagion background and the
+    calibration's demographic baseline). Missing values are not male.
 
     >>> is_male(pd.Series(["M", " male ", "1", "F", "2", None, "Male", "u"])).tolist()
     [True, True, True, False, False, False, True, False]
     """
-    s = pd.Series(sex, dtype=object)
-    return s.fillna("").astype(str).str.strip().str.lower().isin(MALE_CODES).to_numpy(dtype=bool)
+    from ..records.schema import normalise_sex
+    return (normalise_sex(pd.Series(sex, dtype=object)) == "M").to_numpy(dtype=bool)
 
 
 def _covariates(net: Network, persons: pd.DataFrame | None, off: np.ndarray, violent: np.ndarray,
