@@ -373,7 +373,7 @@ class RunSource:
         return networks.score_view(self.run.scores)
 
     def edges(self) -> networks.EdgeView | None:
-        return networks.EdgeView(self.run.edges)
+        return networks.EdgeView.from_network(self.run.network, self.run.edges)
 
     def has_edges_file(self) -> bool:
         return True

@@ -263,6 +263,29 @@ class EdgeView:
         self.evidence = _text(edges["incident_ids"]) if "incident_ids" in edges.columns else empty
         self.n = n
 
+    @classmethod
+    def from_network(cls, net, edges: pd.DataFrame) -> "EdgeView":
+        """The view straight from the network's arrays (person indices are already codes into the sorted
+        person IDs): no string sorting. ``edges`` is the run's edges frame (co-offending rows, then
+        victimization), which supplies the evidence column."""
+        self = cls.__new__(cls)
+        layers = [net.layers[n] for n in ("co_offending", "victimization")]
+        self.ids = np.asarray(net.person_ids, dtype=object)
+        self.a = np.concatenate([L.src for L in layers]).astype(np.int64)
+        self.b = np.concatenate([L.dst for L in layers]).astype(np.int64)
+        self.layer = np.concatenate([np.full(L.n_edges, i, dtype=np.int64) for i, L in enumerate(layers)])
+        self.inc = np.concatenate([L.n_incidents for L in layers]).astype(np.int64)
+        shift = date(1970, 1, 1).toordinal() - BASE_DAY
+        first = np.concatenate([L.first_day for L in layers]).astype(np.int64)
+        last = np.concatenate([L.last_day for L in layers]).astype(np.int64)
+        self.first = (first + shift).astype(float)
+        self.span = (last - first).astype(float)
+        self.evidence = _text(edges["incident_ids"])
+        self.n = len(self.a)
+        if len(self.evidence) != self.n:
+            raise ValueError("the edges frame does not match the network")
+        return self
+
     def code(self, people) -> np.ndarray:
         """Codes of ``people`` in :attr:`ids` (-1 for people with no tie)."""
         people = np.asarray(list(people), dtype=object)
