@@ -61,12 +61,13 @@ from typing import Any
 
 from ..records.read import sha256_file   # the one streamed file hash
 from ..errors import UsageError
+from ..runfolder import LIST_NAMES, canonical_json  # noqa: F401  (canonical_json: the one hashed serialisation)
 from ..tables import read_csv_table
 
 GENESIS = "0" * 64
 KINDS = ("run", "review", "export")
 DECISIONS = ("approve", "decline", "defer")
-LISTS = ("call_in", "custom_notifications", "service_referrals")
+LISTS = LIST_NAMES
 HASHED_FIELDS = ("seq", "kind", "created_at", "user", "subject", "payload")
 TABLE = "fdnet_audit_entries"
 APPEND_ATTEMPTS = 25
@@ -74,11 +75,6 @@ _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 
 # ---------------------------------------------------------------------------- hashing
-
-def canonical_json(obj: Any) -> str:
-    """The one serialisation that is hashed: sorted keys, compact, UTF-8 kept, no NaN."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-
 
 def _sha(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
