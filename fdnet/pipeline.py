@@ -75,9 +75,7 @@ def run(data_dir: str | Path, out_dir: str | Path, *, as_of: str | None = None, 
     check_run_dir(Path(out_dir))
     r = _run_module().run(data_dir, as_of=as_of, policy=policy, mapping_path=mapping_path, progress=progress,
                           previous_run=previous_run, today=today)
-    if progress:
-        progress("report")
-    r.write(out_dir, sign_key=sign_key)
+    r.write(out_dir, sign_key=sign_key, progress=progress)
     return r
 
 

@@ -35,7 +35,8 @@ import pandas as pd
 
 from . import __version__
 from .errors import UsageError
-from .runfolder import (LIST_NAMES, iter_run_files, manifest_bytes, sha256_bytes, write_run_folder)
+from .runfolder import (LIST_NAMES, MANIFEST_FILE, REPORT_FILE, file_stats, iter_tables, manifest_bytes,
+                        sha256_bytes, write_run_folder)
 
 STEPS = ("read and validate", "build networks", "network analytics", "features and scores", "lists",
          "explanations", "report")
@@ -118,7 +119,7 @@ class Run:
         from .scoring.explain import Explainer
         rec = self.records
         e = Explainer(self.network, rec.involvements, self.scores, self.policy, [person_id], analytics=self.analytics,
-                      persons=rec.persons, lists=self.lists)
+                      persons=rec.persons, lists={k: self.lists[k] for k in LIST_NAMES})
         return e.explain(person_id, [])
 
     def to_networkx(self, layer: str = "co_offending"):
@@ -136,27 +137,43 @@ class Run:
         return g
 
     # ------------------------------------------------------------------ files
+    def _outputs(self) -> Iterator[tuple[str, bytes]]:
+        """Every output file but the manifest, one at a time: the tables, explanations.jsonl, then
+        report.html rendered from this Run and the sizes and hashes of the files before it."""
+        from .report.html import render_run_report
+        stats: dict[str, dict] = {}
+        for name, data in iter_tables(self):
+            stats[name] = file_stats(name, data)
+            yield name, data
+            del data
+        yield REPORT_FILE, render_run_report(self, stats).encode("utf-8")
+
     def files(self) -> Iterator[tuple[str, bytes]]:
         """Every file of the run folder as (name, bytes), one at a time, manifest.json last (its
         ``outputs`` filled from the files before it)."""
         outputs = {}
-        for name, data in iter_run_files(self):
+        for name, data in self._outputs():
             outputs[name] = {"sha256": sha256_bytes(data), "bytes": len(data)}
             yield name, data
         self.manifest["outputs"] = dict(sorted(outputs.items()))
-        yield "manifest.json", manifest_bytes(self.manifest)
+        yield MANIFEST_FILE, manifest_bytes(self.manifest)
 
     def report_html(self) -> str:
         """report.html's text (what :meth:`write` writes)."""
-        for name, data in self.files():
-            if name == "report.html":
+        for name, data in self._outputs():
+            if name == REPORT_FILE:
                 return data.decode("utf-8")
         raise AssertionError("no report")   # pragma: no cover
 
-    def write(self, out_dir: str | Path, *, sign_key: bytes | None = None) -> Path:
+    def write(self, out_dir: str | Path, *, sign_key: bytes | None = None,
+              progress: Callable[[str], None] | None = None) -> Path:
         """Write the run folder into the new or empty ``out_dir``, all or nothing (and ``manifest.sig``
-        with a signing key); returns its path."""
-        return write_run_folder(self, out_dir, sign_key=sign_key)
+        with a signing key), streamed file by file; returns its path. Fills ``manifest["outputs"]``.
+        ``progress`` is called with "report", the last stage (:data:`STEPS`): serialising the tables,
+        rendering the report and writing happen here."""
+        if progress:
+            progress("report")
+        return write_run_folder(self._outputs(), self.manifest, out_dir, sign_key=sign_key)
 
 
 def _versions() -> dict:

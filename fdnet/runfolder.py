@@ -1,6 +1,9 @@
 """The one description of the run folder: its files, how each is made from a :class:`~fdnet.run.Run`,
 their contract columns, and the one writer and the one reader of run folders.
 
+Imports stay one-way: this module needs only the CSV writer; the report (which reads runs through
+:class:`RunFolder`) and :class:`fdnet.run.Run` (which writes through :func:`write_run_folder`) sit above it.
+
 :data:`FILES` lists every file a run folder may hold (CONTRACT.md section 3, docs/run-folder.md): for
 each, the :class:`~fdnet.run.Run` table it is written from, the columns the contract requires, the
 columns that hold person IDs and incident IDs (pseudonymised exports map the first, never scan the
@@ -330,26 +333,18 @@ def explanations_bytes(lines) -> bytes:
     return ("\n".join(lines) + ("\n" if lines else "")).encode("utf-8")
 
 
-def iter_run_files(run: "Run") -> Iterator[tuple[str, bytes]]:
-    """The run's files (but the manifest), one at a time, in the order a run folder is written: the
-    tables of :data:`FILES`, explanations.jsonl, then report.html, which lists every earlier file's size,
-    rows and SHA-256 (taken as each was produced, so no bytes are held back for it)."""
-    stats: dict[str, dict] = {}
+def iter_tables(run: "Run") -> Iterator[tuple[str, bytes]]:
+    """The run's tables and explanations.jsonl as (name, bytes), one at a time, in :data:`FILES` order
+    (each made only when the previous one is written and dropped). report.html, which lists these
+    files' sizes and hashes, comes after them (:meth:`fdnet.run.Run.files`); the manifest last."""
     for f in FILES:
         if f.kind == "csv":
             df = run.table(f.source)
             if df is None:
                 continue
-            data = csv_bytes(df)
+            yield f.name, csv_bytes(df)
         elif f.name == EXPLANATIONS_FILE:
-            data = explanations_bytes(run.explanations["json"])
-        else:
-            continue
-        stats[f.name] = file_stats(f.name, data)
-        yield f.name, data
-        del data
-    from .report.html import render_run_report
-    yield REPORT_FILE, render_run_report(run, stats).encode("utf-8")
+            yield f.name, explanations_bytes(run.explanations["json"])
 
 
 def file_stats(name: str, data: bytes) -> dict:
@@ -363,22 +358,21 @@ def file_stats(name: str, data: bytes) -> dict:
     return {"bytes": len(data), "rows": rows, "sha256": sha256_bytes(data)}
 
 
-def write_run_folder(run: "Run", out_dir: str | Path, *, sign_key: bytes | None = None,
-                     what: str = "run folder") -> Path:
-    """Stream ``run`` into the new or empty folder ``out_dir`` (see the module docstring), all or nothing.
-
-    Fills ``run.manifest["outputs"]`` with each file's SHA-256 and size, as written.
-    """
+def write_run_folder(files: Iterator[tuple[str, bytes]], manifest: dict, out_dir: str | Path, *,
+                     sign_key: bytes | None = None, what: str = "run folder") -> Path:
+    """Stream ``files`` ((name, bytes) pairs, made one at a time) into the new or empty folder ``out_dir``,
+    then ``manifest`` with its ``outputs`` filled from the bytes written (and ``manifest.sig`` with a
+    key); all or nothing (:class:`fdnet.atomic.StagedFolder`)."""
     from .atomic import StagedFolder
     out_dir = Path(out_dir)
     check_run_dir(out_dir)
     outputs: dict[str, dict] = {}
     with StagedFolder(out_dir, what=what) as st:
-        for name, data in iter_run_files(run):
+        for name, data in files:
             outputs[name] = st.write(name, data)
             del data
-        run.manifest["outputs"] = dict(sorted(outputs.items()))
-        mb = manifest_bytes(run.manifest)
+        manifest["outputs"] = dict(sorted(outputs.items()))
+        mb = manifest_bytes(manifest)
         st.write(MANIFEST_FILE, mb)
         if sign_key is not None:
             st.write(SIGNATURE_FILE, sign_manifest(mb, sign_key))
