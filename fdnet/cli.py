@@ -194,9 +194,8 @@ def synth(
 
     if fmt not in ("csv", "parquet"):
         raise typer.BadParameter("must be csv or parquet", param_hint="--format")
-    if out_dir.exists() and any(out_dir.iterdir()):
-        from .errors import UsageError
-        raise UsageError(f"--out {out_dir} is not empty; choose a new folder")
+    from .runfolder import check_run_dir   # the one new-or-empty check
+    check_run_dir(out_dir, what="the synthetic city's folder", earlier="earlier files")
     with err.status(f"generating a city of {people:,} people (seed {seed})"):
         city = generate_city(n_people=people, seed=seed)
         write_city(city, out_dir, fmt=fmt)

@@ -280,10 +280,12 @@ def check_signature(manifest_data: bytes, sig_data: bytes, key: bytes) -> tuple[
 
 # ---------------------------------------------------------------------------- the output folder
 
-def check_run_dir(out_dir: str | Path, option: str = "--out") -> None:
+def check_run_dir(out_dir: str | Path, option: str = "--out", what: str = "RUN_DIR", earlier: str = "an earlier run") \
+        -> None:
     """Refuse early (exit 2) an output folder that exists and is not an empty folder, or cannot be created.
 
-    The one "new or empty folder" check (run, demo, export, calibrate).
+    The one "new or empty folder" check (run, demo, export, calibrate, synth); ``what`` names the
+    folder in the message (``RUN_DIR``, ``EXPORT_DIR``...), ``earlier`` what fdnet never overwrites.
 
     >>> import tempfile, pathlib
     >>> d = pathlib.Path(tempfile.mkdtemp()); (d / "x").write_text("1")
@@ -297,13 +299,13 @@ def check_run_dir(out_dir: str | Path, option: str = "--out") -> None:
     try:
         if out_dir.exists():
             if not out_dir.is_dir():
-                raise UsageError(f"{option} {out_dir} exists and is not a folder; RUN_DIR must be new or empty")
+                raise UsageError(f"{option} {out_dir} exists and is not a folder; {what} must be new or empty")
             if any(out_dir.iterdir()):
-                raise UsageError(f"{option} {out_dir} is not empty; RUN_DIR must be new or empty "
-                                 "(fdnet never overwrites an earlier run)")
+                raise UsageError(f"{option} {out_dir} is not empty; {what} must be new or empty "
+                                 f"(fdnet never overwrites {earlier})")
             if not os.access(out_dir.parent, os.W_OK | os.X_OK):
                 raise UsageError(f"{option} {out_dir}: its parent folder {out_dir.parent} is not writable "
-                                 "(fdnet completes a run by renaming a folder beside RUN_DIR)")
+                                 f"(fdnet completes a write by renaming a folder beside {what})")
             return
         anc = out_dir.absolute().parent
         while not anc.exists():
@@ -500,8 +502,38 @@ class RunFolder:
                 if n not in (REPORT_FILE, MANIFEST_FILE)}
 
 
-def _not_a_run(run_dir: Path, why: str) -> UsageError:
-    return UsageError(f"{run_dir} {why}: not an fdnet run folder")
+def open_files(run_dir: str | Path, names, *, action: str = "read") -> RunFolder:
+    """Open only the files ``names`` of a run folder (a review reads the three lists, not the whole run).
+
+    Each must be in the folder; where the manifest records its SHA-256 the bytes read must match it.
+    The manifest must be a JSON object; ``manifest_sha256`` is its SHA-256 as read.
+    """
+    run_dir = Path(run_dir)
+    mpath = run_dir / MANIFEST_FILE
+    if not run_dir.is_dir():
+        raise UsageError(f"run folder {run_dir} does not exist")
+    if not mpath.is_file():
+        raise UsageError(f"{run_dir} has no manifest.json: not an fdnet run folder")
+    mbytes = mpath.read_bytes()
+    try:
+        manifest = json.loads(mbytes.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise UsageError(f"{mpath} is not valid JSON: {exc}") from None
+    if not isinstance(manifest, dict):
+        raise UsageError(f"{mpath} is not an fdnet manifest (not a JSON object)")
+    outputs = manifest.get("outputs") if isinstance(manifest.get("outputs"), dict) else {}
+    data: dict[str, bytes] = {}
+    for name in names:
+        p = run_dir / name
+        if not p.is_file():
+            raise UsageError(f"{run_dir} has no {name}; is it a complete fdnet run folder?")
+        b = p.read_bytes()
+        recorded = (outputs.get(name) or {}).get("sha256") if isinstance(outputs.get(name), dict) else None
+        if recorded and recorded != sha256_bytes(b):
+            raise UsageError(f"{p} differs from the SHA-256 in its manifest (edited after the run); fdnet will not "
+                             f"{action} it; run `fdnet verify {run_dir}`")
+        data[name] = b
+    return RunFolder(run_dir, manifest, data, sha256_bytes(mbytes))
 
 
 def open_run(run_dir: str | Path, *, require: tuple[str, ...] = REQUIRED_TABLES,
@@ -560,7 +592,7 @@ def open_run(run_dir: str | Path, *, require: tuple[str, ...] = REQUIRED_TABLES,
     problems += [f"{name} is not in the manifest" for name in require if name not in outputs]
     if problems:
         raise UsageError(f"{run_dir} does not match its manifest ({'; '.join(problems)}): the run folder was "
-                         f"altered after the run, so fdnet will not {action} it. Check it with `fdnet verify "
+                         f"altered (edited after the run), so fdnet will not {action} it. Check it with `fdnet verify "
                          f"{run_dir}` and use an unaltered run.")
     rf = RunFolder(run_dir, manifest, data, sha256_bytes(mbytes))
     for name in require:

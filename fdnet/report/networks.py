@@ -29,7 +29,7 @@ demand with the same rule (:func:`ego_ball` is the reference).
 >>> sorted(ego_ball(Adjacency(e), "A"))
 ['A', 'B', 'C', 'V']
 >>> d = ego_data(e, ["A"], scores=None, explanations={})
->>> d["people"], [t[:3] for t in d["edges"]]
+>>> d["people"], [list(t[:3]) for t in d["edges"]]
 (['A', 'B', 'C', 'V'], [[0, 1, 0], [0, 3, 1], [1, 2, 0]])
 """
 from __future__ import annotations
@@ -312,10 +312,17 @@ class EdgeView:
         order = np.lexsort((self.layer[rows], b, a))
         rows, a, b = rows[order], a[order], b[order]
         first, span = self.first[rows], self.span[rows]
-        fo = [None if v != v else int(v) for v in first.tolist()]
-        so = [None if v != v else int(v) for v in span.tolist()]
-        return [list(t) for t in zip(a.tolist(), b.tolist(), self.layer[rows].tolist(), self.inc[rows].tolist(),
-                                     fo, so, self.evidence[rows].tolist())]
+        # tuples: the page's JSON writes them as arrays, like lists
+        return list(zip(a.tolist(), b.tolist(), self.layer[rows].tolist(), self.inc[rows].tolist(),
+                        _ints_or_none(first), _ints_or_none(span), self.evidence[rows].tolist()))
+
+
+def _ints_or_none(x: np.ndarray) -> list:
+    """Whole floats as ints, NaN as None (vectorised when there is no NaN)."""
+    nan = np.isnan(x)
+    if not nan.any():
+        return x.astype(np.int64).tolist()
+    return [None if m else int(v) for v, m in zip(x.tolist(), nan.tolist())]
 
 
 def _days(col: pd.Series) -> np.ndarray:
@@ -396,9 +403,13 @@ def ego_data(edges: pd.DataFrame | EdgeView, people: list[str], *, scores: pd.Da
 def _lookup(sv: pd.DataFrame, ids) -> np.ndarray:
     """Row of each of ``ids`` in ``sv`` (the last row of a repeated person_id), -1 when absent."""
     pid = sv["person_id"].to_numpy(dtype=object)
+    want = np.asarray(list(ids), dtype=object)
+    if len(pid) and (len(pid) == 1 or bool(np.all(pid[1:] > pid[:-1]))):   # sorted, no repeats: the run's order
+        pos = np.searchsorted(pid, want).clip(0, len(pid) - 1)
+        return np.where(pid[pos] == want, pos, -1).astype(np.int64)
     ser = pd.Series(np.arange(len(pid)), index=pid)
     ser = ser[~ser.index.duplicated(keep="last")]
-    return ser.reindex(np.asarray(list(ids), dtype=object)).fillna(-1).to_numpy(dtype=np.int64)
+    return ser.reindex(want).fillna(-1).to_numpy(dtype=np.int64)
 
 
 def _named_scores(scores: pd.DataFrame | None, people: list[str]) -> dict[str, list]:
