@@ -251,6 +251,45 @@ class StagedFolder:
         self.written[name] = meta
         return meta
 
+    def write_iter(self, name: str, chunks) -> dict:
+        """Write one file from an iterator of byte strings, hashing as it goes; returns ``{"sha256",
+        "bytes", "newlines"}``. If the iterator raises, the partial file is removed and the exception
+        propagates (the caller may write the file again)."""
+        if not is_plain_name(name):
+            raise ValueError(f"output name {name!r} is not a plain file name")
+        if self._stage is None:
+            raise RuntimeError("StagedFolder.write_iter outside its with-block")
+        if name in self.written:
+            raise ValueError(f"{name} written twice")
+        path = self._stage / name
+        h, size, nl = hashlib.sha256(), 0, 0
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), self._file_mode)
+        except OSError as exc:
+            raise _os_error(exc, self.out_dir, self.what) from None
+        ok = False
+        try:
+            for data in chunks:
+                view = memoryview(data)
+                while view:
+                    n = os.write(fd, view)
+                    view = view[n:]
+                h.update(data)
+                size += len(data)
+                nl += data.count(b"\n")
+            os.fsync(fd)
+            ok = True
+        except OSError as exc:
+            raise _os_error(exc, self.out_dir, self.what) from None
+        finally:
+            os.close(fd)
+            if not ok:
+                with contextlib.suppress(OSError):
+                    os.unlink(path)
+        meta = {"sha256": h.hexdigest(), "bytes": size, "newlines": nl}
+        self.written[name] = meta
+        return meta
+
     def _commit(self) -> None:
         out_dir, what = self.out_dir, self.what
         os.chmod(self._stage, self._mode)

@@ -20,9 +20,8 @@ from typing import Callable
 
 import pandas as pd
 
-from .runfolder import (ALWAYS_WRITTEN, LIST_FILES, SIGNATURE_FILE, check_run_dir, check_signature,  # noqa: F401
-                        generate_sign_key, key_id, load_sign_key, load_sign_key_text, manifest_bytes,
-                        sha256_bytes, sign_manifest, write_files)
+from .runfolder import (SIGNATURE_FILE, check_run_dir, check_signature, load_sign_key,  # noqa: F401
+                        manifest_bytes, sha256_bytes, sign_manifest, write_files)
 from .tables import csv_bytes, read_csv_table  # noqa: F401  (csv_bytes re-exported: the one CSV writer)
 from .run import STEPS, Run, load_previous_groups  # noqa: F401
 

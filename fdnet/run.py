@@ -168,12 +168,28 @@ class Run:
     def write(self, out_dir: str | Path, *, sign_key: bytes | None = None,
               progress: Callable[[str], None] | None = None) -> Path:
         """Write the run folder into the new or empty ``out_dir``, all or nothing (and ``manifest.sig``
-        with a signing key), streamed file by file; returns its path. Fills ``manifest["outputs"]``.
-        ``progress`` is called with "report", the last stage (:data:`STEPS`): serialising the tables,
-        rendering the report and writing happen here."""
+        with a signing key), streamed: each table written as CSV piece by piece and hashed as written,
+        the report rendered from this Run and those hashes, the manifest last. Returns the folder's path
+        and fills ``manifest["outputs"]``. ``progress`` is called with "report", the last stage
+        (:data:`STEPS`): serialising the tables, rendering the report and writing happen here."""
+        from .report.html import render_run_report
+        from .runfolder import FILES, EXPLANATIONS_FILE, explanations_bytes
         if progress:
             progress("report")
-        return write_run_folder(self._outputs(), self.manifest, out_dir, sign_key=sign_key)
+        stats: dict[str, dict] = {}
+
+        def items():
+            for f in FILES:
+                if f.kind == "csv":
+                    df = self.table(f.source)
+                    if df is not None:
+                        yield f.name, df
+                elif f.name == EXPLANATIONS_FILE:
+                    yield f.name, explanations_bytes(self.explanations["json"])
+            # every file above is written (and in stats) before the report is made
+            yield REPORT_FILE, render_run_report(self, dict(stats)).encode("utf-8")
+
+        return write_run_folder(items(), self.manifest, out_dir, sign_key=sign_key, stats=stats)
 
 
 def _versions() -> dict:

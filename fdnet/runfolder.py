@@ -360,19 +360,39 @@ def file_stats(name: str, data: bytes) -> dict:
     return {"bytes": len(data), "rows": rows, "sha256": sha256_bytes(data)}
 
 
-def write_run_folder(files: Iterator[tuple[str, bytes]], manifest: dict, out_dir: str | Path, *,
-                     sign_key: bytes | None = None, what: str = "run folder") -> Path:
-    """Stream ``files`` ((name, bytes) pairs, made one at a time) into the new or empty folder ``out_dir``,
-    then ``manifest`` with its ``outputs`` filled from the bytes written (and ``manifest.sig`` with a
-    key); all or nothing (:class:`fdnet.atomic.StagedFolder`)."""
+def write_run_folder(files, manifest: dict, out_dir: str | Path, *, sign_key: bytes | None = None,
+                     what: str = "run folder", stats: dict | None = None) -> Path:
+    """Stream ``files`` into the new or empty folder ``out_dir``, then ``manifest`` with its ``outputs``
+    filled from the bytes written (and ``manifest.sig`` with a key); all or nothing
+    (:class:`fdnet.atomic.StagedFolder`).
+
+    ``files`` yields (name, payload) pairs, made one at a time: ``payload`` is the file's bytes, or a
+    DataFrame, which is written as CSV piece by piece (:func:`fdnet.tables.csv_chunks`: the same bytes as
+    :func:`~fdnet.tables.csv_bytes`, never the whole text in memory). ``stats``, when given, is filled
+    with each file's :func:`file_stats` as it is written (the report's inventory reads it).
+    """
     from .atomic import StagedFolder
+    from .tables import NeedsQuoting, csv_chunks
     out_dir = Path(out_dir)
     check_run_dir(out_dir)
     outputs: dict[str, dict] = {}
+    stats = {} if stats is None else stats
     with StagedFolder(out_dir, what=what) as st:
-        for name, data in files:
-            outputs[name] = st.write(name, data)
-            del data
+        for name, payload in files:
+            if isinstance(payload, pd.DataFrame):
+                try:
+                    meta = st.write_iter(name, csv_chunks(payload))
+                except NeedsQuoting:
+                    meta = st.write_iter(name, csv_chunks(payload, quoting="needed"))
+                except ValueError:   # a column of mixed types: one piece of text, as csv_bytes writes it
+                    meta = st.write_iter(name, [csv_bytes(payload)])
+                stats[name] = {"bytes": meta["bytes"], "rows": max(meta["newlines"] - 1, 0) if meta["bytes"] else 0,
+                               "sha256": meta["sha256"]}
+                outputs[name] = {"sha256": meta["sha256"], "bytes": meta["bytes"]}
+            else:
+                outputs[name] = st.write(name, payload)
+                stats[name] = file_stats(name, payload)
+            del payload
         manifest["outputs"] = dict(sorted(outputs.items()))
         mb = manifest_bytes(manifest)
         st.write(MANIFEST_FILE, mb)

@@ -219,7 +219,7 @@ def audit_keygen(
     import os
 
     from ..errors import OutputError, UsageError
-    from ..pipeline import generate_sign_key, key_id, load_sign_key_text
+    from ..runfolder import generate_sign_key, key_id, load_sign_key_text
 
     out, _ = _consoles()
     text = generate_sign_key()

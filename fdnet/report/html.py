@@ -145,8 +145,11 @@ def breakable(value) -> Markup:
     >>> breakable("I1;I2<x>"), breakable("expected_reach")
     (Markup('I1;<wbr>I2&lt;x&gt;'), Markup('expected_<wbr>reach'))
     """
+    text = str(value)
+    if ";" not in text and "_" not in text:   # most cells: nothing to break
+        return escape(text)
     return Markup(";<wbr>").join(Markup(str(escape(part)).replace("_", "_<wbr>"))
-                                 for part in str(value).split(";"))
+                                 for part in text.split(";"))
 
 
 _ENV.filters["breakable"] = breakable

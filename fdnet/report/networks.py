@@ -372,10 +372,9 @@ def ego_data(edges: pd.DataFrame | EdgeView, people: list[str], *, scores: pd.Da
     ids = np.unique(np.concatenate([ev.ids[in_ball], np.asarray(people, dtype=object)]).astype(object)) \
         if (len(people) or in_ball.any()) else np.array([], dtype=object)
     index_of = np.full(m, -1, dtype=np.int64)
-    if m and len(ids):
-        pos = np.searchsorted(ids, ev.ids).clip(0, len(ids) - 1)
-        hit = ids[pos] == ev.ids
-        index_of[hit] = pos[hit]
+    nodes = np.flatnonzero(in_ball)          # every end of a selected tie is in some ball, so in ids
+    if len(nodes):
+        index_of[nodes] = np.searchsorted(ids, ev.ids[nodes])
     id_list = ids.tolist()
     index = {p: i for i, p in enumerate(id_list)}
     group_of, score_of = _person_attributes(sv, ids)
