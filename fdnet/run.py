@@ -26,7 +26,7 @@ import json
 import platform
 import sys
 import types
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -63,7 +63,6 @@ class Run:
     summary: dict
     manifest: dict
     data_dir: Path | None = None
-    _cache: dict = field(default_factory=dict, repr=False, compare=False)
 
     def __repr__(self) -> str:
         sizes = ", ".join(f"{n}={len(self.lists[n])}" for n in LIST_NAMES if n in self.lists)
@@ -227,7 +226,6 @@ def run(data_dir: str | Path, *, as_of: str | None = None, policy=None, mapping_
     stage's name (:data:`STEPS`) as it starts.
     """
     from .api import study
-    from .graph.layers import FLAG_VICTIM  # noqa: F401  (the network's flags, used by _shootings_by_month)
     from .lists.build import build_lists
     from .lists.disparity import disparity_summary, disparity_table
     from .records.validate import day_to_iso

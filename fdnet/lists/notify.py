@@ -26,7 +26,6 @@ enforcement list by this command.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pandas as pd
