@@ -142,6 +142,12 @@ def _clean(values) -> list[str]:
     return out
 
 
+def _counts(codes: np.ndarray, names: np.ndarray) -> dict:
+    """Category -> how many of ``codes`` (only the categories present, as value_counts gives them)."""
+    n = np.bincount(codes, minlength=len(names)) if len(codes) else np.zeros(len(names), dtype=np.int64)
+    return {names[i]: int(n[i]) for i in np.flatnonzero(n)}
+
+
 def _ratio(num: float, den: float) -> float:
     return num / den if den > 0 else math.nan
 
@@ -204,6 +210,16 @@ def disparity_table(scores: pd.DataFrame, lists: dict[str, pd.DataFrame], person
                         if wanted else "")
                      + "; without birth dates or years every age band is unknown.")
 
+    # each attribute's categories as integer codes, counted once over the network and the offending
+    # population (per list only the listed people are counted)
+    factored = {}
+    network_counts = {}
+    for attr, cat_of in attributes.items():
+        codes, names = pd.factorize(pd.Series(cat_of, dtype=object), sort=False)
+        factored[attr] = (codes, np.asarray(names, dtype=object))
+        net_codes = codes[net_pos]
+        network_counts[attr] = (_counts(net_codes, factored[attr][1]),
+                                _counts(net_codes[offending], factored[attr][1]))
     rows = []
     n_net = len(net_ids)
     n_off = int(offending.sum())
@@ -213,13 +229,11 @@ def disparity_table(scores: pd.DataFrame, lists: dict[str, pd.DataFrame], person
         pool_is_offending = lname in ENFORCEMENT_LISTS
         pool_label = "offending population" if pool_is_offending else "network"
         for attr in sorted(attributes):
-            cat_of = attributes[attr]
+            codes, names = factored[attr]
             label = attr.replace("_", " ")
-            net_cat = pd.Series(cat_of[net_pos], dtype=object)
-            net_counts = net_cat.value_counts()
-            off_counts = net_cat[offending].value_counts()
-            lst_counts = pd.Series(cat_of[list_pos[lname]], dtype=object).value_counts()
-            cats = set(net_counts.index) | set(lst_counts.index)
+            net_counts, off_counts = network_counts[attr]
+            lst_counts = _counts(codes[list_pos[lname]], names)
+            cats = set(net_counts) | set(lst_counts)
             if attr == "age_band":
                 cats |= set(AGE_BANDS)
             stats = {}
