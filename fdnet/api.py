@@ -1,4 +1,4 @@
-"""The Python API for notebooks: the same stages the CLI runs, as objects.
+"""The Python API for notebooks: the first stages the CLI runs, as objects (``fdnet.run`` gives the whole run).
 
 >>> import tempfile, fdnet
 >>> from fdnet.synth import generate_city, write_city
@@ -64,8 +64,8 @@ def study(data_dir: str | Path, *, as_of: str | None = None, policy: Policy | di
           progress: Callable[[str], None] | None = None, today: str | None = None) -> Study:
     """Read, validate and analyse an input folder, returning every intermediate result.
 
-    The records -> graph -> scoring stages of a run (:func:`fdnet.pipeline.compute_run`
-    adds the lists, explanations and report on top). ``today`` (YYYY-MM-DD, default the machine's
+    The records -> graph -> scoring stages of a run (:func:`fdnet.run` adds the lists,
+    explanations and disparity on top, and :meth:`fdnet.run.Run.write` the report and the folder). ``today`` (YYYY-MM-DD, default the machine's
     date) is the day of the run: records dated after it are rejected as dated in the future.
     """
     step = progress or (lambda name: None)

@@ -36,6 +36,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import hashlib
 import os
 import re
 import secrets
@@ -163,6 +164,171 @@ def _os_error(exc: OSError, path: Path, what: str) -> OutputError:
     return OutputError(what, Path(exc.filename) if getattr(exc, "filename", None) else path, exc)
 
 
+class StagedFolder:
+    """A folder written file by file, then made to appear complete in one rename (the streaming writer).
+
+    Use as a context manager around :meth:`write`: each file is written (and flushed to disk) into the
+    hidden staging folder as soon as it is produced, and its SHA-256 and size are returned from the very
+    bytes written, so a caller never holds every file's bytes at once. Leaving the block normally renames
+    the staging folder onto ``out_dir`` (see the module docstring); leaving it by an exception, SIGTERM
+    or SIGHUP removes the staging folder and leaves ``out_dir`` as it was found.
+
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> with StagedFolder(d / "run") as st:
+    ...     meta = st.write("a.csv", b"x\\n")
+    >>> meta["bytes"], sorted(p.name for p in (d / "run").iterdir())
+    (2, ['a.csv'])
+    """
+
+    def __init__(self, out_dir: str | os.PathLike, prefix: str = STAGING_MARK, what: str = "run folder"):
+        out_dir = Path(os.path.abspath(os.fspath(out_dir)))
+        if out_dir.is_symlink() and out_dir.is_dir():
+            out_dir = Path(os.path.realpath(out_dir))
+        self.out_dir, self.what = out_dir, what
+        kind = re.sub(r"[^a-z-]", "", prefix.strip(".").lower()) or "fdnet-staging-"
+        if not kind.endswith("-"):
+            kind += "-"
+        if not kind.startswith("fdnet-"):
+            kind = "fdnet-" + kind
+        self._kind = kind
+        self._made_parents: list[Path] = []
+        self._stage: Path | None = None
+        self._lock_fd: int | None = None
+        self._signals = None
+        self._file_mode = 0o644
+        self._mode = 0o755
+        self.written: dict[str, dict] = {}
+
+    def __enter__(self) -> "StagedFolder":
+        self._signals = signals_as_exceptions()
+        self._signals.__enter__()
+        try:
+            self._open()
+        except BaseException as exc:
+            self._abort()
+            self._signals.__exit__(type(exc), exc, exc.__traceback__)
+            if isinstance(exc, OSError):
+                raise _os_error(exc, self.out_dir, self.what) from None
+            raise
+        return self
+
+    def _open(self) -> None:
+        out_dir, what = self.out_dir, self.what
+        parent = out_dir.parent
+        if out_dir.exists() and not out_dir.is_dir():
+            raise UsageError(f"{out_dir} exists and is not a folder; the {what} must be new or empty")
+        if out_dir.is_dir() and any(out_dir.iterdir()):
+            raise UsageError(f"{out_dir} is not empty; the {what} must be new or empty "
+                             "(fdnet never overwrites earlier results)")
+        p = parent
+        while not p.exists():
+            self._made_parents.append(p)
+            p = p.parent
+        parent.mkdir(parents=True, exist_ok=True)
+        clean_stale_staging(parent, out_dir.name)
+        self._mode = (out_dir.stat().st_mode & 0o7777) if out_dir.is_dir() else (0o777 & ~_umask())
+        stage = parent / f".{out_dir.name}.{self._kind}{os.getpid()}-{secrets.token_hex(6)}"
+        os.mkdir(stage, 0o700)
+        self._stage = stage
+        self._lock_fd = os.open(stage, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        self._file_mode = 0o666 & ~_umask()
+
+    def write(self, name: str, data: bytes) -> dict:
+        """Write one file into the staging folder; returns ``{"sha256", "bytes"}`` of what was written."""
+        if not is_plain_name(name):
+            raise ValueError(f"output name {name!r} is not a plain file name")
+        if self._stage is None:
+            raise RuntimeError("StagedFolder.write outside its with-block")
+        if name in self.written:
+            raise ValueError(f"{name} written twice")
+        try:
+            _write_file(self._stage / name, data, self._file_mode)
+        except OSError as exc:
+            raise _os_error(exc, self.out_dir, self.what) from None
+        meta = {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+        self.written[name] = meta
+        return meta
+
+    def write_iter(self, name: str, chunks) -> dict:
+        """Write one file from an iterator of byte strings, hashing as it goes; returns ``{"sha256",
+        "bytes", "newlines"}``. If the iterator raises, the partial file is removed and the exception
+        propagates (the caller may write the file again)."""
+        if not is_plain_name(name):
+            raise ValueError(f"output name {name!r} is not a plain file name")
+        if self._stage is None:
+            raise RuntimeError("StagedFolder.write_iter outside its with-block")
+        if name in self.written:
+            raise ValueError(f"{name} written twice")
+        path = self._stage / name
+        h, size, nl = hashlib.sha256(), 0, 0
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), self._file_mode)
+        except OSError as exc:
+            raise _os_error(exc, self.out_dir, self.what) from None
+        ok = False
+        try:
+            for data in chunks:
+                view = memoryview(data)
+                while view:
+                    n = os.write(fd, view)
+                    view = view[n:]
+                h.update(data)
+                size += len(data)
+                nl += data.count(b"\n")
+            os.fsync(fd)
+            ok = True
+        except OSError as exc:
+            raise _os_error(exc, self.out_dir, self.what) from None
+        finally:
+            os.close(fd)
+            if not ok:
+                with contextlib.suppress(OSError):
+                    os.unlink(path)
+        meta = {"sha256": h.hexdigest(), "bytes": size, "newlines": nl}
+        self.written[name] = meta
+        return meta
+
+    def _commit(self) -> None:
+        out_dir, what = self.out_dir, self.what
+        os.chmod(self._stage, self._mode)
+        _fsync_dir(self._stage)
+        try:
+            os.rename(self._stage, out_dir)   # the one step that makes the folder appear, complete
+        except OSError as exc:
+            if exc.errno in (errno.ENOTEMPTY, errno.EEXIST):
+                raise UsageError(f"{out_dir} gained files while fdnet was writing; the {what} must be "
+                                 "new or empty (nothing was overwritten)") from None
+            raise
+        self._stage = None
+        with contextlib.suppress(OSError):   # only the final flush of the parent: the folder is complete
+            _fsync_dir(out_dir.parent)
+
+    def _abort(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+        if self._stage is not None:
+            shutil.rmtree(self._stage, ignore_errors=True)
+            self._stage = None
+            for d in self._made_parents:   # innermost first
+                with contextlib.suppress(OSError):
+                    d.rmdir()
+
+    def __exit__(self, et, ev, tb):
+        try:
+            if et is None:
+                try:
+                    self._commit()
+                except OSError as exc:
+                    raise _os_error(exc, self.out_dir, self.what) from None
+        finally:
+            self._abort()
+            self._signals.__exit__(None, None, None)
+        return False
+
+
 def write_staged(files: dict[str, bytes], out_dir: str | os.PathLike, prefix: str = STAGING_MARK,
                  what: str = "run folder") -> Path:
     """Write ``files`` (plain name -> bytes) into the new or empty folder ``out_dir``, all or nothing.
@@ -170,68 +336,13 @@ def write_staged(files: dict[str, bytes], out_dir: str | os.PathLike, prefix: st
     ``prefix`` names the kind of staging folder (``".fdnet-staging-"``, ``".fdnet-export-staging-"``);
     ``what`` names the target in error messages. Raises :class:`UsageError` when ``out_dir`` exists and
     is not an empty folder, :class:`OutputError` when the file system refuses (exit 2 on the CLI).
+    The manifest (``manifest.json``, then ``manifest.sig``) is written last.
     """
     for name in files:
         if not is_plain_name(name):
             raise ValueError(f"output name {name!r} is not a plain file name")
-    out_dir = Path(os.path.abspath(os.fspath(out_dir)))
-    if out_dir.is_symlink() and out_dir.is_dir():
-        out_dir = Path(os.path.realpath(out_dir))
-    parent = out_dir.parent
-    kind = re.sub(r"[^a-z-]", "", prefix.strip(".").lower()) or "fdnet-staging-"
-    if not kind.endswith("-"):
-        kind += "-"
-    if not kind.startswith("fdnet-"):
-        kind = "fdnet-" + kind
-    made_parents: list[Path] = []
-    stage: Path | None = None
-    lock_fd: int | None = None
-    done = False
-    with signals_as_exceptions():
-        try:
-            if out_dir.exists() and not out_dir.is_dir():
-                raise UsageError(f"{out_dir} exists and is not a folder; the {what} must be new or empty")
-            if out_dir.is_dir() and any(out_dir.iterdir()):
-                raise UsageError(f"{out_dir} is not empty; the {what} must be new or empty "
-                                 "(fdnet never overwrites earlier results)")
-            p = parent
-            while not p.exists():
-                made_parents.append(p)
-                p = p.parent
-            parent.mkdir(parents=True, exist_ok=True)
-            clean_stale_staging(parent, out_dir.name)
-            mode = (out_dir.stat().st_mode & 0o7777) if out_dir.is_dir() else (0o777 & ~_umask())
-            stage = parent / f".{out_dir.name}.{kind}{os.getpid()}-{secrets.token_hex(6)}"
-            os.mkdir(stage, 0o700)
-            lock_fd = os.open(stage, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-            fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            file_mode = 0o666 & ~_umask()
-            last = [n for n in ("manifest.json", "manifest.sig") if n in files]
-            for name in sorted(n for n in files if n not in last) + last:   # the manifest last
-                _write_file(stage / name, files[name], file_mode)
-            os.chmod(stage, mode)
-            _fsync_dir(stage)
-            try:
-                os.rename(stage, out_dir)   # the one step that makes the folder appear, complete
-            except OSError as exc:
-                if exc.errno in (errno.ENOTEMPTY, errno.EEXIST):
-                    raise UsageError(f"{out_dir} gained files while fdnet was writing; the {what} must be "
-                                     "new or empty (nothing was overwritten)") from None
-                raise
-            done = True
-            stage = None
-            _fsync_dir(parent)
-        except OSError as exc:
-            if done:   # only the final flush of the parent failed: the folder is complete
-                return out_dir
-            raise _os_error(exc, out_dir, what) from None
-        finally:
-            if lock_fd is not None:
-                os.close(lock_fd)
-            if not done:
-                if stage is not None:
-                    shutil.rmtree(stage, ignore_errors=True)
-                for d in made_parents:   # innermost first
-                    with contextlib.suppress(OSError):
-                        d.rmdir()
-    return out_dir
+    with StagedFolder(out_dir, prefix, what) as st:
+        last = [n for n in ("manifest.json", "manifest.sig") if n in files]
+        for name in sorted(n for n in files if n not in last) + last:   # the manifest last
+            st.write(name, files[name])
+    return st.out_dir

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
@@ -35,45 +34,13 @@ policy_app = typer.Typer(help="Write or check a policy file.", no_args_is_help=T
 app.add_typer(policy_app, name="policy")
 
 
-def _console(stderr: bool = False) -> Console:
-    """A terminal gets rich's layout; a file or pipe gets lines that are never wrapped (docs/cli.md)."""
-    stream = sys.stderr if stderr else sys.stdout
-    try:
-        tty = stream.isatty()
-    except (AttributeError, ValueError):
-        tty = False
-    if tty:
-        return Console(stderr=stderr)
-    return Console(stderr=stderr, width=100_000, soft_wrap=True, highlight=False)
+from . import console as _con   # noqa: E402  (the consoles and the table printer, shared with the audit commands)
 
-
-out = _console()
-err = _console(stderr=True)
-
-
-def _plain_cell(cell) -> str:
-    from rich.text import Text
-    s = cell.plain if isinstance(cell, Text) else Text.from_markup(cell).plain if isinstance(cell, str) else str(cell)
-    return s.replace("\t", " ").replace("\r", " ").replace("\n", " ")
-
-
-def _print_table(t: Table, console: Console | None = None) -> None:
-    """Print a table: boxed on a terminal; when standard output is a file or a pipe, the title on its
-    own line, then a header row and one row per line, tab-separated, never wrapped."""
-    console = console or out
-    if console.is_terminal:
-        console.print(t)
-        return
-    lines = []
-    if t.title:
-        lines.append(_plain_cell(t.title))
-    cols = t.columns
-    lines.append("\t".join(_plain_cell(c.header) for c in cols))
-    cells = [list(c.cells) for c in cols]
-    for i in range(t.row_count):
-        lines.append("\t".join(_plain_cell(c[i]) if i < len(c) else "" for c in cells))
-    console.file.write("\n".join(lines) + "\n")
-    console.file.flush()
+_console = _con.make_console
+_plain_cell = _con.plain_cell
+_print_table = _con.print_table
+out = _con.out
+err = _con.err
 
 
 def _progress(enabled: bool):
@@ -188,8 +155,8 @@ def run(
     Every input row is either used or written to rejected.csv with its file, line, column and reason.
     A failed or interrupted run leaves RUN_DIR absent or empty (the folder appears in one rename).
     """
-    from .pipeline import check_run_dir, load_sign_key
     from .pipeline import run as run_pipeline
+    from .runfolder import check_run_dir, load_sign_key
     from .scoring.policy import load_policy
 
     check_run_dir(out_dir)
@@ -226,13 +193,12 @@ def synth(
 
     if fmt not in ("csv", "parquet"):
         raise typer.BadParameter("must be csv or parquet", param_hint="--format")
-    if out_dir.exists() and any(out_dir.iterdir()):
-        from .errors import UsageError
-        raise UsageError(f"--out {out_dir} is not empty; choose a new folder")
+    from .runfolder import check_run_dir   # the one new-or-empty check
+    check_run_dir(out_dir, what="the synthetic city's folder", earlier="earlier files")
     with err.status(f"generating a city of {people:,} people (seed {seed})"):
         city = generate_city(n_people=people, seed=seed)
         write_city(city, out_dir, fmt=fmt)
-    out.print(f"wrote {len(city.incidents):,} incidents and {len(city.involvements):,} involvements "
+    out.print(f"wrote {city.n_rows("incidents"):,} incidents and {city.n_rows("involvements"):,} involvements "
               f"to {out_dir} (input period ends {city.end_date})")
 
 
@@ -248,8 +214,8 @@ def demo(
     The city's input tables go to a temporary folder that is removed afterwards (nothing is written
     outside RUN_DIR); use `fdnet synth` to keep them.
     """
-    from .pipeline import check_run_dir
     from .pipeline import run as run_pipeline
+    from .runfolder import check_run_dir
     from .synth import generate_city, write_city
 
     check_run_dir(out_dir)
@@ -267,9 +233,8 @@ def demo(
 
 
 def _first_listed(result) -> str:
-    from .tables import read_csv_table
-    df = read_csv_table(result.outputs["custom_notifications.csv"])
-    return df["person_id"].iloc[0] if len(df) else "PERSON_ID"
+    df = result.lists["custom_notifications"]
+    return str(df["person_id"].iloc[0]) if len(df) else "PERSON_ID"
 
 
 @app.command()
@@ -279,7 +244,7 @@ def explain(
     as_json: bool = typer.Option(False, "--json", help="Print the full explanation as JSON."),
 ):
     """Print why a person is or is not on each list, with the evidence behind every point."""
-    from .audit.explain_cli import component_rows, explain_person, headline, list_lines
+    from .explain_cli import component_rows, explain_person, headline, list_lines
 
     info = explain_person(run_dir, person_id)
     if as_json:
@@ -315,8 +280,8 @@ def verify(
     """
     from rich.markup import escape
 
-    from .audit.verify import verify_run
-    from .pipeline import load_sign_key
+    from .verify import verify_run
+    from .runfolder import load_sign_key
 
     k = load_sign_key(key) if key is not None else None
     with _progress(not as_json) as prog:
@@ -370,7 +335,7 @@ def policy_init(path: Path = typer.Argument(Path("policy.yaml"), help="Where to 
 def policy_check(path: Path = typer.Argument(..., help="Policy YAML to validate.")):
     """Validate a policy file and print the effective policy (defaults filled in) as JSON, and its hash
     (the report's and the audit log's "policy hash") on standard error."""
-    from .report.html import policy_hash
+    from .runfolder import policy_sha256 as policy_hash
     from .scoring.policy import load_policy
     eff = load_policy(path).effective()
     print(json.dumps(eff, indent=2))
@@ -382,7 +347,7 @@ def _calibration_command(data_dirs, out_dir, policy, horizon, origins, step, top
                          as_of=None):
     import yaml
 
-    from .pipeline import check_run_dir, write_files
+    from .runfolder import check_run_dir, write_files
     from .scoring.calibrate import calibrate as run_calibration
     from .tables import csv_bytes
     from .scoring.calibrate import report_markdown
@@ -488,7 +453,7 @@ def _refuse_existing(csv_out: Optional[Path]) -> None:
 
 def _write_new_csv(path: Path, df) -> None:
     """A --csv output: written whole under a temporary name, then moved into place."""
-    from .pipeline import csv_bytes
+    from .tables import csv_bytes
     tmp = path.with_name(path.name + ".partial")
     tmp.write_bytes(csv_bytes(df))
     os.replace(tmp, path)

@@ -38,7 +38,7 @@ import csv
 import io
 import re
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -266,6 +266,54 @@ def csv_bytes(df: pd.DataFrame, numbers: Iterable[str] = (), eol: str = "\n", bo
         buf = io.BytesIO()
         pacsv.write_csv(table, buf, write_options=pacsv.WriteOptions(quoting_style="needed", **opts))
     return (BOM if bom else b"") + header + buf.getvalue()
+
+
+class NeedsQuoting(Exception):
+    """A value of the table holds a comma, quote or line break: the file must be written quoted."""
+
+
+CHUNK_ROWS = 1 << 18
+
+
+def csv_chunks(df: pd.DataFrame, *, quoting: str = "none", rows: int | None = None) -> Iterator[bytes]:
+    """:func:`csv_bytes` of ``df`` in pieces of ``rows`` rows (the header first): joined, exactly the same
+    bytes, but never more than one piece's Arrow table and text in memory at once.
+
+    With ``quoting="none"`` (the plain form) a piece holding a value that needs quotes raises
+    :class:`NeedsQuoting`: write the whole file again with ``quoting="needed"`` (quoting is all or nothing
+    per file). A column whose values take another Arrow type in one piece than in another (an object
+    column of numbers here and text there) raises :class:`ValueError`: write that table with
+    :func:`csv_bytes`.
+
+    >>> df = pd.DataFrame({"a": ["x", "=y", None], "n": [1.5, 2.0, None]})
+    >>> b"".join(csv_chunks(df, rows=2)) == csv_bytes(df)
+    True
+    >>> b"".join(csv_chunks(pd.DataFrame({"a": ["p,q"]}), quoting="needed")) == csv_bytes(pd.DataFrame({"a": ["p,q"]}))
+    True
+    """
+    import pyarrow.csv as pacsv
+
+    yield _header(df.columns, "\n")
+    if len(df.columns) == 0:
+        return
+    rows = rows or CHUNK_ROWS
+    types: dict[int, pa.DataType] = {}
+    opts = pacsv.WriteOptions(quoting_style=quoting, include_header=False, eol=b"\n")
+    for start in range(0, max(len(df), 1), rows):
+        table = _safe_table(df.iloc[start:start + rows], frozenset())
+        for i, t in enumerate(table.schema.types):
+            if pa.types.is_null(t):
+                continue
+            if types.setdefault(i, t) != t:
+                raise ValueError(f"column {df.columns[i]!r} changes type between pieces")
+        buf = io.BytesIO()
+        try:
+            pacsv.write_csv(table, buf, write_options=opts)
+        except pa.ArrowInvalid:
+            if quoting == "none":
+                raise NeedsQuoting() from None
+            raise
+        yield buf.getvalue()
 
 
 def read_csv_table(source: bytes | str | Path) -> pd.DataFrame:

@@ -8,6 +8,7 @@ partial.
 from __future__ import annotations
 
 import errno
+import importlib
 import os
 import pickle
 import random
@@ -208,12 +209,12 @@ def test_stale_staging_folder_is_ignored_and_cleaned(computed, tmp_path):
 def test_error_messages_never_echo_huge_input(computed, tmp_path, monkeypatch, capsys):
     """An expected error whose text carries a huge value is cut to one readable paragraph."""
     from fdnet.errors import InputError
-    import fdnet.pipeline as pipeline
+    run_module = sys.modules[importlib.import_module("fdnet.run").__name__]   # fdnet.run: the callable module
 
     def boom(*a, **k):
         raise InputError("bad value " + "x" * 500_000, file="incidents.csv", line=2, column="date")
 
-    monkeypatch.setattr(pipeline, "compute_run", boom)
+    monkeypatch.setattr(run_module, "run", boom)
     assert main(["run", str(computed["data"]), "--out", str(tmp_path / "r"), "-q"]) == 2
     err = capsys.readouterr().err
     assert len(err) < 3000 and "incidents.csv, line 2, column 'date'" in err and "more characters" in err

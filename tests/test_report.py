@@ -248,18 +248,13 @@ def test_new_files_and_unknown_columns_are_rendered(run):
     assert "something_else.csv" in html           # unknown files: in the inventory with their hash
 
 
-def test_legacy_keyword_signature_still_works(run):
-    files, manifest = run
-    read = lambda n: pd.read_csv(pd.io.common.BytesIO(files[n]), dtype=str, keep_default_na=False)  # noqa: E731
-    rec = SimpleNamespace(rejected=read("rejected.csv"), inputs=manifest["inputs"], notes=manifest["notes"],
-                          as_of=manifest["as_of"])
-    lists = {k: read(f"{k}.csv") for k in ("call_in", "custom_notifications", "service_referrals")}
-    html = render_report(rec=rec, summary=manifest["summary"], lists=lists, scores=read("scores.csv"),
-                         groups=None, policy=manifest["policy"], contagion=None)
-    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html and A not in html
-    assert policy_hash(manifest["policy"]) in html
+def test_the_old_keyword_form_is_gone(run):
+    """render_report(rec=, summary=, ...) was dead code (issue 10): the report is made from a run folder's
+    files or from a Run, nothing else."""
     with pytest.raises(TypeError):
         render_report()
+    with pytest.raises(TypeError):
+        render_report(rec=None, summary={})
 
 
 @pytest.mark.parametrize("damage", ["empty", "header only", "not a table", "non-finite numbers"])

@@ -17,8 +17,8 @@ DB_HELP = ("Audit database: a SQLite file path or a SQLAlchemy URL (postgresql+p
 
 
 def _consoles():
-    from ..cli import err, out
-    return out, err
+    from .. import console
+    return console.out, console.err
 
 
 def _safe(value) -> str:
@@ -86,8 +86,8 @@ def audit_log(
     for e in entries:
         when = _safe(e.created_at[:19].replace("T", " "))
         t.add_row(str(e.seq), e.kind, when, _safe(e.user), _safe(e.subject), _safe(_summary(e)), e.entry_hash[:12])
-    from ..cli import _print_table
-    _print_table(t)   # plain tab-separated rows when piped
+    from ..console import print_table
+    print_table(t)   # plain tab-separated rows when piped
     if not entries:
         out.print("no entries match", highlight=False)
     out.print(_head_line(seq, head), soft_wrap=True, highlight=False, markup=False)
@@ -158,8 +158,8 @@ def audit_reviews(
         stale = "" if r.current is not False else " (earlier run in this folder)"
         t.add_row(_safe(r.list), _safe(r.rank), _safe(r.person_id), _safe(r.decision) + stale, _safe(r.reason),
                   _safe(r.reviewer), _safe(str(r.decided_at)[:19].replace("T", " ")), str(r.decisions), str(r.seq))
-    from ..cli import _print_table
-    _print_table(t)   # plain tab-separated rows when piped
+    from ..console import print_table
+    print_table(t)   # plain tab-separated rows when piped
 
 
 def review(
@@ -219,7 +219,7 @@ def audit_keygen(
     import os
 
     from ..errors import OutputError, UsageError
-    from ..pipeline import generate_sign_key, key_id, load_sign_key_text
+    from ..runfolder import generate_sign_key, key_id, load_sign_key_text
 
     out, _ = _consoles()
     text = generate_sign_key()

@@ -61,12 +61,12 @@ from typing import Any
 
 from ..records.read import sha256_file   # the one streamed file hash
 from ..errors import UsageError
-from ..tables import read_csv_table
+from ..runfolder import LIST_NAMES, canonical_json, open_files  # noqa: F401  (canonical_json: the one hashed serialisation)
 
 GENESIS = "0" * 64
 KINDS = ("run", "review", "export")
 DECISIONS = ("approve", "decline", "defer")
-LISTS = ("call_in", "custom_notifications", "service_referrals")
+LISTS = LIST_NAMES
 HASHED_FIELDS = ("seq", "kind", "created_at", "user", "subject", "payload")
 TABLE = "fdnet_audit_entries"
 APPEND_ATTEMPTS = 25
@@ -74,11 +74,6 @@ _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 
 # ---------------------------------------------------------------------------- hashing
-
-def canonical_json(obj: Any) -> str:
-    """The one serialisation that is hashed: sorted keys, compact, UTF-8 kept, no NaN."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-
 
 def _sha(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
@@ -461,6 +456,8 @@ class AuditLog:
         must match that file, whose SHA-256 is what the entry records.
         """
         run = _run_folder(run_dir)
+        present = [f"{n}.csv" for n in LISTS if (run / f"{n}.csv").is_file()]
+        rf = open_files(run, present, action="record")   # the lists, hash-checked against the manifest
         mbytes = (run / "manifest.json").read_bytes()
         on_disk = _parse_manifest(run, mbytes)
         if manifest is None:
@@ -474,15 +471,8 @@ class AuditLog:
             if isinstance(meta, dict):
                 inputs[name] = {k: meta[k] for k in ("path", "sha256", "rows") if k in meta}
         lists = {}
-        outputs = manifest.get("outputs") or {}
-        for name in LISTS:
-            p = run / f"{name}.csv"
-            if p.is_file():
-                lists[name] = {"rows": _count_rows(p), "sha256": sha256_file(p)}
-                recorded = (outputs.get(f"{name}.csv") or {}).get("sha256")
-                if recorded and recorded != lists[name]["sha256"]:
-                    raise UsageError(f"{p} differs from the SHA-256 in its manifest (edited after the run); "
-                                     f"run `fdnet verify {run}`")
+        for fname in present:
+            lists[fname[:-4]] = {"rows": _count_rows(run / fname), "sha256": hashlib.sha256(rf.raw[fname]).hexdigest()}
         payload = {
             "run_dir": str(run),
             "manifest_sha256": hashlib.sha256(mbytes).hexdigest(),
@@ -524,22 +514,14 @@ class AuditLog:
             if name not in LISTS:
                 raise UsageError(f"the list (--list) must be one of {', '.join(LISTS)}, not {list_name!r}")
             wanted = (name,)
-        outputs = manifest.get("outputs") or {}
+        rf = open_files(run, [f"{n}.csv" for n in LISTS], action="review")   # reviews are refused on altered lists
         found: dict[str, dict] = {}
         hashes: dict[str, str] = {}
         for name in LISTS:
-            p = run / f"{name}.csv"
-            if not p.is_file():
-                raise UsageError(f"{run} has no {name}.csv; is it a complete fdnet run folder?")
-            data = p.read_bytes()
-            hashes[name] = hashlib.sha256(data).hexdigest()
-            recorded = (outputs.get(f"{name}.csv") or {}).get("sha256")
-            if recorded and recorded != hashes[name]:
-                raise UsageError(f"{p} differs from the SHA-256 in its manifest (edited after the run); "
-                                 f"reviews are refused on altered lists; run `fdnet verify {run}`")
-            df = read_csv_table(data)   # spreadsheet escapes undone: an ID beginning with '=' matches itself
-            hit = df[df["person_id"] == pid] if "person_id" in df.columns else df.iloc[0:0]
-            if len(hit):
+            hashes[name] = hashlib.sha256(rf.raw[f"{name}.csv"]).hexdigest()
+            df = rf.table(name, strict=False)   # spreadsheet escapes undone: an ID beginning with '=' matches itself
+            hit = df[df["person_id"] == pid] if df is not None and "person_id" in df.columns else None
+            if hit is not None and len(hit):
                 row = hit.iloc[0]
                 found[name] = {"rank": int(row["rank"]), "score": row.get("score", "")}
         if not found:

@@ -73,12 +73,8 @@ def check_export_dir(run_dir: str | Path, out_dir: str | Path) -> None:
     if out_r == run_r or out_r.is_relative_to(run_r):
         raise UsageError(f"--out {out_dir} lies inside the run folder {run_dir}; the run folder is sealed by its "
                          "manifest, so exports go to a folder of their own")
-    if out.exists():
-        if not out.is_dir():
-            raise UsageError(f"--out {out_dir} exists and is not a folder; EXPORT_DIR must be new or empty")
-        if any(out.iterdir()):
-            raise UsageError(f"--out {out_dir} is not empty; EXPORT_DIR must be new or empty "
-                             "(fdnet never overwrites an earlier export)")
+    from ..runfolder import check_run_dir   # the one new-or-empty check
+    check_run_dir(out, what="EXPORT_DIR", earlier="an earlier export")
 
 
 def _all_person_ids(tables: dict[str, pd.DataFrame]) -> set[str]:

@@ -26,12 +26,11 @@ enforcement list by this command.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pandas as pd
 
-from ..tables import read_csv_table
+from ..runfolder import LIST_NAMES, open_run
 from ..errors import UsageError
 from ..records.validate import day_to_iso, iso_to_day, load_records
 
@@ -44,20 +43,18 @@ COLUMNS = ["rank", "person_id", "side", "relation", "tier", "via", "evidence_inc
            "ranked_by", "probability_shooting", "guardrail", "on_lists", "evidence"]
 
 
-def _read(run_dir: Path, name: str) -> pd.DataFrame:
-    p = run_dir / name
-    if not p.is_file():
-        raise UsageError(f"{run_dir} lacks {name}; is it an fdnet run folder?")
-    return read_csv_table(p)
+def _read(rf, name: str) -> pd.DataFrame:
+    df = rf.table(name)
+    if df is None:
+        raise UsageError(f"{rf.path} lacks {name}; is it an fdnet run folder?")
+    return df
 
 
 def retaliation_risk(run_dir: str | Path, incident_id: str, *, data_dir: str | Path | None = None,
                      mapping_path: str | Path | None = None) -> tuple[pd.DataFrame, dict]:
     """Candidates after shooting ``incident_id``, ranked; and facts about the incident."""
-    run_dir = Path(run_dir)
-    if not (run_dir / "manifest.json").is_file():
-        raise UsageError(f"{run_dir} is not an fdnet run folder (no manifest.json)")
-    manifest = json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))
+    rf = open_run(run_dir, action="notify from")   # checked against its manifest, read once
+    manifest = rf.manifest
     data_dir = Path(data_dir or manifest.get("data_dir", ""))
     if not data_dir.is_dir():
         raise UsageError(f"the run's input folder {data_dir} is not there; pass --data DIR")
@@ -81,15 +78,15 @@ def retaliation_risk(run_dir: str | Path, incident_id: str, *, data_dir: str | P
     if not victims and not suspects:
         raise UsageError(f"incident {incident_id!r} has no victim and no person in an offending role")
 
-    scores = _read(run_dir, "scores.csv").set_index("person_id")
-    edges = _read(run_dir, "edges.csv")
+    scores = _read(rf, "scores.csv").set_index("person_id")
+    edges = _read(rf, "edges.csv")
     edges = edges[edges["layer"] == "co_offending"]
-    groups = _read(run_dir, "groups.csv")
-    conflicts = _read(run_dir, "conflicts.csv")
+    groups = _read(rf, "groups.csv")
+    conflicts = _read(rf, "conflicts.csv")
     conflicts = conflicts[conflicts["relation"] == "conflict"]
     listed: dict[str, list[str]] = {}
-    for name in ("call_in", "custom_notifications", "service_referrals"):
-        for pid in _read(run_dir, f"{name}.csv")["person_id"]:
+    for name in LIST_NAMES:
+        for pid in _read(rf, f"{name}.csv")["person_id"]:
             listed.setdefault(pid, []).append(name)
     member_of = groups.groupby("person_id")["group"].apply(lambda s: sorted(set(s))).to_dict()
     members = groups.groupby("group")["person_id"].apply(lambda s: sorted(set(s))).to_dict()

@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 from typing import Iterable, Sequence
 
+import numpy as np
 from markupsafe import Markup, escape
 
 # A colour-blind-safe qualitative palette (Okabe and Ito 2008), then greys.
@@ -82,24 +83,24 @@ def histogram_svg(values: Iterable[float], *, title: str, thresholds: Sequence[t
     rather than drawn; the count axis is logarithmic because a handful of
     high scores would otherwise be invisible next to thousands of low ones.
     """
-    vals = [float(v) for v in values]
-    zeros = sum(1 for v in vals if v <= 0)
-    pos = [v for v in vals if v > 0]
+    vals = np.asarray(values if isinstance(values, np.ndarray) else list(values), dtype=float)
+    zeros = int((vals <= 0).sum())
+    pos = vals[vals > 0]
     out = _svg_open(width, height, f"Histogram of {title}")
     left, right, top, bottom = 46, 10, 22, 40
     pw, ph = width - left - right, height - top - bottom
     caption = f"{_num(len(vals))} people; {_num(zeros)} people score 0 (not drawn)"
     out.append(f'<text x="{left}" y="14" class="cap">{escape(title)} — {escape(caption)}</text>')
-    if not pos:
+    if not len(pos):
         out.append(f'<text x="{_f(left + pw / 2)}" y="{_f(top + ph / 2)}" text-anchor="middle">'
                    "no score above 0</text></svg>")
         return Markup("".join(out))
-    hi = max(max(pos), max((t for _, t in thresholds), default=0))
+    hi = max(float(pos.max()), max((t for _, t in thresholds), default=0))
     step = nice_step(hi, 30)
     nbins = int(hi // step) + 1
-    counts = [0] * nbins
-    for v in pos:
-        counts[min(int(v // step), nbins - 1)] += 1
+    # the bin of each score, as int(v // step) (floor division of floats, as Python does it), capped
+    bins = np.minimum(np.floor_divide(pos, step).astype(np.int64), nbins - 1)
+    counts = np.bincount(bins, minlength=nbins).tolist()
     cmax = max(counts)
     ltop = math.log10(cmax + 1)
 

@@ -29,20 +29,20 @@ Markup('{"id":"\\\\u003c/script\\\\u003e\\\\u003c!--x--\\\\u003e","n":1}')
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import math
 import re
 from functools import lru_cache
 from importlib import resources
-from pathlib import Path
 
 import jinja2
+import numpy as np
 import pandas as pd
 from markupsafe import Markup, escape
 
-from ..tables import read_csv_table
 from .. import __version__
+from ..runfolder import LIST_FILES, LIST_NAMES, LIST_TITLES, RunFolder, policy_sha256
+from ..tables import csv_bytes, read_csv_table
 from . import charts, networks
 
 _ENV = jinja2.Environment(
@@ -52,9 +52,7 @@ _ENV = jinja2.Environment(
 )
 LONG_TEXT = 60      # table cells longer than this get a minimum width on screen
 
-LISTS = (("call_in", "call_in.csv", "Call-in"),
-         ("custom_notifications", "custom_notifications.csv", "Custom notifications"),
-         ("service_referrals", "service_referrals.csv", "Service referrals"))
+LISTS = tuple((n, f, LIST_TITLES[n]) for n, f in zip(LIST_NAMES, LIST_FILES))
 # Files the report reads; anything else in ``files`` is listed in the inventory only.
 KNOWN_FILES = {"scores.csv", "edges.csv", "groups.csv", "group_table.csv", "conflicts.csv",
                "contagion_events.csv", "rejected.csv", "explanations.jsonl", "disparity.csv",
@@ -79,22 +77,17 @@ def script_json(obj) -> Markup:
 
 @lru_cache(maxsize=1)
 def vis_network_js() -> str | None:
-    """vis-network's standalone build from the installed pyvis package, made safe to inline.
+    """vis-network's standalone build (vendored in ``fdnet/report/static`` with its licence), made safe to inline.
 
-    The newest ``vis-*/vis-network.min.js`` under pyvis's ``lib`` folder. The
-    URLs in its licence header lose their scheme (the licence text stays),
+    The URLs in its licence header lose their scheme (the licence text stays),
     ``://`` inside its string literals is written ``:\\/\\/`` (the same
     string to JavaScript, but no URL in the page's bytes), and the source-map
-    comment is dropped. Returns None when pyvis is not installed.
+    comment is dropped. Returns None when the file is missing.
     """
-    spec = importlib.util.find_spec("pyvis")   # found without importing pyvis (and IPython with it)
-    if spec is None or not spec.submodule_search_locations:
+    try:
+        js = resources.files("fdnet.report").joinpath("static", "vis-network.min.js").read_text("utf-8")
+    except (FileNotFoundError, OSError):
         return None
-    cands = sorted((p for loc in spec.submodule_search_locations for p in Path(loc).glob("lib/vis-*/vis-network.min.js")),
-                   key=lambda p: (tuple(int(x) for x in re.findall(r"\d+", p.parent.name)), str(p)))
-    if not cands:
-        return None
-    js = cands[-1].read_text("utf-8")
     js = re.sub(r"\n?//# sourceMappingURL=\S*\s*$", "\n", js)
     head, sep, body = js.partition("*/")
     if not head.lstrip().startswith("/**") or not sep:
@@ -104,52 +97,17 @@ def vis_network_js() -> str | None:
     js = head + sep + body
     low = js.lower()
     if "</script" in low or "<!--" in low:
-        raise RuntimeError(f"{cands[-1]} cannot be inlined safely (it contains </script or <!--)")
+        raise RuntimeError("vis-network.min.js cannot be inlined safely (it contains </script or <!--)")
     return js
 
 
-def read_table(files: dict[str, bytes], name: str) -> pd.DataFrame | None:
-    """A run-folder CSV as strings (missing values as ""), or None when absent or unreadable."""
-    b = files.get(name)
-    if b is None:
-        return None
-    if not b.strip():
-        return pd.DataFrame()
-    try:
-        return read_csv_table(b)
-    except (ValueError, pd.errors.ParserError):
-        return None
-
-
-def read_jsonl(files: dict[str, bytes], name: str) -> list[dict]:
-    out = []
-    for line in (files.get(name) or b"").decode("utf-8", "replace").splitlines():
-        line = line.strip()
-        if line:
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if isinstance(obj, dict):
-                out.append(obj)
-    return out
-
-
 def policy_hash(policy: dict | None) -> str:
-    """SHA-256 of the effective policy as canonical JSON (sorted keys, compact, UTF-8): the hash the
-    report shows, ``fdnet policy check`` prints and the audit log records.
+    """SHA-256 of the effective policy as canonical JSON (:func:`fdnet.runfolder.policy_sha256`).
 
     >>> policy_hash({"b": 1, "a": [1, 2]}) == hashlib.sha256(b'{"a":[1,2],"b":1}').hexdigest()
     True
     """
-    if not policy:
-        return ""
-    from ..audit.log import canonical_json   # the one serialisation that is hashed (audit log, policy check)
-    try:
-        canon = canonical_json(policy)
-    except ValueError:                        # a non-finite number: no hash rather than a wrong one
-        return ""
-    return hashlib.sha256(canon.encode("utf-8")).hexdigest()
+    return policy_sha256(policy)
 
 
 def flatten(d, prefix: str = "") -> list[tuple[str, str]]:
@@ -187,8 +145,11 @@ def breakable(value) -> Markup:
     >>> breakable("I1;I2<x>"), breakable("expected_reach")
     (Markup('I1;<wbr>I2&lt;x&gt;'), Markup('expected_<wbr>reach'))
     """
+    text = str(value)
+    if ";" not in text and "_" not in text:   # most cells: nothing to break
+        return escape(text)
     return Markup(";<wbr>").join(Markup(str(escape(part)).replace("_", "_<wbr>"))
-                                 for part in str(value).split(";"))
+                                 for part in text.split(";"))
 
 
 _ENV.filters["breakable"] = breakable
@@ -320,32 +281,26 @@ def _score_charts(scores: pd.DataFrame | None, policy: dict) -> list[Markup]:
         v = (lp.get(name) or {}).get("min_score")
         return [(label, float(v))] if v is not None else []
 
+    def vals(col):   # as _num reads each cell: 0 when empty, not a number or not finite
+        x = scores[col].to_numpy(dtype=float)
+        return np.where(np.isfinite(x), x, 0.0).tolist()
+
     out = []
     if "enforcement_score" in scores.columns:
         out.append(charts.histogram_svg(
-            [_num(v) for v in scores["enforcement_score"]], title="enforcement score",
+            vals("enforcement_score"), title="enforcement score",
             thresholds=thr("call_in", "call-in minimum") + thr("custom_notifications", "notification minimum")))
     if "service_score" in scores.columns:
-        out.append(charts.histogram_svg([_num(v) for v in scores["service_score"]], title="service score",
+        out.append(charts.histogram_svg(vals("service_score"), title="service score",
                                         thresholds=thr("service_referrals", "referral minimum")))
     if not out and "score" in scores.columns:
-        out.append(charts.histogram_svg([_num(v) for v in scores["score"]], title="score"))
+        out.append(charts.histogram_svg(vals("score"), title="score"))
     return out
 
 
-def _inventory(files: dict[str, bytes]) -> list[dict]:
-    out = []
-    for name in sorted(files):
-        b = files[name]
-        if name.endswith(".csv"):
-            rows = max(b.count(b"\n") - 1, 0) if b else 0
-        elif name.endswith(".jsonl"):
-            rows = b.count(b"\n")
-        else:
-            rows = None
-        out.append({"name": name, "bytes": len(b), "rows": rows, "sha256": hashlib.sha256(b).hexdigest(),
-                    "known": name in KNOWN_FILES})
-    return out
+def _inventory(stats: dict[str, dict]) -> list[dict]:
+    return [{"name": name, "bytes": st["bytes"], "rows": st["rows"], "sha256": st["sha256"],
+             "known": name in KNOWN_FILES} for name, st in sorted(stats.items())]
 
 
 def _demographic_enforcement(manifest: dict) -> list[dict]:
@@ -363,40 +318,126 @@ def _demographic_enforcement(manifest: dict) -> list[dict]:
     return out
 
 
-def build_context(files: dict[str, bytes], manifest: dict) -> dict:
-    """Everything the template shows, computed from the run's files and manifest."""
-    files = {k: v for k, v in files.items() if k not in ("report.html", "manifest.json")}
-    manifest = manifest or {}
+class FolderSource:
+    """What the report is made from, read from a run folder (:class:`~fdnet.runfolder.RunFolder`):
+    every table parsed from the checked bytes, leniently (a damaged file is skipped, never fatal)."""
+
+    def __init__(self, rf: RunFolder):
+        self.rf = rf
+        self.manifest = {k: v for k, v in (rf.manifest or {}).items()} if isinstance(rf.manifest, dict) else {}
+
+    def table(self, key: str) -> pd.DataFrame | None:
+        return self.rf.table(key, strict=False)
+
+    def scores(self) -> pd.DataFrame | None:
+        return networks.score_view(self.table("scores"))
+
+    def edges(self) -> networks.EdgeView | None:
+        e = self.table("edges")
+        if e is None or not {"person_a", "person_b", "layer"} <= set(e.columns):
+            return None
+        return networks.EdgeView(e)
+
+    def has_edges_file(self) -> bool:
+        return self.table("edges") is not None
+
+    def rejected(self) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
+        """(the file and reason columns of every rejected row, the first rows as text) or (None, None)."""
+        r = self.table("rejected")
+        return (r, r.head(REJECTED_SAMPLE)) if r is not None else (None, None)
+
+    def explanations(self) -> dict[str, dict]:
+        return self.rf.explanations()
+
+    def stats(self) -> dict[str, dict]:
+        return self.rf.file_stats()
+
+
+class RunSource:
+    """What the report is made from, taken from a :class:`~fdnet.run.Run` in memory while it is written:
+    the large tables (scores, edges, rejected rows) are read as arrays, never re-parsed; the small ones
+    (the lists, groups, conflicts, disparity: bounded by the policy and the number of groups) pass through
+    the CSV writer and reader so that every cell shows exactly as the file holds it. ``stats`` are the
+    sizes, rows and SHA-256 of the files already written."""
+
+    def __init__(self, run, stats: dict[str, dict]):
+        self.run = run
+        self.manifest = {k: v for k, v in run.manifest.items() if k != "outputs"}
+        self._stats = dict(stats)
+        self._tables: dict[str, pd.DataFrame | None] = {}
+
+    def table(self, key: str) -> pd.DataFrame | None:
+        if key not in self._tables:
+            df = self.run.table(key)
+            self._tables[key] = read_csv_table(csv_bytes(df)) if df is not None else None
+        return self._tables[key]
+
+    def scores(self) -> pd.DataFrame | None:
+        return networks.score_view(self.run.scores)
+
+    def edges(self) -> networks.EdgeView | None:
+        return networks.EdgeView.from_network(self.run.network, self.run.edges)
+
+    def has_edges_file(self) -> bool:
+        return True
+
+    def rejected(self) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
+        r = self.run.records.rejected
+        cols = {c: networks._text(r[c]) for c in ("file", "reason") if c in r.columns}
+        head = r.head(REJECTED_SAMPLE)
+        return pd.DataFrame(cols, index=pd.RangeIndex(len(r))), read_csv_table(csv_bytes(head))
+
+    def explanations(self) -> dict[str, dict]:
+        out = {}
+        for line in self.run.explanations["json"].tolist():
+            obj = json.loads(line)
+            out[obj["person_id"]] = obj
+        return out
+
+    def stats(self) -> dict[str, dict]:
+        return self._stats
+
+
+def build_context(src, manifest: dict | None = None) -> dict:
+    """Everything the template shows, from one source (:class:`FolderSource` or :class:`RunSource`).
+
+    ``build_context(files, manifest)`` (file name -> bytes) is still accepted: those bytes are read as a
+    run folder.
+    """
+    if isinstance(src, dict):
+        src = FolderSource(RunFolder.from_bytes({k: v for k, v in src.items()
+                                                 if k not in ("report.html", "manifest.json")}, manifest or {}))
+    manifest = src.manifest or {}
     summary = manifest.get("summary") or {}
+    summary = summary if isinstance(summary, dict) else {}
     policy = manifest.get("policy") or {}
+    policy = policy if isinstance(policy, dict) else {}
     window = manifest.get("window") or {}
-    scores = read_table(files, "scores.csv")
-    edges = read_table(files, "edges.csv")
-    group_table = read_table(files, "group_table.csv")
+    window = window if isinstance(window, dict) else {}
+    scores = src.scores()
+    edges = src.edges()
+    group_table = src.table("group_table")
     if group_table is not None and "members_shot" in group_table.columns:   # most members shot first
         group_table = (group_table.assign(_k=[-_num(v) for v in group_table["members_shot"]])
                        .sort_values("_k", kind="stable").drop(columns="_k").reset_index(drop=True))
-    conflicts = read_table(files, "conflicts.csv")
-    rejected = read_table(files, "rejected.csv")
-    contagion_events = read_table(files, "contagion_events.csv")
-    disparity = read_table(files, "disparity.csv")
-    call_in_groups = read_table(files, "call_in_groups.csv")
-    lists = {key: read_table(files, fname) for key, fname, _ in LISTS}
+    conflicts = src.table("conflicts")
+    rejected, rejected_head = src.rejected()
+    contagion_events = src.table("contagion_events")
+    disparity = src.table("disparity")
+    call_in_groups = src.table("call_in_groups")
+    lists = {key: src.table(key) for key, _, _ in LISTS}
     present = {k: v for k, v in lists.items() if v is not None}
-    explanations = {e.get("person_id"): e for e in read_jsonl(files, "explanations.jsonl")
-                    if isinstance(e.get("person_id"), str)}
 
     listed = networks.listed_people(present)
     picker = networks.picker_order(listed)
     ego = None
-    edge_cols = edges is not None and {"person_a", "person_b", "layer"} <= set(edges.columns)
-    if edge_cols and picker:
-        ego = networks.ego_data(edges, picker, scores=scores, explanations=explanations, listed=listed)
+    if edges is not None and picker:
+        ego = networks.ego_data(edges, picker, scores=scores, explanations=src.explanations(), listed=listed)
         ego["horizon"] = ((policy.get("calibration") or {}).get("horizon_days")
                           if isinstance(policy.get("calibration"), dict) else None) or 120
     groupnet = None
     chosen: list[str] = []
-    if scores is not None and edge_cols and {"person_id", "group"} <= set(scores.columns) and len(scores):
+    if scores is not None and edges is not None and {"person_id", "group"} <= set(scores.columns) and len(scores):
         chosen = networks.top_groups(present, call_in_groups, group_table, scores)
         if chosen:
             groupnet = networks.group_network(edges, scores, chosen, listed)
@@ -414,16 +455,17 @@ def build_context(files: dict[str, bytes], manifest: dict) -> dict:
             c["_s"] = [-_num(v) for v in c["shootings"]]
             c = c.sort_values(["_s"], kind="stable").drop(columns="_s")
         conflicts_top = _table(c, CONFLICT_TABLE_ROWS)
-    contagion = (manifest.get("analytics") or {}).get("contagion")
+    contagion = (manifest.get("analytics") or {}).get("contagion") if isinstance(manifest.get("analytics"), dict) \
+        else None
     list_tables = []
     for key, fname, title in LISTS:
         df = lists[key]
-        rule = (policy.get("lists") or {}).get(key)
+        rule = (policy.get("lists") or {}).get(key) if isinstance(policy.get("lists"), dict) else None
         list_tables.append({"key": key, "file": fname, "title": title, "table": _table(df),
                             "rule": rule if isinstance(rule, dict) else None})
     rej_sample = None
     if rejected is not None and len(rejected):
-        r = rejected.head(REJECTED_SAMPLE).copy()
+        r = rejected_head.copy()
         if "raw" in r.columns:
             r["raw"] = [v if len(v) <= 200 else v[:200] + "…" for v in r["raw"]]
         rej_sample = _table(r)
@@ -440,8 +482,10 @@ def build_context(files: dict[str, bytes], manifest: dict) -> dict:
         "policy_rows": flatten(policy) if policy else [],
         "kpis": [(summary[k], label) for k, label in KPI_LABELS if k in summary],
         "list_sizes": summary.get("lists") or {},
-        "inputs": [(name, inp) for name, inp in (manifest.get("inputs") or {}).items() if isinstance(inp, dict)],
-        "notes": [str(n) for n in manifest.get("notes") or []],
+        "inputs": [(name, inp) for name, inp in (manifest.get("inputs") or {}).items() if isinstance(inp, dict)]
+        if isinstance(manifest.get("inputs"), dict) else [],
+        "notes": [str(n) for n in manifest.get("notes") or []] if isinstance(manifest.get("notes") or [], list)
+        else [],
         "has_rejected_file": rejected is not None,
         "reasons": _rejected_reasons(rejected),
         "rejected_total": int(len(rejected)) if rejected is not None else 0,
@@ -464,9 +508,9 @@ def build_context(files: dict[str, bytes], manifest: dict) -> dict:
         "contagion_events": int(len(contagion_events)) if contagion_events is not None else None,
         "chosen_groups": chosen,
         "data": {"groupnet": groupnet, "conflicts": conflict, "ego": ego},
-        "has_edges": edges is not None,
+        "has_edges": src.has_edges_file(),
         "has_conflicts_file": conflicts is not None,
-        "inventory": _inventory(files),
+        "inventory": _inventory(src.stats()),
         "outputs_in_manifest": "outputs" in manifest,
     }
 
@@ -476,26 +520,27 @@ def _titles(entries: list[tuple[str, int]]) -> list[tuple[str, int]]:
     return [(names.get(n, n), r) for n, r in entries]
 
 
-def render_report(files: dict[str, bytes] | None = None, manifest: dict | None = None, *, rec=None,
-                  summary: dict | None = None, lists: dict[str, pd.DataFrame] | None = None,
-                  scores: pd.DataFrame | None = None, groups=None, policy=None,
-                  contagion: dict | None = None) -> str:
-    """The report.html text for one run.
+def render_report(files: dict[str, bytes], manifest: dict | None = None) -> str:
+    """The report.html text for a run held as bytes: ``files`` maps each other run-folder file name
+    (``"scores.csv"``, ...) to its bytes, ``manifest`` is the run's manifest (its ``outputs`` may be
+    missing). The same page :func:`render_run_report` makes from the run in memory."""
+    rf = RunFolder.from_bytes({k: v for k, v in files.items() if k not in ("report.html", "manifest.json")},
+                              manifest or {})
+    return render_folder_report(rf)
 
-    New form: ``render_report(files, manifest)``, ``files`` mapping each other
-    run-folder file name (``"scores.csv"``, ...) to its bytes and ``manifest``
-    the run's manifest (its ``outputs`` may be missing). The older keyword
-    form (``rec=, summary=, lists=, scores=, groups=, policy=, contagion=``)
-    still works: it is turned into the same files first, without edges,
-    conflicts or explanations, so those sections say they are absent.
-    """
-    if files is None:
-        if rec is None or summary is None or lists is None or scores is None or policy is None:
-            raise TypeError("render_report needs (files, manifest) or the keywords rec, summary, lists, "
-                            "scores and policy")
-        files, manifest = _legacy_inputs(rec=rec, summary=summary, lists=lists, scores=scores, groups=groups,
-                                         policy=policy, contagion=contagion)
-    ctx = build_context(files, manifest or {})
+
+def render_folder_report(rf: RunFolder) -> str:
+    """report.html re-rendered from an opened run folder (``fdnet verify``)."""
+    return _render(build_context(FolderSource(rf)))
+
+
+def render_run_report(run, stats: dict[str, dict]) -> str:
+    """report.html for a :class:`~fdnet.run.Run` being written; ``stats`` are the other files' sizes,
+    rows and SHA-256 (:func:`fdnet.runfolder.file_stats`)."""
+    return _render(build_context(RunSource(run, stats)))
+
+
+def _render(ctx: dict) -> str:
     ctx["long_text"] = LONG_TEXT
     data = ctx.pop("data")
     ctx["data_json"] = {k: script_json(v) for k, v in data.items()}
@@ -503,20 +548,3 @@ def render_report(files: dict[str, bytes] | None = None, manifest: dict | None =
     ctx["vis_js"] = Markup(vis_network_js() or "")
     ctx["has_vis"] = bool(ctx["vis_js"])
     return _ENV.get_template("report.html").render(**ctx)
-
-
-def _legacy_inputs(*, rec, summary, lists, scores, groups, policy, contagion) -> tuple[dict[str, bytes], dict]:
-    from ..pipeline import csv_bytes   # local: pipeline imports this module lazily too
-    files = {"scores.csv": csv_bytes(scores), "rejected.csv": csv_bytes(rec.rejected)}
-    for key, fname, _ in LISTS:
-        if key in lists:
-            files[fname] = csv_bytes(lists[key])
-    if groups is not None and getattr(groups, "table", None) is not None:
-        files["groups.csv"] = csv_bytes(groups.table)
-    eff = policy.effective() if hasattr(policy, "effective") else dict(policy)
-    manifest = {"fdnet_version": __version__, "as_of": summary.get("as_of", rec.as_of),
-                "window": {"start": summary.get("window_start", ""), "end": summary.get("as_of", rec.as_of),
-                           "days": eff.get("window_days")},
-                "policy": eff, "inputs": dict(rec.inputs), "summary": dict(summary),
-                "analytics": {"contagion": contagion}, "notes": list(rec.notes)}
-    return files, manifest

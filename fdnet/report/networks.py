@@ -29,7 +29,7 @@ demand with the same rule (:func:`ego_ball` is the reference).
 >>> sorted(ego_ball(Adjacency(e), "A"))
 ['A', 'B', 'C', 'V']
 >>> d = ego_data(e, ["A"], scores=None, explanations={})
->>> d["people"], [t[:3] for t in d["edges"]]
+>>> d["people"], [list(t[:3]) for t in d["edges"]]
 (['A', 'B', 'C', 'V'], [[0, 1, 0], [0, 3, 1], [1, 2, 0]])
 """
 from __future__ import annotations
@@ -39,9 +39,11 @@ from collections import defaultdict
 from datetime import date
 from functools import lru_cache
 
+import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 
-LIST_NAMES = ("call_in", "custom_notifications", "service_referrals")
+from ..runfolder import LIST_NAMES
 LIST_BITS = {"call_in": 1, "custom_notifications": 2, "service_referrals": 4}
 LAYER_CODE = {"co_offending": 0, "victimization": 1}
 
@@ -164,27 +166,222 @@ def picker_order(listed: dict[str, list[tuple[str, int]]]) -> list[str]:
     return sorted(listed, key=key)
 
 
-def ego_data(edges: pd.DataFrame, people: list[str], *, scores: pd.DataFrame | None,
+SCORE_COLUMNS = ("score", "enforcement_score", "service_score", "probability_shooting")
+
+
+def score_view(scores: pd.DataFrame | None) -> pd.DataFrame | None:
+    """The columns of scores.csv the report draws: person_id and group as text, the scores as floats
+    (NaN where a cell is empty or not a number). The same frame from the run's scores in memory and from
+    scores.csv read back as text, so both render the same bytes.
+
+    >>> score_view(pd.DataFrame({"person_id": ["P1"], "group": [""], "score": ["2.5"]})).dtypes["score"]
+    dtype('float64')
+    """
+    if scores is None or "person_id" not in scores.columns:
+        return None
+    cols = {"person_id": _text(scores["person_id"])}
+    if "group" in scores.columns:
+        cols["group"] = _text(scores["group"])
+    for c in SCORE_COLUMNS:
+        if c in scores.columns:
+            cols[c] = floats(scores[c])
+    view = pd.DataFrame(cols, index=pd.RangeIndex(len(scores)))
+    view.attrs["score_view"] = True
+    return view
+
+
+def _as_view(scores: pd.DataFrame | None) -> pd.DataFrame | None:
+    return scores if scores is None or scores.attrs.get("score_view") else score_view(scores)
+
+
+def floats(col: pd.Series) -> np.ndarray:
+    """A column as float64: numbers as they are, text as Python's ``float`` reads it (correctly rounded,
+    so a number written in shortest form reads back as the very float), NaN where it is no number.
+
+    >>> floats(pd.Series(["0.1", "", "x", "1e3", "inf"])).tolist()
+    [0.1, nan, nan, 1000.0, inf]
+    """
+    if col.dtype != object and not pd.api.types.is_string_dtype(col.dtype):
+        try:
+            return col.to_numpy(dtype=float, na_value=np.nan)
+        except (TypeError, ValueError):
+            pass
+    v = _text(col)
+    if not len(v):
+        return np.array([], dtype=float)
+    uniq, inv = np.unique(v.astype(str), return_inverse=True)
+
+    def one(x):
+        try:
+            return float(x)
+        except (TypeError, ValueError, OverflowError):
+            return np.nan
+    return np.array([one(u) for u in uniq.tolist()], dtype=float)[inv]
+
+
+def _text(col: pd.Series) -> np.ndarray:
+    """A column as Python strings, missing values as "" (what the CSV holds)."""
+    v = col.to_numpy(dtype=object, na_value="") if hasattr(col, "to_numpy") else np.asarray(col, dtype=object)
+    if len(v) and not all(isinstance(x, str) for x in v[:1]):
+        v = np.array(["" if x is None else str(x) for x in v], dtype=object)
+    return v
+
+
+def _num_array(x: np.ndarray) -> list:
+    """:func:`_num` of each float: 0 when not finite, an int when whole, else rounded to 4 places."""
+    x = np.asarray(x, dtype=float)
+    x = np.where(np.isfinite(x), x, 0.0)
+    whole = x == np.trunc(x)
+    return [int(v) if w else round(float(v), 4) for v, w in zip(x.tolist(), whole.tolist())]
+
+
+class EdgeView:
+    """edges.csv as arrays for the network views: ends as codes into ``ids`` (sorted person IDs), the
+    layer code, incidents, first date (days after :data:`BASE`) and span, evidence IDs.
+
+    Built with NumPy from the run's edges frame in memory or from edges.csv read back as text alike.
+    """
+
+    def __init__(self, edges: pd.DataFrame):
+        n = len(edges)
+        empty = np.full(n, "", dtype=object)
+        a = _text(edges["person_a"]) if "person_a" in edges.columns else empty
+        b = _text(edges["person_b"]) if "person_b" in edges.columns else empty
+        self.ids, codes = np.unique(np.concatenate([a, b]).astype(object), return_inverse=True) if n else \
+            (np.array([], dtype=object), np.array([], dtype=np.int64))
+        self.a, self.b = codes[:n].astype(np.int64), codes[n:].astype(np.int64)
+        lay = _text(edges["layer"]) if "layer" in edges.columns else empty
+        self.layer = np.where(lay == "victimization", 1, 0).astype(np.int64)
+        inc = floats(edges["incidents"]) if "incidents" in edges.columns else np.full(n, np.nan)
+        ok = np.isfinite(inc)
+        ok &= np.abs(np.where(ok, inc, 0)) < 2.0 ** 62
+        self.inc = np.where(ok, np.trunc(np.where(ok, inc, 0)), 1).astype(np.int64)
+        f = _days(edges["first_date"]) if "first_date" in edges.columns else np.full(n, np.nan)
+        last = _days(edges["last_date"]) if "last_date" in edges.columns else np.full(n, np.nan)
+        self.first = f - BASE_DAY
+        self.span = last - f
+        self.evidence = _text(edges["incident_ids"]) if "incident_ids" in edges.columns else empty
+        self.n = n
+
+    @classmethod
+    def from_network(cls, net, edges: pd.DataFrame) -> "EdgeView":
+        """The view straight from the network's arrays (person indices are already codes into the sorted
+        person IDs): no string sorting. ``edges`` is the run's edges frame (co-offending rows, then
+        victimization), which supplies the evidence column."""
+        self = cls.__new__(cls)
+        layers = [net.layers[n] for n in ("co_offending", "victimization")]
+        self.ids = np.asarray(net.person_ids, dtype=object)
+        self.a = np.concatenate([L.src for L in layers]).astype(np.int64)
+        self.b = np.concatenate([L.dst for L in layers]).astype(np.int64)
+        self.layer = np.concatenate([np.full(L.n_edges, i, dtype=np.int64) for i, L in enumerate(layers)])
+        self.inc = np.concatenate([L.n_incidents for L in layers]).astype(np.int64)
+        shift = date(1970, 1, 1).toordinal() - BASE_DAY
+        first = np.concatenate([L.first_day for L in layers]).astype(np.int64)
+        last = np.concatenate([L.last_day for L in layers]).astype(np.int64)
+        self.first = (first + shift).astype(float)
+        self.span = (last - first).astype(float)
+        self.evidence = _text(edges["incident_ids"])
+        self.n = len(self.a)
+        if len(self.evidence) != self.n:
+            raise ValueError("the edges frame does not match the network")
+        return self
+
+    def code(self, people) -> np.ndarray:
+        """Codes of ``people`` in :attr:`ids` (-1 for people with no tie)."""
+        people = np.asarray(list(people), dtype=object)
+        if not len(self.ids) or not len(people):
+            return np.full(len(people), -1, dtype=np.int64)
+        pos = np.searchsorted(self.ids, people).clip(0, len(self.ids) - 1)
+        return np.where(self.ids[pos] == people, pos, -1).astype(np.int64)
+
+    def matrix(self, layer: int) -> sp.csr_matrix:
+        """The symmetric 0/1 adjacency of one layer over :attr:`ids`."""
+        m = len(self.ids)
+        sel = self.layer == layer
+        r = np.concatenate([self.a[sel], self.b[sel]])
+        c = np.concatenate([self.b[sel], self.a[sel]])
+        A = sp.csr_matrix((np.ones(len(r), dtype=np.int32), (r, c)), shape=(m, m))
+        A.data[:] = 1
+        return A
+
+    def ties(self, rows: np.ndarray, index_of: np.ndarray) -> list[list]:
+        """Rows as ``[a, b, layer, incidents, first, span, incident_ids]``, ends renumbered by ``index_of``
+        (code -> position in the view's people), sorted."""
+        rows = np.asarray(rows, dtype=np.int64)
+        a, b = index_of[self.a[rows]], index_of[self.b[rows]]
+        order = np.lexsort((self.layer[rows], b, a))
+        rows, a, b = rows[order], a[order], b[order]
+        first, span = self.first[rows], self.span[rows]
+        # tuples: the page's JSON writes them as arrays, like lists
+        return list(zip(a.tolist(), b.tolist(), self.layer[rows].tolist(), self.inc[rows].tolist(),
+                        _ints_or_none(first), _ints_or_none(span), self.evidence[rows].tolist()))
+
+
+def _ints_or_none(x: np.ndarray) -> list:
+    """Whole floats as ints, NaN as None (vectorised when there is no NaN)."""
+    nan = np.isnan(x)
+    if not nan.any():
+        return x.astype(np.int64).tolist()
+    return [None if m else int(v) for v, m in zip(x.tolist(), nan.tolist())]
+
+
+def _days(col: pd.Series) -> np.ndarray:
+    """Day numbers (``date.toordinal``) of ISO dates (first 10 characters), NaN where not a date."""
+    s = pd.Series(_text(col), dtype=object).str.slice(0, 10)
+    d = pd.to_datetime(s, format="%Y-%m-%d", errors="coerce")
+    ns = d.to_numpy(dtype="datetime64[D]")
+    out = (ns - np.datetime64("1970-01-01", "D")).astype("int64").astype(float) + date(1970, 1, 1).toordinal()
+    out[d.isna().to_numpy()] = np.nan
+    return out
+
+
+def ego_data(edges: pd.DataFrame | EdgeView, people: list[str], *, scores: pd.DataFrame | None,
              explanations: dict[str, dict], listed: dict[str, list[tuple[str, int]]] | None = None) -> dict:
     """One JSON-ready dict with every tie the ego networks of ``people`` need.
 
     ``explanations`` maps person_id to its explanations.jsonl object (may be
     empty); each listed person carries their score components from it.
+    Vectorised over the ties (sparse matrix products give every listed
+    person's two-step ball at once); :func:`ego_ball` is the reference.
     """
-    adj = Adjacency(edges)
-    rows: set[int] = set()
-    everyone: set[str] = set(people)
-    for p in people:
-        ball = ego_ball(adj, p)
-        everyone |= ball
-        rows.update(adj.ties_among(ball))
-    ids = sorted(everyone)
-    index = {p: i for i, p in enumerate(ids)}
-    group_of, score_of = _person_attributes(scores, ids)
-    named = _named_scores(scores, people)
-    groups = sorted({g for g in group_of.values() if g})
+    ev = edges if isinstance(edges, EdgeView) else EdgeView(edges)
+    sv = _as_view(scores)
+    people = list(people)
+    codes = ev.code(people)
+    have = codes >= 0
+    m = len(ev.ids)
+    rows = np.array([], dtype=np.int64)
+    in_ball = np.zeros(m, dtype=bool)
+    if have.any() and m:
+        S = sp.csr_matrix((np.ones(int(have.sum()), dtype=np.int32), (np.arange(int(have.sum())), codes[have])),
+                          shape=(int(have.sum()), m))
+        A, V = ev.matrix(0), ev.matrix(1)
+        SA = S @ A
+        B = (S + SA + SA @ A + S @ V).tocsr()
+        B.data[:] = 1
+        in_ball[B.indices] = True
+        cand = np.flatnonzero(in_ball[ev.a] & in_ball[ev.b] & (ev.a != ev.b))
+        Bt = B.T.tocsr()
+        both = Bt[ev.a[cand]].multiply(Bt[ev.b[cand]])
+        rows = cand[np.asarray(both.getnnz(axis=1)).ravel() > 0]
+        # one tie per (pair, layer) as the reference keeps it: the last row of each
+        if len(rows):
+            key = pd.DataFrame({"a": np.minimum(ev.a[rows], ev.b[rows]), "b": np.maximum(ev.a[rows], ev.b[rows]),
+                                "l": ev.layer[rows]})
+            rows = rows[~key.duplicated(keep="last").to_numpy()]
+    ids = np.unique(np.concatenate([ev.ids[in_ball], np.asarray(people, dtype=object)]).astype(object)) \
+        if (len(people) or in_ball.any()) else np.array([], dtype=object)
+    index_of = np.full(m, -1, dtype=np.int64)
+    nodes = np.flatnonzero(in_ball)          # every end of a selected tie is in some ball, so in ids
+    if len(nodes):
+        index_of[nodes] = np.searchsorted(ids, ev.ids[nodes])
+    id_list = ids.tolist()
+    index = {p: i for i, p in enumerate(id_list)}
+    group_of, score_of = _person_attributes(sv, ids)
+    named = _named_scores(sv, people)
+    groups = sorted({g for g in group_of if g})
     gindex = {g: i for i, g in enumerate(groups)}
-    ties = sorted(adj.tie(i, index) for i in rows)
+    ties = ev.ties(rows, index_of)
     egos = []
     for p in people:
         ex = explanations.get(p) or {}
@@ -197,9 +394,21 @@ def ego_data(edges: pd.DataFrame, people: list[str], *, scores: pd.DataFrame | N
         for c in ex.get("components", []):
             if isinstance(c, dict) and c.get("name") and c.get("meaning"):
                 meanings.setdefault(str(c["name"]), str(c["meaning"]))
-    return {"people": ids, "groups": groups, "group": [gindex.get(group_of.get(p, ""), -1) for p in ids],
-            "score": [score_of.get(p, 0) for p in ids], "edges": ties, "egos": egos,
+    return {"people": id_list, "groups": groups, "group": [gindex.get(g, -1) for g in group_of],
+            "score": score_of, "edges": ties, "egos": egos,
             "meanings": dict(sorted(meanings.items())), "base": BASE}
+
+
+def _lookup(sv: pd.DataFrame, ids) -> np.ndarray:
+    """Row of each of ``ids`` in ``sv`` (the last row of a repeated person_id), -1 when absent."""
+    pid = sv["person_id"].to_numpy(dtype=object)
+    want = np.asarray(list(ids), dtype=object)
+    if len(pid) and (len(pid) == 1 or bool(np.all(pid[1:] > pid[:-1]))):   # sorted, no repeats: the run's order
+        pos = np.searchsorted(pid, want).clip(0, len(pid) - 1)
+        return np.where(pid[pos] == want, pos, -1).astype(np.int64)
+    ser = pd.Series(np.arange(len(pid)), index=pid)
+    ser = ser[~ser.index.duplicated(keep="last")]
+    return ser.reindex(want).fillna(-1).to_numpy(dtype=np.int64)
 
 
 def _named_scores(scores: pd.DataFrame | None, people: list[str]) -> dict[str, list]:
@@ -209,19 +418,31 @@ def _named_scores(scores: pd.DataFrame | None, people: list[str]) -> dict[str, l
         return {}
     s = scores[scores["person_id"].isin(set(people))]
     cols = ("enforcement_score", "service_score", "score", "probability_shooting")
-    vals = {c: (s[c].tolist() if c in s.columns else [None] * len(s)) for c in cols}
-    return {pid: [None if vals[c][i] in (None, "") else _num(vals[c][i]) for c in cols]
-            for i, pid in enumerate(s["person_id"].tolist())}
+    out_cols = []
+    for c in cols:
+        if c in s.columns:
+            v = s[c].to_numpy(dtype=float)
+            nums = _num_array(v)
+            out_cols.append([None if x != x else y for x, y in zip(v.tolist(), nums)])
+        else:
+            out_cols.append([None] * len(s))
+    return {pid: [col[i] for col in out_cols] for i, pid in enumerate(s["person_id"].tolist())}
 
 
-def _person_attributes(scores: pd.DataFrame | None, ids) -> tuple[dict[str, str], dict[str, float]]:
+def _person_attributes(scores: pd.DataFrame | None, ids) -> tuple[list[str], list]:
+    """Each of ``ids``: its group ("" when none) and its score as the page shows it (0 when none)."""
+    n = len(ids)
     if scores is None or "person_id" not in scores.columns:
-        return {}, {}
-    want = set(ids)
-    s = scores[scores["person_id"].isin(want)]
-    groups = dict(zip(s["person_id"], s["group"])) if "group" in s.columns else {}
-    sc = dict(zip(s["person_id"], (_num(v) for v in s["score"]))) if "score" in s.columns else {}
-    return groups, sc
+        return [""] * n, [0] * n
+    r = _lookup(scores, ids)
+    hit = r >= 0
+    groups = np.full(n, "", dtype=object)
+    if "group" in scores.columns:
+        groups[hit] = scores["group"].to_numpy(dtype=object)[r[hit]]
+    sc = np.zeros(n)
+    if "score" in scores.columns:
+        sc[hit] = scores["score"].to_numpy(dtype=float)[r[hit]]
+    return groups.tolist(), _num_array(sc)
 
 
 def top_groups(lists: dict[str, pd.DataFrame], call_in_groups: pd.DataFrame | None,
@@ -265,22 +486,27 @@ def top_groups(lists: dict[str, pd.DataFrame], call_in_groups: pd.DataFrame | No
     return out
 
 
-def group_network(edges: pd.DataFrame, scores: pd.DataFrame, groups: list[str],
+def group_network(edges: pd.DataFrame | EdgeView, scores: pd.DataFrame, groups: list[str],
                   listed: dict[str, list[tuple[str, int]]]) -> dict:
     """Members of ``groups`` (their primary group in scores.csv) and every tie among them."""
+    ev = edges if isinstance(edges, EdgeView) else EdgeView(edges)
+    sv = _as_view(scores)
     gindex = {g: i for i, g in enumerate(groups)}
-    s = scores[scores["group"].isin(set(groups))]
-    s = s.sort_values(["group", "person_id"], key=lambda c: c.map(gindex) if c.name == "group" else c,
-                      kind="stable")
+    s = sv[sv["group"].isin(set(groups))]
+    s = s.assign(_g=s["group"].map(gindex)).sort_values(["_g", "person_id"], kind="stable")
     ids = s["person_id"].tolist()
     index = {p: i for i, p in enumerate(ids)}
+    scores_shown = _num_array(s["score"].to_numpy(dtype=float)) if "score" in s.columns else [0] * len(ids)
     nodes = []
-    for pid, g, sc in zip(ids, s["group"].tolist(), s["score"].tolist() if "score" in s.columns else [0] * len(ids)):
+    for pid, g, sc in zip(ids, s["group"].tolist(), scores_shown):
         mask = sum(LIST_BITS[n] for n, _ in listed.get(pid, []))
-        nodes.append([pid, gindex[g], _num(sc), mask])
-    adj = Adjacency(edges)
-    ties = sorted(adj.tie(i, index) for i in range(len(adj.a)) if adj.a[i] in index and adj.b[i] in index)
-    return {"groups": groups, "nodes": nodes, "edges": ties, "base": BASE}
+        nodes.append([pid, gindex[g], sc, mask])
+    index_of = np.full(len(ev.ids), -1, dtype=np.int64)
+    c = ev.code(ids)
+    # a person repeated in scores.csv keeps their last position, as a dict built in order would
+    index_of[c[c >= 0]] = np.array([index[p] for p in np.asarray(ids, dtype=object)[c >= 0]], dtype=np.int64)
+    rows = np.flatnonzero((index_of[ev.a] >= 0) & (index_of[ev.b] >= 0)) if ev.n else np.array([], dtype=np.int64)
+    return {"groups": groups, "nodes": nodes, "edges": ev.ties(rows, index_of), "base": BASE}
 
 
 def conflict_map(conflicts: pd.DataFrame, group_table: pd.DataFrame | None, scores: pd.DataFrame | None,
