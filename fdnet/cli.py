@@ -198,7 +198,7 @@ def synth(
     with err.status(f"generating a city of {people:,} people (seed {seed})"):
         city = generate_city(n_people=people, seed=seed)
         write_city(city, out_dir, fmt=fmt)
-    out.print(f"wrote {city.n_rows("incidents"):,} incidents and {city.n_rows("involvements"):,} involvements "
+    out.print(f"wrote {city.n_rows('incidents'):,} incidents and {city.n_rows('involvements'):,} involvements "
               f"to {out_dir} (input period ends {city.end_date})")
 
 
