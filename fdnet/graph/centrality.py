@@ -45,7 +45,7 @@ from .. import _core
 from .csr import CSR
 from .layers import Layer
 
-EXACT_WORK = 1e9           # exact betweenness in a component while people x (people + ties) <= this
+EXACT_WORK = 2e8           # exact betweenness in a component while people x (people + ties) <= this
 DEFAULT_PIVOTS = 512
 
 

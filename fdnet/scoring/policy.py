@@ -303,7 +303,7 @@ class Analytics(_Strict):
     """Centrality and exposure settings (docs/concepts.md)."""
 
     betweenness_exact_work: float = Field(
-        default=1e9, gt=0, description="betweenness is exact in a connected component while people x (people + ties) is at most this; sampled above")
+        default=2e8, gt=0, description="betweenness is exact in a connected component while people x (people + ties) is at most this; sampled above")
     betweenness_pivots: int = Field(default=512, ge=16, description="source pivots when betweenness is sampled")
     seed: int = Field(default=42, description="seed for sampled betweenness")
     exposure_max_distance: int = Field(default=6, ge=1, le=50,
