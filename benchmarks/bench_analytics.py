@@ -459,7 +459,7 @@ def fdnet_betweenness_kwargs() -> dict:
     import inspect
 
     from fdnet.graph import centrality as cen
-    from fdnet.scoring.policy import Policy
+    from fdnet.policy import Policy
     ap = Policy().analytics
     kw = {"k": getattr(ap, "betweenness_pivots", PIVOTS), "seed": getattr(ap, "seed", BW_SEED)}
     params = inspect.signature(cen.betweenness).parameters
@@ -671,7 +671,7 @@ ANALYZE_STAGE_FUNCS = ("exposure_counts", "fit_hawkes", "current_hazard", "leide
 
 def analyze_fdnet(d):
     import fdnet.graph.analytics as A
-    from fdnet.scoring.policy import Policy
+    from fdnet.policy import Policy
     net = d["net"]
     timer = StageTimer()
     A.cen = _TimedModule(A.cen, "centrality.", timer)
@@ -734,7 +734,7 @@ def worker(spec: str, input_path: Path, mode: str, repeat: int, result_path: Pat
     import importlib
     q, m = spec.split(":", 1)
     lib = m.split("-")[0]
-    for mod in IMPORTS[lib] + (["fdnet.graph.analytics", "fdnet.scoring.policy"] if q == "analyze" else []):
+    for mod in IMPORTS[lib] + (["fdnet.graph.analytics", "fdnet.policy"] if q == "analyze" else []):
         importlib.import_module(mod)
     d = load_input(input_path)
     if q == "analyze":

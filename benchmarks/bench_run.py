@@ -254,7 +254,7 @@ def _child_meta(argv: list[str]) -> int:
     """as_of (latest incident date), default window_days and input row counts of a city."""
     city, path = Path(argv[0]), argv[1]
     import pandas as pd
-    from fdnet.scoring.policy import load_policy
+    from fdnet.policy import load_policy
     d = pd.to_datetime(_read_table(city, "incidents", ["date"])["date"]).max()
     inv = city / "involvements.csv"
     if inv.exists():

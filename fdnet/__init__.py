@@ -7,7 +7,7 @@ a :class:`~fdnet.run.Run` with every table, nothing written), :meth:`Run.write`
 and :func:`open_run` (a finished run folder, checked against its manifest);
 :func:`study` stops at the scores.
 """
-__version__ = "0.4.0"
+__version__ = "0.5.0"
 
 __all__ = ["__version__", "run", "Run", "open_run", "RunFolder", "study", "Study", "compute_run",
            "load_records", "Policy"]
@@ -31,6 +31,6 @@ def __getattr__(name):  # lazy imports keep `import fdnet` and the CLI start fas
         from .records import load_records
         return load_records
     if name == "Policy":
-        from .scoring.policy import Policy
+        from .policy import Policy
         return Policy
     raise AttributeError(name)

@@ -23,7 +23,7 @@ from .graph.layers import Network, build_network
 from .records.retention import apply_retention
 from .records.validate import Records, load_records
 from .scoring.features import compute_features
-from .scoring.policy import Policy, load_policy, policy_from_dict
+from .policy import Policy, load_policy, policy_from_dict
 from .scoring.score import age_on, score_table
 
 

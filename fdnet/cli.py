@@ -157,7 +157,7 @@ def run(
     """
     from .pipeline import run as run_pipeline
     from .runfolder import check_run_dir, load_sign_key
-    from .scoring.policy import load_policy
+    from .policy import load_policy
 
     check_run_dir(out_dir)
     key = load_sign_key(sign_key, run_dir=out_dir) if sign_key is not None else None
@@ -324,7 +324,7 @@ def verify(
 def policy_init(path: Path = typer.Argument(Path("policy.yaml"), help="Where to write the default policy.")):
     """Write the default policy, every key filled in, to edit and sign off."""
     from .errors import UsageError
-    from .scoring.policy import default_policy_yaml
+    from .policy import default_policy_yaml
     if path.exists():
         raise UsageError(f"{path} exists; fdnet will not overwrite it")
     path.write_text(default_policy_yaml(), encoding="utf-8")
@@ -336,7 +336,7 @@ def policy_check(path: Path = typer.Argument(..., help="Policy YAML to validate.
     """Validate a policy file and print the effective policy (defaults filled in) as JSON, and its hash
     (the report's and the audit log's "policy hash") on standard error."""
     from .runfolder import policy_sha256 as policy_hash
-    from .scoring.policy import load_policy
+    from .policy import load_policy
     eff = load_policy(path).effective()
     print(json.dumps(eff, indent=2))
     err.print(f"policy hash {policy_hash(eff)} (SHA-256 of the effective policy as canonical JSON: the hash the "
@@ -351,7 +351,7 @@ def _calibration_command(data_dirs, out_dir, policy, horizon, origins, step, top
     from .scoring.calibrate import calibrate as run_calibration
     from .tables import csv_bytes
     from .scoring.calibrate import report_markdown
-    from .scoring.policy import load_policy
+    from .policy import load_policy
 
     check_run_dir(out_dir)
     for d in data_dirs:
@@ -521,7 +521,7 @@ def retention_report_cmd(
     from rich.markup import escape
 
     from .records.retention import retention_report
-    from .scoring.policy import load_policy
+    from .policy import load_policy
 
     pol = load_policy(policy)
     _refuse_existing(csv_out)

@@ -219,7 +219,7 @@ def run(data_dir: str | Path, *, as_of: str | None = None, policy=None, mapping_
         progress: Callable[[str], None] | None = None, previous_groups: pd.DataFrame | None = None) -> Run:
     """Compute a whole run in memory (writes nothing); see the module docstring.
 
-    ``policy``: a :class:`~fdnet.scoring.policy.Policy`, a dict, or a path to a policy YAML file.
+    ``policy``: a :class:`~fdnet.policy.Policy`, a dict, or a path to a policy YAML file.
     ``previous_run``: an earlier run folder whose groups.csv lets detected groups keep their names
     (``previous_groups``: that table itself). ``today``: the day of the run (default the machine's
     date; records dated after it are rejected as dated in the future). ``progress`` is called with each

@@ -15,7 +15,7 @@ import yaml
 from fdnet.cli import main
 from fdnet.errors import PolicyError
 from fdnet.pipeline import compute_run
-from fdnet.scoring.policy import (COMPONENT_DOCS, DEMOGRAPHIC_ATTRIBUTES, DEMOGRAPHIC_COMPONENTS,
+from fdnet.policy import (COMPONENT_DOCS, DEMOGRAPHIC_ATTRIBUTES, DEMOGRAPHIC_COMPONENTS,
                                   JUSTIFICATION_MIN_CHARS, Policy, default_policy_yaml, is_demographic, load_policy,
                                   policy_from_dict)
 from fdnet.synth import generate_city, write_city

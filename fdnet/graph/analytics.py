@@ -7,7 +7,7 @@ every column is documented in :data:`PERSON_COLUMNS`.
 
 >>> import pandas as pd
 >>> from fdnet.graph.layers import build_network
->>> from fdnet.scoring.policy import Policy
+>>> from fdnet.policy import Policy
 >>> inc = pd.DataFrame({"incident_id": ["I1", "I2", "I3"], "day": [19000, 19010, 19020],
 ...                     "gun": [False, True, True], "violent": [False, True, True]})
 >>> inv = pd.DataFrame({"incident_id": ["I1", "I1", "I2", "I2", "I3", "I3"],

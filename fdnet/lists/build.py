@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from ..scoring.features import FEATURES
-from ..scoring.policy import Policy
+from ..policy import Policy
 
 
 def _plural(n: int, one: str, many: str | None = None) -> str:
@@ -162,7 +162,7 @@ def reasons(df: pd.DataFrame, policy: Policy, kind: str, limit: int = 5) -> np.n
     matrix (largest first, ties in :data:`FEATURES` order), the top ``limit``
     joined with "; ".
 
-    >>> from fdnet.scoring.policy import Policy
+    >>> from fdnet.policy import Policy
     >>> df = pd.DataFrame({n: [0.0, 0.0] for n in FEATURES} | {f"points_{n}": [0.0, 0.0] for n in FEATURES})
     >>> df.loc[0, ["offending", "points_offending", "degree", "points_degree"]] = [3, 6.0, 1, 6.5]
     >>> reasons(df, Policy(), "enforcement").tolist()
@@ -202,7 +202,7 @@ def _sentence(s: np.ndarray) -> np.ndarray:
 def enforcement_reasons(df: pd.DataFrame, policy: Policy) -> np.ndarray:
     """:func:`enforcement_reason` for every row of ``df``, column-wise.
 
-    >>> from fdnet.scoring.policy import Policy
+    >>> from fdnet.policy import Policy
     >>> df = pd.DataFrame({n: [0.0] for n in FEATURES} | {f"points_{n}": [0.0] for n in FEATURES})
     >>> df[["offending", "points_offending"]] = [[2, 4.0]]
     >>> df = df.assign(last_offending_date=["2025-03-01"], juvenile=[True])
@@ -223,7 +223,7 @@ def enforcement_reasons(df: pd.DataFrame, policy: Policy) -> np.ndarray:
 def service_reasons(df: pd.DataFrame, policy: Policy) -> np.ndarray:
     """:func:`service_reason` for every row of ``df``, column-wise.
 
-    >>> from fdnet.scoring.policy import Policy
+    >>> from fdnet.policy import Policy
     >>> df = pd.DataFrame({n: [0.0] for n in FEATURES} | {f"points_{n}": [0.0] for n in FEATURES})
     >>> df = df.assign(last_victimization_date=["2025-03-01"])
     >>> service_reasons(df, Policy()).tolist()

@@ -38,7 +38,7 @@ where and whom police patrol and stop as well as behaviour
 
 Two more columns say whether the list's own score uses a demographic
 attribute: ``demographic_points`` names the demographic components (age,
-sex, race, ethnicity, district: :data:`fdnet.scoring.policy.DEMOGRAPHIC_COMPONENTS`)
+sex, race, ethnicity, district: :data:`fdnet.policy.DEMOGRAPHIC_COMPONENTS`)
 that add points to the score the list ranks by (by default none for the
 enforcement lists, ``age`` for service referrals), and ``justification`` the
 policy's written justification where a demographic component counts for an
@@ -50,7 +50,7 @@ Age bands come from scores.age (age on as_of): ``under 18``, ``18-24``,
 ``25-34``, ``35-44``, ``45+``, ``unknown``; every band is always listed.
 
 >>> import pandas as pd
->>> from fdnet.scoring.policy import Policy
+>>> from fdnet.policy import Policy
 >>> scores = pd.DataFrame({"person_id": ["a", "b", "c", "d"], "age": [17, 20, 30, None],
 ...                        "offending": [1, 1, 0, 2]})
 >>> lists = {"call_in": pd.DataFrame({"person_id": ["a", "d"]})}
@@ -72,7 +72,7 @@ import numpy as np
 import pandas as pd
 
 from ..runfolder import ENFORCEMENT_LISTS, LIST_NAMES
-from ..scoring.policy import is_demographic
+from ..policy import is_demographic
 
 # ENFORCEMENT_LISTS: the lists whose candidates must have an offending role (guardrails.min_offending_incidents >= 1)
 AGE_BANDS = ("under 18", "18-24", "25-34", "35-44", "45+", "unknown")
@@ -162,7 +162,7 @@ def disparity_table(scores: pd.DataFrame, lists: dict[str, pd.DataFrame], person
 
     ``scores`` is scores.csv (person_id, age, offending), ``lists`` maps list
     names to frames with a person_id column, ``persons`` the validated
-    persons table or ``None``, ``policy`` a :class:`fdnet.scoring.policy.Policy`
+    persons table or ``None``, ``policy`` a :class:`fdnet.policy.Policy`
     (its ``disparity`` section). Notes on what could not be reported are in
     ``table.attrs["notes"]`` (and in :func:`disparity_summary`).
     """

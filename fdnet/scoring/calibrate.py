@@ -50,7 +50,7 @@ from ..errors import UsageError
 from ..records.schema import normalise_sex
 from ..records.validate import day_to_iso, iso_to_day, load_records
 from .features import FEATURES
-from .policy import VICTIMIZATION_COMPONENTS, Component, Policy, is_demographic, policy_from_dict
+from ..policy import VICTIMIZATION_COMPONENTS, Component, Policy, is_demographic, policy_from_dict
 
 PDO = 20.0                        # points to double the odds
 SCALE = PDO / math.log(2.0)       # points per unit of log-odds

@@ -25,7 +25,7 @@ import pandas as pd
 from ..graph.layers import FLAG_OFFENDING, FLAG_VICTIM, Network
 from ..records.validate import day_to_iso
 from .features import FEATURES, group_shooting_pairs, group_shootings_dict, own_victimization_pairs
-from .policy import COMPONENT_DOCS, Policy
+from ..policy import COMPONENT_DOCS, Policy
 
 ENFORCEMENT_LISTS = ("call_in", "custom_notifications")
 
@@ -37,7 +37,7 @@ _POLICY_KEY = re.compile(r"\b(features|analytics|contagion|lists|guardrails|cali
 def policy_words(text: str, policy: Policy) -> str:
     """``text`` with every dotted policy key replaced by the value this run used.
 
-    >>> from fdnet.scoring.policy import Policy
+    >>> from fdnet.policy import Policy
     >>> policy_words("in the last features.recent_days days", Policy())
     'in the last 180 days'
     >>> policy_words("unknown.key stays", Policy())
@@ -58,7 +58,7 @@ def policy_words(text: str, policy: Policy) -> str:
 def component_meaning(name: str, policy: Policy) -> str:
     """What a component measures, in words and this run's numbers (no raw policy keys).
 
-    >>> from fdnet.scoring.policy import Policy
+    >>> from fdnet.policy import Policy
     >>> component_meaning("group_violence", Policy())[:40]
     'shootings in the last 365 days with a me'
     """

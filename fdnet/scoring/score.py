@@ -1,7 +1,7 @@
 """The additive points score, list scores and the enforcement guardrails.
 
 Each component turns its feature value into points (a capped linear rule or
-a scorecard table, :class:`fdnet.scoring.policy.Component`); the score is
+a scorecard table, :class:`fdnet.policy.Component`); the score is
 their sum, so every point on a list traces to one component and its
 evidence. ``risk`` maps the score to an estimated probability of shooting or
 being shot within the policy's calibration horizon.
@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from .features import FEATURES
-from .policy import VICTIMIZATION_COMPONENTS, Policy
+from ..policy import VICTIMIZATION_COMPONENTS, Policy
 
 def components_for(policy: Policy, kind: str) -> list[str]:
     """Components that add to the ``kind`` ("enforcement" or "service") score."""

@@ -279,7 +279,7 @@ def test_damaged_or_odd_files_never_break_the_report(run, damage):
 def test_demographic_enforcement_is_none_by_default_and_a_justification_is_shown(run, tmp_path):
     """The disparity section says that no demographic attribute adds enforcement points; when a policy
     makes age count for enforcement, its written justification is printed there (escaped)."""
-    from fdnet.scoring.policy import Policy
+    from fdnet.policy import Policy
     text = unescape(re.sub(r"<[^>]+>", " ", render_report(*run)))
     assert "None: no demographic attribute" in text
     age = Policy().components["age"].model_dump()

@@ -40,12 +40,12 @@ from fdnet.graph.contagion import (CSRGraph, HawkesFit, current_hazard, fit_hawk
 from fdnet.graph.layers import Layer, build_network
 from fdnet.pipeline import compute_run, read_csv_text
 from fdnet.records.validate import load_records
-from fdnet.scoring.policy import Policy, policy_from_dict
+from fdnet.policy import Policy, policy_from_dict
 from fdnet.synth import generate_city, write_city
 
 from helpers import write_folder
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT.parent / "shared" / "data"
 OFFENDING = ("offender", "suspect", "arrestee")
 EPOCH = np.datetime64("1970-01-01", "D")

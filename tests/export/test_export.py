@@ -566,7 +566,7 @@ def test_markup_quotes_line_breaks_and_control_characters_stay_well_formed():
 def test_policy_hash_is_the_audit_logs():
     from fdnet.audit.log import canonical_json
     from fdnet.export.runfolder import policy_sha256
-    from fdnet.scoring.policy import Policy
+    from fdnet.policy import Policy
     p = Policy().effective()
     assert policy_sha256(p) == hashlib.sha256(canonical_json(p).encode("utf-8")).hexdigest()
 

@@ -25,7 +25,7 @@ from pydantic import ValidationError
 from fdnet.cli import main
 from fdnet.errors import PolicyError
 from fdnet.pipeline import compute_run, write_run
-from fdnet.scoring.policy import VICTIMIZATION_COMPONENTS, Component, Policy, load_policy, policy_from_dict
+from fdnet.policy import VICTIMIZATION_COMPONENTS, Component, Policy, load_policy, policy_from_dict
 from fdnet.synth import generate_city, write_city
 
 AS_OF = "2025-09-01"

@@ -274,7 +274,7 @@ def test_every_mapping_example_in_data_format_md_is_valid():
 
     from fdnet.records.mapping import Mapping
 
-    doc = (Path(__file__).resolve().parents[1] / "docs" / "data-format.md").read_text()
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "data-format.md").read_text()
     blocks = re.findall(r"```yaml\n(.*?)```", doc, flags=re.DOTALL)
     assert len(blocks) >= 5
     for b in blocks:

@@ -21,7 +21,7 @@ from fdnet.errors import InputError
 from fdnet.records import load_records
 from fdnet.records.read import MAX_FIELD_CHARS, parse_csv
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 
 
 def rej(rec, file=None):

@@ -24,7 +24,7 @@ import yaml
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from ..errors import PolicyError
+from .errors import PolicyError
 
 ListName = Literal["call_in", "custom_notifications", "service_referrals"]
 
@@ -181,8 +181,8 @@ def justification_ok(text: str) -> bool:
 
 
 def _load_default_components() -> dict:
-    """The shipped scorecard (scoring/default_components.yaml, calibrated on synthetic cities)."""
-    path = Path(__file__).with_name("default_components.yaml")
+    """The shipped scorecard (fdnet/scoring/default_components.yaml, calibrated on synthetic cities)."""
+    path = Path(__file__).parent / "scoring" / "default_components.yaml"
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
     return data
 

@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 from helpers import write_folder
 
-from fdnet.audit.disparity import AGE_BANDS, COLUMNS, age_band, disparity_summary, disparity_table
-from fdnet.scoring.policy import policy_from_dict
+from fdnet.lists.disparity import AGE_BANDS, COLUMNS, age_band, disparity_summary, disparity_table
+from fdnet.policy import policy_from_dict
 
 # Ten people in the network. p1-p8 offended in the window, p9 and p10 were only victims.
 #   race: p1-p5 B, p6-p9 W, p10 missing (-> "unknown")

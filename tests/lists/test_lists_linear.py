@@ -19,7 +19,7 @@ from fdnet.api import study
 from fdnet.lists import build
 from fdnet.lists.reach import induced_csr
 from fdnet.scoring.features import FEATURES
-from fdnet.scoring.policy import Policy, policy_from_dict
+from fdnet.policy import Policy, policy_from_dict
 from fdnet.synth import generate_city, write_city
 
 

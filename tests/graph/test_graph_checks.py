@@ -20,7 +20,7 @@ import pytest
 from fdnet.graph.layers import LAYERS, build_network
 from fdnet.synth import generate_city
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT.parent / "shared" / "data"
 EPOCH = np.datetime64("1970-01-01", "D")
 
@@ -209,7 +209,7 @@ def test_auto_resolution_with_no_ties():
 
 def test_analyze_reports_the_chosen_resolution():
     from fdnet.graph.analytics import analyze
-    from fdnet.scoring.policy import Policy, policy_from_dict
+    from fdnet.policy import Policy, policy_from_dict
     net = _infinito()
     an = analyze(net, persons=None, audit=None, relations=None, policy=Policy())
     assert Policy().groups.resolution == "auto"

@@ -32,7 +32,7 @@ import pytest
 from fdnet.pipeline import compute_run
 from fdnet.records.validate import load_records
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 ISRAEL = DATA / "israel_burglary"
 STLOUIS = DATA / "stlouis_crime"
 OFFENDING = ("offender", "suspect", "arrestee")

@@ -17,10 +17,10 @@ import pytest
 import typer
 
 from fdnet import cli
-from fdnet.audit.explain_cli import component_rows, evidence_items, explain_person, headline, list_lines
+from fdnet.explain_cli import component_rows, evidence_items, explain_person, headline, list_lines
 from fdnet.tables import read_csv_table
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 LISTS = ("call_in", "custom_notifications", "service_referrals")
 
 

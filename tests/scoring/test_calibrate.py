@@ -19,12 +19,12 @@ import yaml
 from fdnet.cli import main
 from fdnet.scoring.calibrate import (REFUSE_BELOW_POSITIVES, WARN_BELOW_POSITIVES, _fit_policy, calibrate,
                                      delong, proportion_ci, snapshots)
-from fdnet.scoring.policy import DEMOGRAPHIC_COMPONENTS, VICTIMIZATION_COMPONENTS, Policy, load_policy, policy_from_dict
+from fdnet.policy import DEMOGRAPHIC_COMPONENTS, VICTIMIZATION_COMPONENTS, Policy, load_policy, policy_from_dict
 from fdnet.synth import generate_city, write_city
 
 HORIZON = 120
 OFFENDING = ("offender", "suspect", "arrestee")
-ISRAEL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "israel_burglary" / "offender_crime.csv"
+ISRAEL = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "israel_burglary" / "offender_crime.csv"
 RANKINGS_FIT = {"fdnet (calibrated)", "fdnet (policy as given)", "fdnet enforcement score (calibrated)",
                 "fdnet enforcement score (policy as given)", "violent offending count", "offending count",
                 "shooting involvement", "demographics only (age, sex)", "SSL-style 8-predictor points"}
