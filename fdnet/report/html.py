@@ -7,7 +7,7 @@ sees in the page can never disagree with the audited files beside it. Files
 an older run did not write are skipped with a note; files this module does
 not know are still listed, with their SHA-256, in the inventory at the end.
 
-Safety rules the page keeps (tests/test_report.py checks each):
+Safety rules the page keeps (tests/report/test_report.py checks each):
 
 - Every string from the input (IDs, group names, reasons, rejected raw rows)
   goes through Jinja2's autoescaping, or :func:`markupsafe.escape` in the
