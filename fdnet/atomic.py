@@ -132,12 +132,19 @@ def clean_stale_staging(parent: str | os.PathLike, target_name: str | None = Non
     return removed
 
 
+#: signals received inside :func:`signals_as_exceptions` since the CLI started (see there)
+RECEIVED: list[int] = []
+
+
 @contextlib.contextmanager
 def signals_as_exceptions(signums=(signal.SIGTERM, signal.SIGHUP)):
     """Within the block, SIGTERM/SIGHUP raise :class:`Interrupted` (so ``finally``/``except`` clean up).
 
     A no-op outside the main thread (Python delivers signals to the main thread only). The previous
     handlers are restored on exit; a second signal while the first is being handled is ignored.
+    Every signal received is also appended to :data:`RECEIVED` (shared by nested blocks), so that a
+    caller can tell an error that the signal caused (an exception raised inside a C extension's
+    import comes out as ``ImportError: initialization failed``) from a real one.
     """
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -148,6 +155,7 @@ def signals_as_exceptions(signums=(signal.SIGTERM, signal.SIGHUP)):
         if fired:
             return
         fired.append(signum)
+        RECEIVED.append(signum)
         raise Interrupted(signum)
 
     old = {}

@@ -572,8 +572,9 @@ def main(argv: list[str] | None = None) -> int:
     """
     import errno
 
-    from .atomic import signals_as_exceptions
+    from .atomic import RECEIVED, signals_as_exceptions
 
+    RECEIVED.clear()
     try:
         with signals_as_exceptions():
             rc = app(args=argv, standalone_mode=False)
@@ -590,6 +591,11 @@ def main(argv: list[str] | None = None) -> int:
         err.print("fdnet: interrupted; nothing partial was left behind", markup=False)
         return 130
     except Exception as exc:  # the CLI framework's usage errors come through here too
+        if RECEIVED:   # the signal's exception surfaced as another error (e.g. inside an extension's import)
+            from .errors import Interrupted
+            stop = Interrupted(RECEIVED[0])
+            err.print(f"fdnet: error: {stop}", markup=False, highlight=False, soft_wrap=True)
+            return stop.exit_code
         if hasattr(exc, "show") and isinstance(getattr(exc, "exit_code", None), int):
             exc.show(file=sys.stderr)  # click-style UsageError / BadParameter: exit 2
             return exc.exit_code
