@@ -296,6 +296,8 @@ def run(data_dir: str | Path, *, as_of: str | None = None, policy=None, mapping_
         "inputs": inputs,
         "summary": summary,
         "analytics": {
+            # how groups were detected: the Leiden resolution, the criterion and (auto) the whole scan
+            "groups": an.group_detection,
             "betweenness": an.betweenness_info,
             "contagion": an.contagion.summary() if an.contagion is not None else None,
         },
