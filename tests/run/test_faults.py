@@ -248,3 +248,20 @@ def test_sigterm_that_surfaces_as_another_error_is_still_sigterm(computed, tmp_p
     monkeypatch.setattr(run_module, "run", boom)
     assert main(["run", str(computed["data"]), "--out", str(tmp_path / "r2"), "-q"]) == 1
     assert "bug in fdnet" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("delay", [0.25, 0.5])
+def test_sigterm_while_the_command_is_still_starting(computed, tmp_path, delay):
+    """Before the CLI has installed its own handling (Python still importing fdnet and its libraries),
+    SIGTERM exits 143 with the message, not a silent death by signal (returncode -15; seen in a fresh
+    clone's CI at 0.86 s). Only the interpreter's own start (tens of milliseconds, before fdnet's first
+    line runs) is left to the default disposition: nothing can have been written then."""
+    run = tmp_path / "r"
+    p = subprocess.Popen([sys.executable, "-m", "fdnet", "run", str(computed["data"]), "--out", str(run), "-q"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(delay)
+    p.send_signal(signal.SIGTERM)
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 143, (p.returncode, err)
+    assert "stopped by SIGTERM" in err and "Traceback" not in err
+    assert not run.exists() and siblings(run) == []
