@@ -35,7 +35,7 @@ import pandas as pd
 
 from . import __version__
 from .errors import UsageError
-from .runfolder import (LIST_NAMES, MANIFEST_FILE, REPORT_FILE, file_stats, iter_tables, manifest_bytes,
+from .runfolder import (LIST_NAMES, MANIFEST_FILE, listed_of, REPORT_FILE, file_stats, iter_tables, manifest_bytes,
                         sha256_bytes, write_run_folder)
 
 STEPS = ("read and validate", "build networks", "network analytics", "features and scores", "lists",
@@ -96,11 +96,7 @@ class Run:
 
     def listed(self) -> dict[str, list[str]]:
         """person_id -> the lists they are on, in list order."""
-        out: dict[str, list[str]] = {}
-        for name in LIST_NAMES:
-            for pid in self.lists[name]["person_id"].tolist():
-                out.setdefault(pid, []).append(name)
-        return out
+        return listed_of(self.lists)
 
     # ------------------------------------------------------------------ people
     def explain(self, person_id: str) -> dict:
@@ -246,10 +242,7 @@ def run(data_dir: str | Path, *, as_of: str | None = None, policy=None, mapping_
                         as_of=rec.as_of)
 
     step("explanations")
-    listed: dict[str, list[str]] = {}
-    for name in LIST_NAMES:
-        for pid in lists[name]["person_id"].tolist():
-            listed.setdefault(pid, []).append(name)
+    listed = listed_of(lists)
     expl = explain_listed(net, rec.involvements, scores, policy, listed, analytics=an, persons=rec.persons,
                           lists={k: v for k, v in lists.items() if k != "call_in_groups"})
 

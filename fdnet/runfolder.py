@@ -522,6 +522,26 @@ class RunFolder:
                 if n not in (REPORT_FILE, MANIFEST_FILE)}
 
 
+def parse_manifest(path: str | Path, data: bytes) -> dict:
+    """manifest.json's bytes as a dict, or a :class:`~fdnet.errors.UsageError` naming ``path``."""
+    try:
+        manifest = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise UsageError(f"{path} is not valid JSON: {exc}") from None
+    if not isinstance(manifest, dict):
+        raise UsageError(f"{path} is not an fdnet manifest (not a JSON object)")
+    return manifest
+
+
+def listed_of(lists) -> dict[str, list[str]]:
+    """person_id -> the names of the lists (of :data:`LIST_NAMES`) they are on, in list order."""
+    out: dict[str, list[str]] = {}
+    for name in LIST_NAMES:
+        for pid in lists[name]["person_id"].tolist():
+            out.setdefault(pid, []).append(name)
+    return out
+
+
 def open_files(run_dir: str | Path, names, *, action: str = "read") -> RunFolder:
     """Open only the files ``names`` of a run folder (a review reads the three lists, not the whole run).
 
@@ -535,12 +555,7 @@ def open_files(run_dir: str | Path, names, *, action: str = "read") -> RunFolder
     if not mpath.is_file():
         raise UsageError(f"{run_dir} has no manifest.json: not an fdnet run folder")
     mbytes = mpath.read_bytes()
-    try:
-        manifest = json.loads(mbytes.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise UsageError(f"{mpath} is not valid JSON: {exc}") from None
-    if not isinstance(manifest, dict):
-        raise UsageError(f"{mpath} is not an fdnet manifest (not a JSON object)")
+    manifest = parse_manifest(mpath, mbytes)
     outputs = manifest.get("outputs") if isinstance(manifest.get("outputs"), dict) else {}
     data: dict[str, bytes] = {}
     for name in names:

@@ -705,13 +705,8 @@ def _run_folder(run_dir: str | os.PathLike) -> Path:
 
 
 def _parse_manifest(run: Path, data: bytes) -> dict:
-    try:
-        m = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise UsageError(f"{run / 'manifest.json'} is not valid JSON: {exc}") from None
-    if not isinstance(m, dict):
-        raise UsageError(f"{run / 'manifest.json'} is not an fdnet manifest (not a JSON object)")
-    return m
+    from ..runfolder import parse_manifest   # the one reading of manifest.json
+    return parse_manifest(run / "manifest.json", data)
 
 
 def _count_rows(path: Path) -> int:

@@ -359,6 +359,20 @@ class _Columns:
         return (rec if m else np.zeros(0, dtype=object)), end, shots_last, has
 
     # ---- components -------------------------------------------------------------------------
+    def _first_day_below(self, k, qi, qday, ok, rows, kind, threshold):
+        """Among the candidate days ``qday`` of person ``k[qi]`` kept by ``ok``: the days kept and, per
+        person, the position among them of the first day whose ``kind`` score is below ``threshold``
+        (-1 when none)."""
+        qi2, qday2 = qi[ok], qday[ok]
+        below = self.scores_on(k[qi2], qday2, rows, kind) < threshold
+        first = np.full(len(k), -1, dtype=np.int64)
+        hits = np.flatnonzero(below)
+        if len(hits):
+            owners = qi2[hits]
+            f = _first_per(owners)
+            first[owners[f]] = hits[f]
+        return qday2, first
+
     def build(self, involvements: pd.DataFrame, rows: pd.DataFrame) -> np.ndarray:
         ex, pol, net, L = self.ex, self.pol, self.net, self.L
         feats = pol.features
@@ -688,15 +702,7 @@ class _Columns:
                 elig_end = np.full(len(k), self.as_of + 1, dtype=np.int64)
                 enough = o_n >= need
                 elig_end[enough] = o_end[o_lo[enough] + o_n[enough] - need]
-                ok = qday < elig_end[qi]
-                qi2, qday2 = qi[ok], qday[ok]
-                below = self.scores_on(k[qi2], qday2, rows, kind) < threshold
-                first = np.full(len(k), -1, dtype=np.int64)
-                hits = np.flatnonzero(below)
-                if len(hits):
-                    owners = qi2[hits]
-                    f = _first_per(owners)
-                    first[owners[f]] = hits[f]
+                qday2, first = self._first_day_below(k, qi, qday, qday < elig_end[qi], rows, kind, threshold)
                 has = first >= 0
                 leave[has] = qday2[first[has]]
                 why[has] = f"the enforcement score falls below the policy minimum {threshold:g}"
@@ -718,15 +724,8 @@ class _Columns:
                 if has_v.any():
                     recent_end[has_v] = (np.array([str(x)[:10] for x in last_v[has_v]], dtype="datetime64[D]")
                                          .astype(np.int64) + sr.victim_recent_days + 1)
-                ok = ~(has_v[qi] & (qday < recent_end[qi]))
-                qi2, qday2 = qi[ok], qday[ok]
-                below = self.scores_on(k[qi2], qday2, rows, kind) < threshold
-                first = np.full(len(k), -1, dtype=np.int64)
-                hits = np.flatnonzero(below)
-                if len(hits):
-                    owners = qi2[hits]
-                    f = _first_per(owners)
-                    first[owners[f]] = hits[f]
+                qday2, first = self._first_day_below(k, qi, qday, ~(has_v[qi] & (qday < recent_end[qi])), rows,
+                                                     kind, threshold)
                 has = first >= 0
                 d = qday2[first[has]]
                 re = recent_end[has]
