@@ -548,11 +548,15 @@ def retention_report_cmd(
 
 def _register_subcommands() -> None:
     """Commands that live beside their stage: audit log and review (fdnet.audit.commands)
-    and exports (fdnet.export.commands). Each module has ``register(app)``."""
+    exports (fdnet.export.commands), and the workspace's users and server (fdnet.workspace.commands,
+    fdnet.workspace.server). Each module has ``register(app)``."""
     from .audit import commands as audit_commands
     from .export import commands as export_commands
+    from .workspace import commands as workspace_commands, server as workspace_server
     audit_commands.register(app)
     export_commands.register(app)
+    workspace_commands.register(app)
+    workspace_server.register(app)
 
 
 _register_subcommands()

@@ -288,16 +288,21 @@ def _group_stats(scores: pd.DataFrame, gone: np.ndarray, can_invite: np.ndarray)
     return names, ptr, members, size, gv, gc, any_invite
 
 
-def _supervision_end(persons: pd.DataFrame | None, pids) -> np.ndarray | None:
-    """The persons table's supervision_end of each of ``pids`` ("" when none), looked up for those
+def _person_column(persons: pd.DataFrame | None, pids, column: str) -> np.ndarray | None:
+    """The persons table's ``column`` of each of ``pids`` ("" when none), looked up for those
     people only (one Arrow membership test over the table, then a reindex of the few)."""
-    if persons is None or "supervision_end" not in persons:
+    if persons is None or column not in persons:
         return None
     from ..scoring.explain import _isin
     pids = np.asarray(pids, dtype=object)
     sub = persons[_isin(persons["person_id"], pids.tolist())]
-    return sub.set_index("person_id")["supervision_end"].reindex(pids).fillna("").astype(str) \
+    return sub.set_index("person_id")[column].reindex(pids).fillna("").astype(str) \
         .to_numpy(dtype=object)
+
+
+def _supervision_end(persons: pd.DataFrame | None, pids) -> np.ndarray | None:
+    """The persons table's supervision_end of each of ``pids`` ("" when none)."""
+    return _person_column(persons, pids, "supervision_end")
 
 
 def _round6(x: np.ndarray) -> np.ndarray:
@@ -553,4 +558,8 @@ def build_lists(scores: pd.DataFrame, policy: Policy, as_of_day: int, *,
         "exposure_2": svc["exposure_2"].to_numpy(),
         "juvenile": svc["juvenile"].to_numpy(),
     })
+    # the district outreach works in (the persons table's; empty when it has none): the workspace's
+    # outreach view shows it beside who, why and when they were shot
+    district = _person_column(persons, svc["person_id"].to_numpy(dtype=object), "district")
+    out["service_referrals"]["district"] = district if district is not None else np.full(len(svc), "", dtype=object)
     return out
