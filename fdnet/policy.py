@@ -334,6 +334,95 @@ class Disparity(_Strict):
     min_listed: int = Field(default=5, ge=0, description="categories with fewer listed people are reported, never flagged")
 
 
+Role = Literal["prosecutor", "supervisor"]
+Decision = Literal["approve", "decline", "defer"]
+# Who may review which enforcement list (CONTRACT.md §4): supervisors review call-in candidates;
+# prosecutors and supervisors review custom-notification candidates. Service referrals are never
+# reviewed for enforcement: outreach records outcomes, not approvals.
+REVIEWERS: dict[str, tuple[str, ...]] = {"call_in": ("supervisor",),
+                                         "custom_notifications": ("prosecutor", "supervisor")}
+DEFAULT_APPROVALS: dict[str, list[str]] = {"call_in": ["supervisor"],
+                                           "custom_notifications": ["prosecutor", "supervisor"]}
+DEFAULT_REASON_CODES: dict[str, list[str]] = {
+    "approve": ["evidence_confirmed", "risk_confirmed"],
+    "decline": ["insufficient_evidence", "identity_doubt", "victim_only", "incarcerated", "deceased",
+                "already_engaged", "other"],
+    "defer": ["need_more_information", "pending_case", "other"],
+}
+_REASON_CODE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+
+
+class Review(_Strict):
+    """How candidates on the enforcement lists are reviewed in the workspace (``fdnet serve``).
+
+    ``approvals`` names, per enforcement list, the roles whose approval clears a candidate; each
+    role needs an approval by a *different person*. A list left out keeps its default; a list's
+    roles are distinct and at least one. Service referrals are never reviewed for enforcement.
+
+    >>> r = Review()
+    >>> r.approvals["custom_notifications"], r.approval_valid_days, r.blind
+    (['prosecutor', 'supervisor'], 365, False)
+    >>> Review.model_validate({"approvals": {"call_in": ["supervisor", "supervisor"]}})
+    Traceback (most recent call last):
+    ...
+    pydantic_core._pydantic_core.ValidationError: 1 validation error for Review
+    ...
+    """
+
+    approvals: dict[ListName, list[Role]] = Field(
+        default_factory=lambda: {k: list(v) for k, v in DEFAULT_APPROVALS.items()},
+        description="per enforcement list, the roles whose approvals (each by a different person) clear a "
+        "candidate for delivery")
+    approval_valid_days: int = Field(default=365, ge=1, le=3660, description="an approval lapses this many "
+                                     "days after it was given (Kansas City's call-in effect faded within about "
+                                     "12 months)")
+    blind: bool = Field(default=False, description="hide the score on a candidate's page until the evidence "
+                        "has been opened")
+    reason_codes: dict[Decision, list[str]] = Field(
+        default_factory=lambda: {k: list(v) for k, v in DEFAULT_REASON_CODES.items()},
+        description="the reason codes a reviewer picks from, per decision")
+    auditor_pseudonymised: bool = Field(default=True, description="auditors see keyed pseudonyms of person "
+                                        "IDs unless false")
+
+    @field_validator("approvals")
+    @classmethod
+    def _approvals(cls, v):
+        if "service_referrals" in v:
+            raise ValueError("service_referrals may not be given: outreach is not reviewed for enforcement "
+                             "(service referrals go to services, never to an approval step)")
+        out = {}
+        for name in ("call_in", "custom_notifications"):
+            roles = v.get(name, DEFAULT_APPROVALS[name])
+            if not roles:
+                raise ValueError(f"{name}: at least one role must approve a candidate on an enforcement list")
+            if len(set(roles)) != len(roles):
+                raise ValueError(f"{name}: a role is named twice ({', '.join(roles)}); each role is one "
+                                 "approval by a different person")
+            bad = [r for r in roles if r not in REVIEWERS[name]]
+            if bad:
+                raise ValueError(f"{name}: {', '.join(bad)} does not review this list (reviewers: "
+                                 f"{', '.join(REVIEWERS[name])})")
+            out[name] = list(roles)
+        return out
+
+    @field_validator("reason_codes")
+    @classmethod
+    def _codes(cls, v):
+        out = {}
+        for d in ("approve", "decline", "defer"):
+            codes = v.get(d, DEFAULT_REASON_CODES[d])
+            if not codes:
+                raise ValueError(f"{d}: give at least one reason code (e.g. other)")
+            bad = [c for c in codes if not _REASON_CODE.match(c)]
+            if bad:
+                raise ValueError(f"{d}: {', '.join(repr(c) for c in bad)} is not a reason code (lower-case "
+                                 "letters, digits and _, starting with a letter, at most 40 characters)")
+            if len(set(codes)) != len(codes):
+                raise ValueError(f"{d}: a reason code is given twice")
+            out[d] = list(codes)
+        return out
+
+
 class Policy(_Strict):
     """The effective policy of a run."""
 
@@ -353,6 +442,7 @@ class Policy(_Strict):
     analytics: Analytics = Field(default_factory=Analytics)
     contagion: Contagion = Field(default_factory=Contagion)
     disparity: Disparity = Field(default_factory=Disparity)
+    review: Review = Field(default_factory=Review)
 
     @field_validator("components", mode="before")
     @classmethod

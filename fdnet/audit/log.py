@@ -57,15 +57,23 @@ import unicodedata
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from ..records.read import sha256_file   # the one streamed file hash
 from ..errors import UsageError
 from ..runfolder import LIST_NAMES, canonical_json, open_files  # noqa: F401  (canonical_json: the one hashed serialisation)
 
 GENESIS = "0" * 64
-KINDS = ("run", "review", "export")
+KINDS = ("run", "review", "export", "signin", "signin_failed", "signout", "release", "outreach", "user")
 DECISIONS = ("approve", "decline", "defer")
+# The workspace's roles (CONTRACT.md §4); fdnet.workspace.accounts re-exports them.
+ROLES = ("analyst", "prosecutor", "supervisor", "outreach", "auditor", "admin")
+# Outreach outcomes recorded in the workspace. The last three are CONTRACT.md §1 intervention kinds;
+# "outreach_attempted" is a documented local kind (tried, not reached).
+OUTREACH_KINDS = ("outreach_attempted", "outreach_contacted", "services_accepted", "services_declined")
+USER_ACTIONS = ("add", "disable", "enable", "password")
+INTERVENTION_SOURCE = "fdnet-workspace"
+MAX_TYPED = 200          # a typed user name or client address is cut to this many characters
 LISTS = LIST_NAMES
 HASHED_FIELDS = ("seq", "kind", "created_at", "user", "subject", "payload")
 TABLE = "fdnet_audit_entries"
@@ -226,6 +234,9 @@ class VerifyReport:
 
 # ---------------------------------------------------------------------------- schema
 
+_KIND_CHECK = "kind IN (" + ", ".join(f"'{k}'" for k in KINDS) + ")"
+
+
 def _table():
     from sqlalchemy import CheckConstraint, Column, Index, Integer, MetaData, String, Table, Text
 
@@ -241,7 +252,7 @@ def _table():
         Column("field_hashes", Text, nullable=False),
         Column("prev_hash", String(64), nullable=False),
         Column("entry_hash", String(64), nullable=False, unique=True),
-        CheckConstraint("kind IN ('run', 'review', 'export')", name="fdnet_audit_kind"),
+        CheckConstraint(_KIND_CHECK, name="fdnet_audit_kind"),
         Index("fdnet_audit_subject", "subject"),
     )
     return md, t
@@ -375,7 +386,9 @@ class AuditLog:
                             conn.execute(text(_PG_FUNCTION))
                         for ddl in (_PG_GUARDS if self.backend == "postgresql" else _SQLITE_GUARDS).values():
                             conn.execute(text(ddl))
-                    elif self.backend == "postgresql" and not conn.execute(
+                    elif not self._kinds_current(conn):
+                        self._migrate_kinds(conn)
+                    if self.backend == "postgresql" and not conn.execute(
                             text("SELECT has_table_privilege(:t, 'INSERT')"), {"t": TABLE}).scalar():
                         raise UsageError(f"audit log at {self.display_url}: this database user may not append "
                                          f"to {TABLE} (needs INSERT)")
@@ -386,6 +399,84 @@ class AuditLog:
                 time.sleep(0.05 * (attempt + 1))
         self._schema_ready = True
         return self
+
+    def _kinds_current(self, conn) -> bool:
+        """Whether the table's CHECK constraint on ``kind`` admits every kind in KINDS."""
+        if self.backend == "postgresql":
+            from sqlalchemy import text
+            defn = conn.execute(text("SELECT pg_get_constraintdef(c.oid) FROM pg_constraint c WHERE c.conrelid = "
+                                     "CAST(:t AS regclass) AND c.conname = 'fdnet_audit_kind'"), {"t": TABLE}).scalar()
+        else:
+            defn = conn.exec_driver_sql("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?",
+                                        (TABLE,)).scalar()
+        return defn is not None and all(f"'{k}'" in defn for k in KINDS)
+
+    def _migrate_kinds(self, conn) -> None:
+        """Widen the ``kind`` constraint of a log made by an older fdnet (0.5.0: run, review, export).
+
+        Runs inside :meth:`ensure`'s write transaction, so it happens once and entirely or not at
+        all. PostgreSQL: the constraint is dropped and added again (the table's owner must do it).
+        SQLite cannot alter a constraint: the table is rebuilt with the rows copied unchanged, in
+        seq order, and its triggers and indexes re-created from their stored SQL (a guard that had
+        been dropped stays dropped, so ``verify`` still notes it).
+        """
+        from sqlalchemy import text
+        from sqlalchemy.exc import SQLAlchemyError
+        if self.backend == "postgresql":
+            try:
+                conn.execute(text(f"ALTER TABLE {TABLE} DROP CONSTRAINT IF EXISTS fdnet_audit_kind, "
+                                  f"ADD CONSTRAINT fdnet_audit_kind CHECK ({_KIND_CHECK})"))
+            except SQLAlchemyError as exc:
+                msg = str(getattr(exc, "orig", None) or exc).lower()
+                if "owner" in msg or "permission" in msg or "privilege" in msg:
+                    raise UsageError(
+                        f"audit log at {self.display_url} was made by an older fdnet and its entry kinds must be "
+                        "widened once (for sign-ins, releases and outreach), which only the table's owner may do: "
+                        f"connect as the owner and run `fdnet audit migrate`, or in SQL: ALTER TABLE "
+                        f"{TABLE} DROP CONSTRAINT fdnet_audit_kind, ADD CONSTRAINT fdnet_audit_kind CHECK "
+                        f"({_KIND_CHECK})") from None
+                raise
+            return
+        q = "SELECT type, name, sql FROM sqlite_master WHERE tbl_name = ? AND type IN ('trigger', 'index') AND sql IS NOT NULL"
+        extra = conn.exec_driver_sql(q, (TABLE,)).all()
+        before = conn.exec_driver_sql(f"SELECT count(*), coalesce(max(seq), 0) FROM {TABLE}").one()
+        for kind, name, _sql in extra:
+            conn.exec_driver_sql(f'DROP {kind.upper()} "{name}"')
+        old = f"{TABLE}_before_migration"
+        conn.exec_driver_sql(f"ALTER TABLE {TABLE} RENAME TO {old}")
+        _METADATA.create_all(conn)
+        cols = ", ".join(c.name for c in _T.columns)
+        conn.exec_driver_sql(f"INSERT INTO {TABLE} ({cols}) SELECT {cols} FROM {old} ORDER BY seq")
+        conn.exec_driver_sql(f"DROP TABLE {old}")
+        made = set(conn.exec_driver_sql("SELECT name FROM sqlite_master WHERE tbl_name = ?", (TABLE,)).scalars())
+        for _kind, name, sql in extra:
+            if name not in made:
+                conn.exec_driver_sql(sql)
+        after = conn.exec_driver_sql(f"SELECT count(*), coalesce(max(seq), 0) FROM {TABLE}").one()
+        if tuple(after) != tuple(before):  # cannot happen short of a bug; the transaction is rolled back
+            raise UsageError(f"audit log at {self.display_url}: migrating the entry kinds would change the "
+                             f"log ({tuple(before)} -> {tuple(after)} entries, head); nothing was changed")
+
+    def migrate(self) -> bool:
+        """Bring an existing log's schema up to this fdnet (see :meth:`_migrate_kinds`).
+
+        True when something was changed. Needs the table's owner on PostgreSQL.
+        """
+        if not self.exists():
+            raise UsageError(f"no audit log at {self.display_url}: nothing to migrate")
+        with self._write() as conn:
+            current = self._kinds_current(conn)
+        self._schema_ready = False
+        self.ensure()
+        return not current
+
+    def transaction(self):
+        """A write transaction on the log's database (SQLite: ``BEGIN IMMEDIATE``); commits unless it raises.
+
+        For tables kept beside the log (the workspace's accounts and sessions): one writer at a time
+        on SQLite, so a read-then-write inside it is atomic across processes.
+        """
+        return self._write()
 
     @contextlib.contextmanager
     def _write(self):
@@ -486,11 +577,14 @@ class AuditLog:
         return self._append("run", str(run), payload, user)
 
     def record_review(self, run_dir: str | os.PathLike, person_id: str, decision: str, reason: str,
-                      reviewer: str | None = None, list_name: str | None = None) -> Entry:
+                      reviewer: str | None = None, list_name: str | None = None, *, role: str | None = None,
+                      reason_code: str | None = None) -> Entry:
         """Log a reviewer's decision (approve, decline or defer, with a reason) on a listed person.
 
         The decision covers every list the person is on in that run, or only ``list_name``.
         The run folder's manifest hash and the person's rank on each list are recorded.
+        ``role`` (one of ROLES: the workspace role the reviewer acted in) and ``reason_code`` (one of
+        the run policy's ``review.reason_codes[decision]``) are recorded when given.
         """
         run = _run_folder(run_dir)
         mbytes = (run / "manifest.json").read_bytes()
@@ -507,6 +601,13 @@ class AuditLog:
         if not pid.strip():
             raise UsageError("a review needs a person ID")
         _no_control(pid, "the person ID")
+        if role is not None and role not in ROLES:
+            raise UsageError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
+        if reason_code is not None:
+            codes = run_review_policy(manifest, run).reason_codes[d]
+            if reason_code not in codes:
+                raise UsageError(f"reason code {reason_code!r} is not one of the run policy's codes for "
+                                 f"{d}: {', '.join(codes)}")
         wanted = LISTS
         if list_name is not None:
             name = str(list_name).strip()
@@ -541,6 +642,10 @@ class AuditLog:
             "lists": chosen,
             "list_sha256": {k: hashes[k] for k in chosen},
         }
+        if role is not None:
+            payload["role"] = role
+        if reason_code is not None:
+            payload["reason_code"] = reason_code
         return self._append("review", str(run), payload, reviewer)
 
     def record_export(self, run_dir: str | os.PathLike, export_dir: str | os.PathLike, files: dict[str, str],
@@ -582,6 +687,128 @@ class AuditLog:
             except (TypeError, ValueError) as exc:
                 raise UsageError(f"record_export details are not plain JSON data: {exc}") from None
         return self._append("export", str(run), payload, user)
+
+
+    # -- the workspace: sign-ins, releases, outreach, accounts -------------------------------
+    def record_signin(self, user: str, role: str, client: str) -> Entry:
+        """Log a successful sign-in to the workspace: who, in which role, from which client address."""
+        who = _name(user, "user name")
+        if role not in ROLES:
+            raise UsageError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
+        return self._append("signin", "", {"role": role, "client": _typed(client)}, who)
+
+    def record_signin_failed(self, username: str, client: str, reason: str) -> Entry:
+        """Log a refused sign-in. ``username`` is kept as typed, control characters escaped and cut
+        to 200 characters (the password is never recorded); the entry's user is that text too.
+
+        >>> _typed("ana\\x1b[2J")
+        'ana\\\\x1b[2J'
+        """
+        typed = _typed(username)
+        why = _name(reason, "the reason")
+        return self._append("signin_failed", "", {"username": typed, "client": _typed(client), "reason": why},
+                            typed or "(empty)")
+
+    def record_signout(self, user: str, reason: str = "signed out") -> Entry:
+        """Log the end of a session: ``signed out``, ``idle expiry``, ``maximum age``, ``user disabled``..."""
+        return self._append("signout", "", {"reason": _name(reason, "the reason")}, _name(user, "user name"))
+
+    def record_release(self, user: str, role: str, run_dir: str | os.PathLike | None, person_ids: Sequence[str],
+                       purpose: str, what: str, pseudonymised: bool) -> Entry:
+        """Log a release of person-level data (the dissemination log of 28 CFR 23.20): who was shown
+        which people's data, from which run, in what (``what``, e.g. ``GET /runs/r1/people/123``)
+        and for what purpose. ``person_ids`` are the real IDs whose data was shown (sorted,
+        deduplicated), also when they were shown pseudonymised.
+        """
+        who = _name(user, "user name")
+        if role not in ROLES:
+            raise UsageError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
+        if isinstance(person_ids, str):
+            raise UsageError("record_release needs a sequence of person IDs, not one string")
+        ids = sorted({_no_control(str(p), "a person ID") for p in person_ids})
+        if not ids:
+            raise UsageError("record_release needs the person IDs whose data was shown")
+        payload = {"role": role, "person_ids": ids, "people": len(ids), "purpose": _name(purpose, "the purpose"),
+                   "what": _name(what, "what was released"), "pseudonymised": bool(pseudonymised)}
+        subject = ""
+        if run_dir is not None:
+            run = Path(run_dir).expanduser().resolve()
+            if not run.is_dir():
+                raise UsageError(f"run folder {run} does not exist")
+            subject = str(run)
+            payload["run_dir"], payload["run_id"] = subject, run.name
+        return self._append("release", subject, payload, who)
+
+    def record_outreach(self, run_dir: str | os.PathLike, person_id: str, kind: str, date: str, user: str, *,
+                        service: str = "", notes: str = "", role: str = "outreach") -> Entry:
+        """Log an outreach attempt or outcome for a person on the run's service_referrals.csv.
+
+        ``kind`` is one of OUTREACH_KINDS; ``date`` (YYYY-MM-DD) is when it happened: not in the
+        future and not before the run's as_of minus its window. ``services_accepted`` names the
+        ``service``. These entries are what :meth:`interventions` returns for ``fdnet evaluate``.
+        """
+        run = _run_folder(run_dir)
+        mbytes = (run / "manifest.json").read_bytes()
+        manifest = _parse_manifest(run, mbytes)
+        if kind not in OUTREACH_KINDS:
+            raise UsageError(f"outreach kind must be one of {', '.join(OUTREACH_KINDS)}, not {kind!r}")
+        if role not in ROLES:
+            raise UsageError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
+        who = _name(user, "user name")
+        pid = str(person_id or "")
+        if not pid.strip():
+            raise UsageError("an outreach record needs a person ID")
+        _no_control(pid, "the person ID")
+        when = _outreach_date(date, manifest)
+        service = str(service or "").strip()
+        _no_control(service, "the service")
+        if len(service) > 200:
+            raise UsageError("the service is longer than 200 characters: name it, details go in the notes")
+        if kind == "services_accepted" and not service:
+            raise UsageError("services_accepted needs the service that was accepted (e.g. 'job training')")
+        notes = str(notes or "").strip()
+        _no_control(notes, "the notes", allow_newlines=True)
+        if len(notes) > 4000:
+            raise UsageError("the notes are longer than 4000 characters")
+        rf = open_files(run, ["service_referrals.csv"], action="record outreach")
+        df = rf.table("service_referrals", strict=False)
+        hit = df[df["person_id"] == pid] if df is not None and "person_id" in df.columns else None
+        if hit is None or not len(hit):
+            raise UsageError(f"{pid!r} is not on service_referrals.csv in {run}; outreach is recorded only for "
+                             "people referred to services")
+        payload = {"run_dir": str(run), "run_id": run.name, "manifest_sha256": hashlib.sha256(mbytes).hexdigest(),
+                   "as_of": manifest.get("as_of"), "person_id": pid, "kind": kind, "date": when,
+                   "service": service, "notes": notes, "role": role, "list": "service_referrals",
+                   "rank": int(hit.iloc[0]["rank"])}
+        return self._append("outreach", str(run), payload, who)
+
+    def record_user(self, action: str, name: str, role: str, by: str) -> Entry:
+        """Log a change to a workspace account (``add``, ``disable``, ``enable``, ``password``) made by ``by``."""
+        if action not in USER_ACTIONS:
+            raise UsageError(f"account action must be one of {', '.join(USER_ACTIONS)}, not {action!r}")
+        if role not in ROLES:
+            raise UsageError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
+        return self._append("user", "", {"action": action, "name": _name(name, "user name"), "role": role},
+                            _name(by, "user name"))
+
+    def interventions(self) -> Any:
+        """The outreach entries as CONTRACT.md §1 interventions, one row per entry in seq order.
+
+        Columns person_id, kind, date, source (``fdnet-workspace``), list (``service_referrals``),
+        run_id (the run folder's name), notes, and service (an extra column, kept and ignored by
+        readers of the interventions format). What ``fdnet evaluate`` reads from the workspace.
+        """
+        import pandas as pd
+        cols = ["person_id", "kind", "date", "source", "list", "run_id", "notes", "service"]
+        rows = [[str(p.get("person_id", "")), str(p.get("kind", "")), str(p.get("date", "")), INTERVENTION_SOURCE,
+                 str(p.get("list", "service_referrals")), str(p.get("run_id") or Path(e.subject).name),
+                 str(p.get("notes", "")), str(p.get("service", ""))]
+                for e in self.entries(kind="outreach") for p in [e.payload] if "unreadable_payload" not in p]
+        return pd.DataFrame(rows, columns=cols, dtype=object)
+
+    def disseminations(self) -> list[Entry]:
+        """Every release of person-level data (kind ``release``), oldest first."""
+        return self.entries(kind="release")
 
     # -- reading ----------------------------------------------------------------------------
     def _rows(self, kind: str | None = None, subject: str | None = None) -> list:
@@ -694,6 +921,70 @@ class AuditLog:
 
 
 # ---------------------------------------------------------------------------- helpers
+
+def _name(text, what: str) -> str:
+    """A short plain-text field (user name, role, reason, purpose): non-empty, no control characters."""
+    t = str(text if text is not None else "").strip()
+    if not t:
+        raise UsageError(f"{what} is empty")
+    if len(t) > 1000:
+        raise UsageError(f"{what} is longer than 1000 characters")
+    return _no_control(t, what)
+
+
+_ESCAPED = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})   # controls, bidi overrides, line separators
+
+
+def _typed(text) -> str:
+    """Text an unauthenticated client typed (a user name, an address), kept readable and inert:
+    control characters and backslashes escaped, cut to MAX_TYPED characters.
+
+    >>> _typed("bob\\n"), _typed("x" * 300)[-3:], len(_typed("x" * 300))
+    ('bob\\\\n', '...', 200)
+    """
+    t = "" if text is None else str(text)
+    out = "".join(c.encode("unicode_escape").decode("ascii") if unicodedata.category(c) in _ESCAPED or c == "\\"
+                  else c for c in t)
+    return out if len(out) <= MAX_TYPED else out[:MAX_TYPED - 3] + "..."
+
+
+def _outreach_date(value, manifest: dict) -> str:
+    from datetime import date, timedelta
+    text = str(value or "").strip()
+    try:
+        d = date.fromisoformat(text)
+    except ValueError:
+        raise UsageError(f"the outreach date must be a date written YYYY-MM-DD, not {value!r}") from None
+    if len(text) != 10:
+        raise UsageError(f"the outreach date must be a date written YYYY-MM-DD, not {value!r}")
+    if d > date.today():
+        raise UsageError(f"the outreach date {text} is in the future")
+    policy = manifest.get("policy") if isinstance(manifest.get("policy"), dict) else {}
+    window = policy.get("window_days", 1095)
+    try:
+        start = date.fromisoformat(str(manifest.get("as_of"))[:10]) - timedelta(days=int(window))
+    except (TypeError, ValueError):
+        start = None
+    if start is not None and d < start:
+        raise UsageError(f"the outreach date {text} is before the run's window (as of {manifest.get('as_of')} "
+                         f"minus {window} days: {start.isoformat()})")
+    return d.isoformat()
+
+
+def run_review_policy(manifest: dict, run: Path | str = "run"):
+    """The ``review`` section of a run's effective policy (its defaults for a run made before it existed)."""
+    from ..errors import PolicyError
+    from ..policy import Review, _format_errors
+    from pydantic import ValidationError
+    policy = manifest.get("policy") if isinstance(manifest.get("policy"), dict) else {}
+    raw = policy.get("review")
+    if raw is None:
+        return Review()
+    try:
+        return Review.model_validate(raw)
+    except ValidationError as exc:
+        raise PolicyError(f"{run}: the manifest's policy.review is invalid: {_format_errors(exc)}") from None
+
 
 def _run_folder(run_dir: str | os.PathLike) -> Path:
     run = Path(run_dir).expanduser().resolve()
