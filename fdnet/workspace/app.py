@@ -397,6 +397,8 @@ def create_app(runs: str | Path, audit_db: str | None = None, *, idle_minutes: f
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException):
+        if wants_json(request) and _session_or_none(request) is None:
+            return JSONResponse({"detail": "sign in first (POST /login)"}, status_code=401)
         if wants_json(request):
             return JSONResponse({"detail": str(exc.detail)}, status_code=exc.status_code)
         return ws.render("error.html", request, _session_or_none(request), status=exc.status_code,
@@ -573,8 +575,10 @@ def create_app(runs: str | Path, audit_db: str | None = None, *, idle_minutes: f
         from .decisions import may_review
         return may_review(role, list_name)
 
-    @app.get("/runs/{run_id}/people/{shown:path}", response_class=HTMLResponse, include_in_schema=False)
-    def person_page(request: Request, run_id: str, shown: str, reveal: int = 0):
+    @app.get("/runs/{run_id}/person", response_class=HTMLResponse, include_in_schema=False)
+    def person_page(request: Request, run_id: str, id: str = "", reveal: int = 0):
+        # the ID travels as a query parameter: decoded exactly once whatever it holds ('/', '%', '..')
+        shown = id
         s = need(request, *access.PERSON_PAGE_ROLES)
         run = run_of(run_id)
         pseudo = ws.pseudo(s.role, run)
@@ -588,7 +592,7 @@ def create_app(runs: str | Path, audit_db: str | None = None, *, idle_minutes: f
         key = (hashlib_sid(s), run.run_id, pid)
         if reveal and blind:
             ws._revealed.add(key)
-            release(s, run, [pid], f"score revealed /runs/{run.run_id}/people", pseudo is not None)
+            release(s, run, [pid], f"score revealed /runs/{run.run_id}/person", pseudo is not None)
         hide_score = blind and key not in ws._revealed
         rows = {n: run.row(n, pid) for n in seen_lists}
         for n, r in rows.items():
@@ -611,7 +615,7 @@ def create_app(runs: str | Path, audit_db: str | None = None, *, idle_minutes: f
                 history += [dict(h, list=n) for h in st.history]
         history.sort(key=lambda h: h.get("seq", 0))
         ego = _ego(ws, run, pid, ex, hide_score, pseudo)
-        release(s, run, [pid] + ego.get("_ids", []), f"GET /runs/{run.run_id}/people", pseudo is not None)
+        release(s, run, [pid] + ego.get("_ids", []), f"GET /runs/{run.run_id}/person", pseudo is not None)
         ego.pop("_ids", None)
         codes = {d: list(run.policy.review.reason_codes.get(d, [])) for d in DECISIONS}
         return ws.render("person.html", request, s, run=run, pid=pid, shown=pseudo(pid) if pseudo else pid,
@@ -628,8 +632,8 @@ def create_app(runs: str | Path, audit_db: str | None = None, *, idle_minutes: f
                                                                           "reason_code")})
         from starlette.concurrency import run_in_threadpool
         await run_in_threadpool(_review, s, run_id, body)
-        return RedirectResponse(f"/runs/{quote(run_id, safe='')}/people/{quote(body.person_id, safe='')}"
-                                "?reviewed=1", status_code=303)
+        return RedirectResponse(f"/runs/{quote(run_id, safe='')}/person?id={quote(body.person_id, safe='')}"
+                                "&reviewed=1", status_code=303)
 
     @app.post("/runs/{run_id}/outreach", include_in_schema=False)
     async def outreach_form(request: Request, run_id: str):
@@ -693,7 +697,14 @@ def create_app(runs: str | Path, audit_db: str | None = None, *, idle_minutes: f
             try:
                 rep = verify_run(run.path, rerun=False, audit_db=ws.log.url)
                 checks = [(c.name, c.ok, c.detail) for c in rep.checks]
-                status = {0: "verified", 1: "FAILED", 3: "verified (re-run not made)"}.get(rep.exit_code, "?")
+                failed = [c.name for c in rep.checks if c.ok is False]
+                if not failed:
+                    status = "verified"
+                elif failed == ["audit log"]:
+                    status = ("files verified; the run is not recorded in this audit log "
+                              f"(fdnet audit record-run {run.path})")
+                else:
+                    status = "FAILED"
             except UsageError as exc:
                 checks, status = [("folder", False, str(exc))], "FAILED"
             out.append({"run": run, "status": status, "checks": checks})

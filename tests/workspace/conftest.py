@@ -1,15 +1,16 @@
 """Fixtures for the workspace tests: a folder of two runs of a small synthetic city (the second made with
-``--previous``), in which the top custom-notification candidate and the top service referral carry hostile
-IDs, and an app over it with one user of each role."""
+``--previous``), in which the top custom-notification candidate and a service referral carry hostile
+IDs, and an app over it with one user of each role (plus a second prosecutor and supervisor)."""
 from __future__ import annotations
+
+import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
-HOSTILE_CN = '=HYPERLINK("http://x")<script>window.__xss=1</script>'
-HOSTILE_SR = '"><img src=x onerror="window.__xss=2">/../x%2F'
-PASSWORD = "correct horse battery staple"
-ROLES = ("analyst", "prosecutor", "supervisor", "outreach", "auditor", "admin")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from wshelpers import HOSTILE_CN, HOSTILE_SR, PASSWORD, ROLES  # noqa: E402
 
 
 def _rename(folder, mapping: dict[str, str]) -> None:
@@ -52,12 +53,3 @@ def ws(runs_dir, tmp_path):
     acc.add("prosecutor2", "prosecutor", PASSWORD, by="test")
     return app
 
-
-def sign_in(app, user: str):
-    """A TestClient signed in as ``user``, and its CSRF token."""
-    from fastapi.testclient import TestClient
-    c = TestClient(app, base_url="http://127.0.0.1")
-    r = c.post("/login", data={"username": user, "password": PASSWORD}, follow_redirects=False)
-    assert r.status_code == 303, r.text
-    token = c.get("/api/session").json()["csrf_token"]
-    return c, token
