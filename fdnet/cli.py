@@ -140,8 +140,10 @@ def run(
     policy: Optional[Path] = typer.Option(None, "--policy", help="Policy YAML (see `fdnet policy init`)."),
     mapping: Optional[Path] = typer.Option(None, "--mapping", help="Column/role mapping YAML; default: "
                                            "DATA_DIR/mapping.yaml when present."),
-    previous: Optional[Path] = typer.Option(None, "--previous", help="An earlier run folder: detected groups "
-                                            "keep their names where membership overlaps."),
+    previous: Optional[Path] = typer.Option(None, "--previous", help="An earlier run folder (checked against "
+                                            "its manifest; an altered one is refused): detected groups keep their "
+                                            "names where membership overlaps, and the run writes changes.csv: who "
+                                            "entered, left or stayed on each list since then, and why."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or summary table."),
     audit_db: Optional[str] = typer.Option(None, "--audit-db", help="Record the run in this audit log (SQLite "
                                            "path or SQLAlchemy URL; default $FDNET_AUDIT_DB when set). Without "

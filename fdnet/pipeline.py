@@ -42,10 +42,12 @@ class RunResult:
 
 def compute_run(data_dir: str | Path, *, as_of: str | None = None, policy=None,
                 mapping_path: str | Path | None = None, progress: Callable[[str], None] | None = None,
-                previous_groups: pd.DataFrame | None = None, today: str | None = None) -> RunResult:
-    """Run the whole pipeline in memory and serialise every file (see :func:`fdnet.run` for the arguments)."""
+                previous_groups: pd.DataFrame | None = None, today: str | None = None,
+                previous_run: str | Path | None = None) -> RunResult:
+    """Run the whole pipeline in memory and serialise every file (see :func:`fdnet.run` for the arguments;
+    ``previous_run`` adds changes.csv)."""
     r = _run_module().run(data_dir, as_of=as_of, policy=policy, mapping_path=mapping_path, progress=progress,
-                          previous_groups=previous_groups, today=today)
+                          previous_groups=previous_groups, previous_run=previous_run, today=today)
     if progress:
         progress("report")
     outputs = {name: data for name, data in r.files() if name != "manifest.json"}

@@ -48,7 +48,9 @@ class Run:
 
     ``lists`` maps ``call_in``, ``custom_notifications``, ``service_referrals`` and ``call_in_groups`` to
     their frames; ``explanations`` has ``person_id`` (sorted) and ``json`` (the line of explanations.jsonl);
-    ``manifest`` is manifest.json as a dict (its ``outputs`` filled by :meth:`write` or :meth:`files`).
+    ``manifest`` is manifest.json as a dict (its ``outputs`` filled by :meth:`write` or :meth:`files`);
+    ``changes`` is changes.csv (:func:`fdnet.lists.changes.changes`) for a run made with a previous run,
+    else None.
     """
 
     policy: object
@@ -63,6 +65,7 @@ class Run:
     summary: dict
     manifest: dict
     data_dir: Path | None = None
+    changes: pd.DataFrame | None = None
 
     def __repr__(self) -> str:
         sizes = ", ".join(f"{n}={len(self.lists[n])}" for n in LIST_NAMES if n in self.lists)
@@ -84,6 +87,7 @@ class Run:
             "contagion_events": lambda: an.contagion_events,
             "scores": lambda: self.scores,
             "disparity": lambda: self.disparity,
+            "changes": lambda: self.changes,
         }.get(key, lambda: None)()
 
     @property
@@ -195,19 +199,19 @@ def _versions() -> dict:
             "pyarrow": pyarrow.__version__, "scipy": scipy.__version__, "igraph": igraph.__version__}
 
 
-def load_previous_groups(previous_run: str | Path | None) -> tuple[pd.DataFrame | None, dict | None]:
-    """An earlier run's groups.csv (for stable group names) and its manifest entry."""
+def load_previous_groups(previous_run) -> tuple[pd.DataFrame | None, dict | None]:
+    """An earlier run's groups.csv (for stable group names) and its manifest entry (``inputs.previous_groups``).
+
+    ``previous_run``: the earlier run folder's path, or that folder already opened
+    (:func:`fdnet.lists.changes.open_previous`, which refuses a folder that does not match its manifest).
+    """
     if previous_run is None:
         return None, None
-    from .tables import read_csv_table
-    p = Path(previous_run) / "groups.csv"
-    if not p.is_file() or not (Path(previous_run) / "manifest.json").is_file():
-        raise UsageError(f"--previous {previous_run} is not an fdnet run folder (needs manifest.json and groups.csv)")
-    data = p.read_bytes()
-    df = read_csv_table(data)
-    if not {"person_id", "group"} <= set(df.columns):
-        raise UsageError(f"{p} lacks person_id/group columns")
-    return df, {"path": str(p.resolve()), "sha256": sha256_bytes(data)}
+    from .lists.changes import open_previous
+    from .runfolder import RunFolder
+    rf = previous_run if isinstance(previous_run, RunFolder) else open_previous(previous_run)
+    df = rf.table("groups")
+    return df, {"path": str((rf.path / "groups.csv").resolve()), "sha256": sha256_bytes(rf.raw["groups.csv"])}
 
 
 def run(data_dir: str | Path, *, as_of: str | None = None, policy=None, mapping_path: str | Path | None = None,
@@ -216,21 +220,26 @@ def run(data_dir: str | Path, *, as_of: str | None = None, policy=None, mapping_
     """Compute a whole run in memory (writes nothing); see the module docstring.
 
     ``policy``: a :class:`~fdnet.policy.Policy`, a dict, or a path to a policy YAML file.
-    ``previous_run``: an earlier run folder whose groups.csv lets detected groups keep their names
-    (``previous_groups``: that table itself). ``today``: the day of the run (default the machine's
+    ``previous_run``: an earlier run folder, checked against its manifest: its groups.csv lets detected
+    groups keep their names, and the run gets ``changes`` (changes.csv: who entered and left each list
+    since then, and why) and the manifest ``previous`` (that folder, its manifest's SHA-256, its as-of
+    date). ``previous_groups``: only a groups table to keep names from (no changes). ``today``: the day of the run (default the machine's
     date; records dated after it are rejected as dated in the future). ``progress`` is called with each
     stage's name (:data:`STEPS`) as it starts.
     """
     from .api import study
     from .lists.build import build_lists
+    from .lists.changes import previous_entry
     from .lists.disparity import disparity_summary, disparity_table
     from .records.validate import day_to_iso
     from .scoring.explain import explain_listed
 
     step = progress or (lambda name: None)
-    prev_entry = None
+    prev_entry = prev_rf = None
     if previous_run is not None:
-        previous_groups, prev_entry = load_previous_groups(previous_run)
+        from .lists.changes import open_previous
+        prev_rf = open_previous(previous_run)
+        previous_groups, prev_entry = load_previous_groups(prev_rf)
     st = study(data_dir, as_of=as_of, policy=policy, mapping_path=mapping_path, previous_groups=previous_groups,
                progress=step, today=today)
     rec, net, an, scores, policy = st.records, st.network, st.analytics, st.scores, st.policy
@@ -248,6 +257,10 @@ def run(data_dir: str | Path, *, as_of: str | None = None, policy=None, mapping_
 
     edges = pd.concat([net.layers[n].edges_frame(net) for n in ("co_offending", "victimization")],
                       ignore_index=True)
+    changes = None
+    if prev_rf is not None:
+        from .lists.changes import changes as list_changes
+        changes = list_changes(prev_rf, lists, scores, policy, as_of=rec.as_of)
     call_in_groups = lists["call_in_groups"]
     shootings = net.shooting_incidents()
     summary = {
@@ -287,6 +300,7 @@ def run(data_dir: str | Path, *, as_of: str | None = None, policy=None, mapping_
         "data_dir": str(Path(data_dir).resolve()),
         "policy": policy.effective(),
         "inputs": inputs,
+        **({"previous": previous_entry(prev_rf)} if prev_rf is not None else {}),
         "summary": summary,
         "analytics": {
             # how groups were detected: the Leiden resolution, the criterion and (auto) the whole scan
@@ -311,7 +325,7 @@ def run(data_dir: str | Path, *, as_of: str | None = None, policy=None, mapping_
             + " (manifest network.capped_incidents)")
     return Run(policy=policy, records=rec, network=net, analytics=an, scores=scores, lists=lists,
                explanations=expl, disparity=disparity, edges=edges, summary=summary, manifest=manifest,
-               data_dir=Path(data_dir))
+               data_dir=Path(data_dir), changes=changes)
 
 
 def _shootings_by_month(net) -> list[dict]:

@@ -113,8 +113,10 @@ FILES: tuple[FileSpec, ...] = (
              about="when incidents carry lat and lon: the place factors tried"),
     FileSpec("resolution.csv", "csv", "resolution", ("person_id", "source", "entity_id"), ("person_id", "entity_id"),
              always=False, about="when entity resolution is on: every input ID and its entity"),
-    FileSpec("changes.csv", "csv", "changes", ("person_id",), ("person_id",), always=False,
-             about="with a previous run: who joined or left each list"),
+    FileSpec("changes.csv", "csv", "changes", ("list", "person_id", "change", "previous_rank", "rank",
+                                               "previous_score", "score", "group", "reason"), ("person_id",),
+             always=False, about="with --previous: who entered, left or stayed on each list since that run, "
+             "and why"),
     FileSpec(REPORT_FILE, "html", None, about="the self-contained offline report"),
     FileSpec(SIGNATURE_FILE, "json", None, always=False,
              about="with a signing key: HMAC-SHA256 of manifest.json (the one file the manifest cannot list)"),
@@ -151,6 +153,15 @@ def canonical_json(obj) -> str:
 
 def sha256_bytes(b: bytes) -> str:
     return hashlib.sha256(b).hexdigest()
+
+
+def sha256_path(path: str | Path) -> str:
+    """SHA-256 of a file, streamed in 1 MiB pieces (the file is never held whole)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def policy_sha256(policy: dict | None) -> str:
@@ -572,13 +583,16 @@ def open_files(run_dir: str | Path, names, *, action: str = "read") -> RunFolder
 
 
 def open_run(run_dir: str | Path, *, require: tuple[str, ...] = REQUIRED_TABLES,
-             action: str = "read") -> RunFolder:
+             action: str = "read", keep: tuple[str, ...] | None = None) -> RunFolder:
     """Open a finished run folder, checked against its manifest once.
 
     Every file the manifest lists is read once and its SHA-256 checked from the very bytes kept; a
     missing, altered or added file (``manifest.sig`` is the one the manifest cannot list), or a table
     of ``require`` absent from the manifest, is a :class:`~fdnet.errors.UsageError` naming each
     problem. ``action`` says in that message what fdnet refuses to do (``export``, ``explain``...).
+    With ``keep``, every file is still checked (the others hashed as they are streamed from disk) but
+    only the files of ``keep`` and ``require`` are held in ``raw`` (``--previous`` reads a few tables
+    of an earlier run, not its edges).
 
     >>> open_run("/nonexistent")
     Traceback (most recent call last):
@@ -615,6 +629,10 @@ def open_run(run_dir: str | Path, *, require: tuple[str, ...] = REQUIRED_TABLES,
             continue
         if not p.is_file():
             problems.append(f"{name} is missing")
+            continue
+        if keep is not None and name not in keep and name not in require:
+            if not isinstance(meta, dict) or sha256_path(p) != meta.get("sha256"):
+                problems.append(f"{name} differs from the manifest's SHA-256")
             continue
         b = p.read_bytes()
         if not isinstance(meta, dict) or sha256_bytes(b) != meta.get("sha256"):

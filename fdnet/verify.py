@@ -8,7 +8,9 @@ What ``fdnet verify`` confirms, in order (docs/run-folder.md, "Verifying a run")
    manifest's SHA-256.
 2. **The manifest's shape**: the contract's keys; every ``outputs`` name a plain file name in the
    folder (never ``../``: such a name is reported, not read); every ``inputs`` name a known input
-   table (or ``mapping`` / ``previous_groups``) whose path lies where such a file can be.
+   table (or ``mapping`` / ``previous_groups``) whose path lies where such a file can be; with
+   ``previous`` (a run made with ``--previous``), that earlier run folder is an input too: in place,
+   its manifest of the recorded SHA-256, every file matching it.
 3. **The files**: every listed output present, a regular file (not a link, not a FIFO), of the
    recorded size and SHA-256; every file the run always writes listed; nothing else in the folder
    (``manifest.sig`` is the one file the manifest cannot list).
@@ -405,11 +407,46 @@ def _check_inputs(rep: VerifyReport, manifest: dict) -> tuple[bool, str]:
             changed.append(f"{name} changed since the run ({path})")
         else:
             rep.add(label, True, "in place, SHA-256 matches")
+    prev = manifest.get("previous")
+    if prev is not None:
+        _check_previous(rep, prev, bad, gone, changed)
     if bad:
         return False, "the manifest's inputs are not valid"
     if gone or changed:
         return False, "inputs not in place: " + "; ".join(gone + changed)
     return True, ""
+
+
+def _check_previous(rep: VerifyReport, prev, bad: list, gone: list, changed: list) -> None:
+    """The earlier run of ``--previous`` (``manifest.previous``) is an input of the run: its folder must be
+    in place with the manifest recorded (SHA-256), and still match its own manifest, for the re-run."""
+    run_dir = prev.get("run_dir") if isinstance(prev, dict) else None
+    sha = prev.get("manifest_sha256") if isinstance(prev, dict) else None
+    if not isinstance(run_dir, str) or not os.path.isabs(run_dir) or "\x00" in run_dir or \
+            not isinstance(sha, str) or not _HEX64.match(sha):
+        rep.add("previous run", False, "the manifest's previous gives no absolute run_dir and manifest SHA-256: "
+                "not read")
+        bad.append("previous")
+        return
+    mpath = Path(os.path.normpath(run_dir)) / MANIFEST_FILE
+    ok, why = _regular(mpath, follow=True)
+    if not ok:
+        rep.add("previous run", None, f"{run_dir}: manifest.json {why}: cannot be checked")
+        gone.append(f"the previous run {run_dir} is gone (manifest.json {why})")
+        return
+    if sha256_file(mpath) != sha:
+        rep.add("previous run", None, f"{run_dir}: manifest.json differs from the SHA-256 recorded for it (another "
+                "run in that folder, or the manifest's previous was altered)")
+        changed.append(f"the previous run {run_dir} changed since the run")
+        return
+    from .lists.changes import open_previous
+    try:
+        open_previous(run_dir)
+    except UsageError as exc:
+        rep.add("previous run", None, f"{str(exc)[:400]}")
+        changed.append(f"the previous run {run_dir} no longer matches its manifest")
+        return
+    rep.add("previous run", True, "in place, manifest SHA-256 matches and every file matches that manifest")
 
 
 def _rerun(rep: VerifyReport, run_dir: Path, manifest: dict, progress) -> None:
@@ -419,11 +456,13 @@ def _rerun(rep: VerifyReport, run_dir: Path, manifest: dict, progress) -> None:
     inputs = manifest["inputs"]
     mapping = inputs.get("mapping", {}).get("path")
     prev = None
+    previous_run = manifest["previous"]["run_dir"] if isinstance(manifest.get("previous"), dict) else None
     try:
-        if "previous_groups" in inputs:
+        if "previous_groups" in inputs and previous_run is None:   # a run before changes.csv: groups only
             prev = read_csv_table(Path(inputs["previous_groups"]["path"]))
         again_run = compute(manifest["data_dir"], as_of=manifest["as_of"], policy=manifest["policy"],
                             mapping_path=mapping, progress=progress, previous_groups=prev,
+                            previous_run=previous_run,
                             today=manifest.get("run_date") or None)   # the run's own day (future-dated rows)
     except FdnetError as exc:
         rep.add("re-run", False, f"the inputs are in place but the run cannot be made again: {str(exc)[:400]}")

@@ -56,7 +56,7 @@ LISTS = tuple((n, f, LIST_TITLES[n]) for n, f in zip(LIST_NAMES, LIST_FILES))
 # Files the report reads; anything else in ``files`` is listed in the inventory only.
 KNOWN_FILES = {"scores.csv", "edges.csv", "groups.csv", "group_table.csv", "conflicts.csv",
                "contagion_events.csv", "rejected.csv", "explanations.jsonl", "disparity.csv",
-               "call_in_groups.csv", *(f for _, f, _ in LISTS)}
+               "call_in_groups.csv", "changes.csv", *(f for _, f, _ in LISTS)}
 REJECTED_SAMPLE = 25
 GROUP_TABLE_ROWS = 40
 CONFLICT_TABLE_ROWS = 40
@@ -298,6 +298,29 @@ def _score_charts(scores: pd.DataFrame | None, policy: dict) -> list[Markup]:
     return out
 
 
+CHANGE_TABLE_COLUMNS = ("list", "change", "person_id", "previous_rank", "rank", "previous_score", "score", "group",
+                        "reason")
+
+
+def _changes(changes: pd.DataFrame | None, manifest: dict) -> dict | None:
+    """The "Changes since the previous run" section: counts per list, and who entered or left, with why
+    (changes.csv, written by a run made with ``--previous``). None when the run has no changes.csv."""
+    if changes is None or not {"list", "change", "person_id"} <= set(changes.columns):
+        return None
+    prev = manifest.get("previous") if isinstance(manifest.get("previous"), dict) else {}
+    run_dir = str(prev.get("run_dir") or "")
+    from pathlib import Path
+    name = Path(run_dir).name if run_dir else ""
+    counts = []
+    for key, _, title in LISTS:
+        sub = changes["change"][changes["list"] == key]
+        counts.append({"title": title, **{c: int((sub == c).sum()) for c in ("entered", "left", "stayed")}})
+    moved = changes[changes["change"].isin(["entered", "left"])]
+    moved = moved[[c for c in CHANGE_TABLE_COLUMNS if c in moved.columns]]
+    return {"name": name, "run_dir": run_dir, "as_of": str(prev.get("as_of") or ""), "counts": counts,
+            "table": _table(moved.reset_index(drop=True)), "total": int(len(changes))}
+
+
 def _inventory(stats: dict[str, dict]) -> list[dict]:
     return [{"name": name, "bytes": st["bytes"], "rows": st["rows"], "sha256": st["sha256"],
              "known": name in KNOWN_FILES} for name, st in sorted(stats.items())]
@@ -495,6 +518,7 @@ def build_context(src, manifest: dict | None = None) -> dict:
         "composition": charts.stacked_bars_svg(_composition(present)) if present else None,
         "overlap": _overlap(present),
         "call_in_groups": _table(call_in_groups),
+        "changes": _changes(src.table("changes"), manifest),
         "disparity": _table(disparity, flag_col="flag"),
         "disparity_flagged": flagged,
         # demographic components that count for an enforcement list: none by default; a policy that wants
