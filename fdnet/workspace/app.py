@@ -58,7 +58,7 @@ SECURITY_HEADERS = {
     "Content-Security-Policy": CSP,
     "X-Frame-Options": "DENY",
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    "Referrer-Policy": "same-origin",   # a same-origin POST keeps its Origin header (no-referrer makes it "null")
     "Cross-Origin-Opener-Policy": "same-origin",
     "Cross-Origin-Resource-Policy": "same-origin",
     "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
@@ -552,7 +552,13 @@ def create_app(runs: str | Path, audit_db: str | None = None, *, idle_minutes: f
         if ch is not None and s.role != "outreach" and {"list", "change", "person_id"} <= set(ch.columns):
             entered = set(ch.loc[(ch["list"] == list_name) & (ch["change"] == "entered"), "person_id"].tolist())
         release(s, run, ids, f"GET /runs/{run.run_id}/lists/{list_name}", pseudo is not None)
-        show = [c for c in cols if c not in ("reasons",)] if s.role != "outreach" else cols
+        # the reasons sentence is on the person's page; ranked_by is the same on every row (said above the table)
+        show = [c for c in cols if c not in ("reasons", "ranked_by")] if s.role != "outreach" else cols
+        ranked_by = ""
+        if "ranked_by" in cols and len(run.list_table(list_name)):
+            ranked_by = str(run.list_table(list_name)["ranked_by"].iloc[0])
+        if run.policy.review.blind and s.role in ("prosecutor", "supervisor"):
+            show = [c for c in show if c not in ("score", "probability_shooting")]   # blind review: evidence first
         rows_out = []
         for pid, row in zip(ids, rows):
             rows_out.append({"pid": pid, "shown": row.get("person_id", pid), "row": row,
@@ -566,7 +572,7 @@ def create_app(runs: str | Path, audit_db: str | None = None, *, idle_minutes: f
                      "user": e.user})
         template = "outreach.html" if s.role == "outreach" else "list.html"
         return ws.render(template, request, s, run=run, list_name=list_name, cols=show, rows=rows_out,
-                         outcomes=outcomes,
+                         outcomes=outcomes, ranked_by=ranked_by,
                          has_changes=ch is not None, reviewed=list_name in run.policy.review.approvals,
                          may_review=_may_review(s.role, list_name), today=ws.today(),
                          title=f"{access.LIST_TITLES[list_name]} — {run.run_id}")
@@ -598,10 +604,14 @@ def create_app(runs: str | Path, audit_db: str | None = None, *, idle_minutes: f
         for n, r in rows.items():
             if r is not None and pseudo is not None:
                 r["person_id"] = pseudo(pid)
-        if s.role not in ("analyst", "auditor"):
-            # the service side of the explanation is not for enforcement reviewers
-            pass
         exv = _pseudo_explanation(ex, pseudo)
+        if s.role in ("prosecutor", "supervisor"):
+            # enforcement reviewers see what counts for the lists they review: never the service side
+            # (victimization, the contagion hazard, demographics), the total or the service score
+            mine = set(access.lists_for(s.role))
+            exv = {k: v for k, v in exv.items() if k not in ("score", "service_score")}
+            exv["components"] = [c for c in exv.get("components", [])
+                                 if set(c.get("counts_for") or []) & mine]
         if hide_score:
             exv = {k: v for k, v in exv.items() if k not in ("score", "enforcement_score", "service_score",
                                                             "probability_shooting")}
