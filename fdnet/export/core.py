@@ -80,6 +80,8 @@ def check_export_dir(run_dir: str | Path, out_dir: str | Path) -> None:
 def _all_person_ids(tables: dict[str, pd.DataFrame]) -> set[str]:
     ids: set[str] = set()
     for key, cols in ID_COLUMNS.items():
+        if key not in tables:      # an optional table the run does not have
+            continue
         for c in cols:
             ids.update(tables[key][c].tolist())
     ids.discard("")

@@ -365,3 +365,30 @@ def test_admin_manages_users_through_the_page(ws):
     assert c.post("/admin/users", data={"action": "disable", "name": "newpros"}).status_code == 403
     c2, _ = sign_in(ws, "analyst1")
     assert c2.get("/admin/users").status_code == 403
+
+
+def test_blind_review_hides_the_score_until_the_evidence_is_read(runs_dir, tmp_path):
+    from fdnet.policy import Policy
+    from fdnet.run import run
+    from fdnet.workspace.app import create_app
+    runs = tmp_path / "runs"
+    policy = Policy.model_validate({"review": {"blind": True}})
+    run(runs_dir.parent / "data", as_of="2025-12-31", policy=policy).write(runs / "b1")
+    app = create_app(runs, str(tmp_path / "a.sqlite"), sleep=lambda s: None)
+    for name, role in (("pros", "prosecutor"), ("ana", "analyst")):
+        app.state.ws.accounts.add(name, role, PASSWORD, by="test")
+    c, _ = sign_in(app, "pros")
+    entry = app.state.ws.catalog.get("b1")
+    pid = entry.list_table("custom_notifications")["person_id"].iloc[1]
+    score = entry.row("custom_notifications", pid)["score"]
+    listing = c.get("/runs/b1/lists/custom_notifications").text
+    assert "<th>score</th>" not in listing
+    page = c.get(f"/runs/b1/person?id={quote(pid, safe='')}").text
+    assert "Blind review" in page and f"score <strong>{score}</strong>" not in page and "<th>Points</th>" not in page
+    page = c.get(f"/runs/b1/person?id={quote(pid, safe='')}&reveal=1").text
+    assert "Blind review" not in page and f"score <strong>{score}</strong>" in page and "<th>Points</th>" in page
+    reveals = [e for e in app.state.ws.log.disseminations() if e.payload["what"].startswith("score revealed")]
+    assert len(reveals) == 1 and reveals[0].payload["person_ids"] == [pid] and reveals[0].user == "pros"
+    # the analyst is not a reviewer: never blind
+    a, _ = sign_in(app, "ana")
+    assert "Blind review" not in a.get(f"/runs/b1/person?id={quote(pid, safe='')}").text
