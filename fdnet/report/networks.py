@@ -295,7 +295,14 @@ class EdgeView:
         return np.where(self.ids[pos] == people, pos, -1).astype(np.int64)
 
     def matrix(self, layer: int) -> sp.csr_matrix:
-        """The symmetric 0/1 adjacency of one layer over :attr:`ids`."""
+        """The symmetric 0/1 adjacency of one layer over :attr:`ids` (built once: the workspace draws
+        many people's networks from one view)."""
+        cache = self.__dict__.setdefault("_matrices", {})
+        if layer not in cache:
+            cache[layer] = self._matrix(layer)
+        return cache[layer]
+
+    def _matrix(self, layer: int) -> sp.csr_matrix:
         m = len(self.ids)
         sel = self.layer == layer
         r = np.concatenate([self.a[sel], self.b[sel]])
