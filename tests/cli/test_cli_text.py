@@ -238,7 +238,7 @@ def test_docs_synopsis_lists_every_command():
     assert not missing, f"docs/cli.md synopsis lacks {missing}"
 
 
-def test_every_documented_command_runs_in_text_mode(env, capsys, tmp_path):
+def test_every_documented_command_runs_in_text_mode(env, capsys, tmp_path, monkeypatch):
     run, city = env / "run", env / "city"
     pid = read_csv_table(run / "custom_notifications.csv")["person_id"].iloc[0]
     shot = _shooting(city)
@@ -264,9 +264,19 @@ def test_every_documented_command_runs_in_text_mode(env, capsys, tmp_path):
         "audit migrate": (["audit", "migrate"], r"up to date|migrated"),
         "export": (["export", run, "--out", tmp_path / "exports"], r"."),
         "audit keygen": (["audit", "keygen", tmp_path / "sign.key"], r"."),
+        "users add": (["users", "add", "ana", "--role", "prosecutor"], r"added ana \(prosecutor\)"),
+        "users list": (["users", "list"], r"^ana\tprosecutor\tactive"),
+        "users disable": (["users", "disable", "ana"], r"disabled"),
+        "users enable": (["users", "enable", "ana"], r"is now active"),
+        "users password": (["users", "password", "ana"], r"."),
     }
-    assert set(steps) >= _app_commands(), f"commands not exercised: {sorted(_app_commands() - set(steps))}"
+    # `fdnet serve` runs until stopped: tests/workspace/test_serve_cli.py starts it as a process
+    assert set(steps) >= _app_commands() - {"serve"}, \
+        f"commands not exercised: {sorted(_app_commands() - set(steps) - {'serve'})}"
+    import io
     for name, (argv, expect) in steps.items():
+        if name in ("users add", "users password"):      # the password comes on standard input
+            monkeypatch.setattr("sys.stdin", io.StringIO("a long enough password for ana\n"))
         rc, out, err = _main(capsys, *argv)
         assert rc == 0, (name, err[-500:])
         assert re.search(expect, out, re.M), (name, out[:500])
