@@ -26,6 +26,7 @@ Security, in one place:
 """
 from __future__ import annotations
 
+import hashlib
 import hmac
 import json
 import re
@@ -163,6 +164,7 @@ class Workspace:
         self.log = AuditLog(audit_db).ensure()
         self.accounts = Accounts(self.log, idle_minutes=idle_minutes, max_hours=max_hours,
                                  sleep=sleep or time.sleep)
+        self.accounts.expire_sessions()    # sessions that lapsed while no server ran end now (logged)
         self.https = https
         # Auditors see keyed pseudonyms; without a key file the key lives as long as this server process
         self.pseudonym_key = pseudonym_key or secrets.token_bytes(32)
@@ -178,9 +180,11 @@ class Workspace:
 
     # -- identity ---------------------------------------------------------------------------
     def pseudo(self, role: str, run: RunEntry | None):
-        """A function mapping a person ID to what ``role`` is shown of it in ``run`` (identity or a pseudonym)."""
-        policy = run.policy.review if run is not None else None
-        if not access.pseudonymised(role, policy if policy is not None else _DefaultReview()):
+        """The :class:`~fdnet.export.pseudonym.Pseudonymiser` for what ``role`` is shown of person IDs in
+        ``run`` (None: the IDs themselves). Outside a run (the audit trail) the default policy decides."""
+        from ..policy import Review
+        review = run.policy.review if run is not None else Review()
+        if not access.pseudonymised(role, review):
             return None
         from ..export.pseudonym import Pseudonymiser
         return Pseudonymiser(self.pseudonym_key, ())
@@ -199,10 +203,6 @@ class Workspace:
         html = self.env.get_template(name).render(request=request, session=session,
                                                   lists_for=access.lists_for, **ctx)
         return HTMLResponse(html, status_code=status)
-
-
-class _DefaultReview:
-    auditor_pseudonymised = True
 
 
 def _doctest_runs() -> str:
@@ -595,7 +595,7 @@ def create_app(runs: str | Path, audit_db: str | None = None, *, idle_minutes: f
             raise Refused(404, "nobody by that ID is on a list this role may see in this run")
         ex = run.rf.explanation(pid) or {}
         blind = bool(run.policy.review.blind) and s.role in ("prosecutor", "supervisor")
-        key = (hashlib_sid(s), run.run_id, pid)
+        key = (_session_key(s), run.run_id, pid)
         if reveal and blind:
             ws._revealed.add(key)
             release(s, run, [pid], f"score revealed /runs/{run.run_id}/person", pseudo is not None)
@@ -852,8 +852,8 @@ def create_app(runs: str | Path, audit_db: str | None = None, *, idle_minutes: f
     return app
 
 
-def hashlib_sid(s) -> str:
-    import hashlib
+def _session_key(s) -> str:
+    """A session's key for in-memory state (blind review's reveals): the SHA-256 of its id, never the id."""
     return hashlib.sha256(s.sid.encode()).hexdigest()
 
 
