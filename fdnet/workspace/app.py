@@ -775,7 +775,8 @@ def create_app(runs: str | Path, audit_db: str | None = None, *, idle_minutes: f
         return RedirectResponse("/admin/users", status_code=303)
 
     # -- the JSON API (CONTRACT §4) ----------------------------------------------------------------------------
-    api_errors = {401: {"model": ErrorOut}, 403: {"model": ErrorOut}, 404: {"model": ErrorOut}}
+    api_errors = {401: {"model": ErrorOut}, 403: {"model": ErrorOut}, 404: {"model": ErrorOut},
+                  422: {"model": ErrorOut}}
 
     @app.get("/api/session", response_model=SessionOut, responses=api_errors, tags=["session"])
     def api_session(request: Request):
@@ -835,13 +836,18 @@ def create_app(runs: str | Path, audit_db: str | None = None, *, idle_minutes: f
         s = need_write(request, request.headers.get("x-csrf-token"), "outreach")
         return EntryOut(**_entry_dict(_outreach(s, run_id, body)))
 
-    @app.get("/api/audit/entries", response_model=list[EntryOut], responses=api_errors, tags=["audit"])
+    @app.get("/api/audit/entries", response_model=list[EntryOut], responses={**api_errors, 400: {"model": ErrorOut}},
+             tags=["audit"])
     def api_audit(request: Request, kind: str | None = None, after: int = 0, limit: int = 500):
         """Audit entries after sequence number ``after`` (auditor role), person IDs pseudonymised."""
         need(request, "auditor")
         limit = max(1, min(int(limit), 5000))
         p = ws.pseudo("auditor", None)
-        out = [e for e in ws.log.entries(kind=kind) if e.seq > after][:limit]
+        try:
+            got = ws.log.entries(kind=kind)
+        except UsageError as exc:      # an unknown kind
+            raise Refused(400, str(exc)) from None
+        out = [e for e in got if e.seq > after][:limit]
         return [EntryOut(**dict(_entry_dict(e), payload=_pseudo_payload(e.payload, p))) for e in out]
 
     @app.get("/api/openapi.json", include_in_schema=False)
