@@ -404,6 +404,13 @@ def create_app(runs: str | Path, audit_db: str | None = None, *, idle_minutes: f
         return ws.render("error.html", request, _session_or_none(request), status=exc.status_code,
                          message=str(exc.detail), title=str(exc.status_code))
 
+    @app.exception_handler(FdnetError)
+    async def _fdnet_error(request: Request, exc: FdnetError):
+        # bad input that reached fdnet's own checks (an unknown kind, a malformed value): a clear 400
+        if wants_json(request):
+            return JSONResponse({"detail": str(exc)}, status_code=400)
+        return ws.render("error.html", request, _session_or_none(request), status=400, message=str(exc), title="400")
+
     from fastapi.exceptions import RequestValidationError
 
     @app.exception_handler(RequestValidationError)

@@ -392,3 +392,12 @@ def test_blind_review_hides_the_score_until_the_evidence_is_read(runs_dir, tmp_p
     # the analyst is not a reviewer: never blind
     a, _ = sign_in(app, "ana")
     assert "Blind review" not in a.get(f"/runs/b1/person?id={quote(pid, safe='')}").text
+
+
+def test_bad_query_values_are_clear_400s_not_500s(ws):
+    a, _ = sign_in(ws, "auditor1")
+    r = a.get("/audit?kind=nonsense")
+    assert r.status_code == 400 and "kind" in r.text
+    r = a.get("/api/audit/entries?kind=nonsense")
+    assert r.status_code == 400 and "kind" in r.json()["detail"]
+    assert a.get("/api/audit/entries?limit=abc").status_code == 422
