@@ -1,4 +1,5 @@
-"""CLI commands of the audit stage: ``fdnet audit log|verify|reviews|record-run|keygen`` and ``fdnet review``.
+"""CLI commands of the audit stage: ``fdnet audit log|verify|reviews|disseminations|record-run|migrate|keygen``
+and ``fdnet review``.
 
 They are thin wrappers over :class:`fdnet.audit.log.AuditLog`; every string that came from input
 data or from the database is escaped before rich prints it (and control characters are stripped,
@@ -40,7 +41,25 @@ def _summary(e) -> str:
         return f"as of {p.get('as_of')} · fdnet {p.get('fdnet_version')} · lists: {lists or 'none'}"
     if e.kind == "review":
         on = ", ".join(f"{k} #{(v or {}).get('rank')}" for k, v in (p.get("lists") or {}).items())
-        return f"{str(p.get('decision', '')).upper()} {p.get('person_id')} on {on} — {p.get('reason')}"
+        role = f" as {p['role']}" if p.get("role") else ""
+        code = f" [{p['reason_code']}]" if p.get("reason_code") else ""
+        return f"{str(p.get('decision', '')).upper()}{role} {p.get('person_id')} on {on}{code} — {p.get('reason')}"
+    if e.kind == "signin":
+        return f"signed in as {p.get('role')} from {p.get('client')}"
+    if e.kind == "signin_failed":
+        return f"sign-in refused for {p.get('username')!r} from {p.get('client')}: {p.get('reason')}"
+    if e.kind == "signout":
+        return f"session ended: {p.get('reason')}"
+    if e.kind == "release":
+        ids = p.get("person_ids") or []
+        shown = ", ".join(str(i) for i in ids[:5]) + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")
+        return (f"shown to {p.get('role')}: {len(ids)} person(s) ({shown}) by {p.get('what')} for "
+                f"{p.get('purpose')}{' (pseudonymised)' if p.get('pseudonymised') else ''}")
+    if e.kind == "outreach":
+        svc = f" ({p.get('service')})" if p.get("service") else ""
+        return f"{p.get('kind')}{svc} with {p.get('person_id')} on {p.get('date')}"
+    if e.kind == "user":
+        return f"account {p.get('action')}: {p.get('name')} ({p.get('role')})"
     files = p.get("files") or {}
     return (f"{len(files)} file(s) → {p.get('export_dir')}"
             f"{' (pseudonymised)' if p.get('pseudonymised') else ' (person IDs in clear)'}")
@@ -53,9 +72,10 @@ def _head_line(seq: int, head: str) -> str:
 
 
 def audit_log(
-    db: Optional[str] = typer.Option(None, "--db", help=DB_HELP),
+    db: Optional[str] = typer.Option(None, "--db", "--audit-db", help=DB_HELP),
     run: Optional[Path] = typer.Option(None, "--run", help="Only entries about this run folder."),
-    kind: Optional[str] = typer.Option(None, "--kind", help="Only run, review or export entries."),
+    kind: Optional[str] = typer.Option(None, "--kind", help="Only entries of this kind: run, review, export, signin, signin_failed, signout, "
+                                        "release, outreach or user."),
     as_json: bool = typer.Option(False, "--json", help="Print the entries and head as JSON."),
 ):
     """List the audit log's entries (oldest first) and print the head hash to keep as an anchor."""
@@ -94,7 +114,7 @@ def audit_log(
 
 
 def audit_verify(
-    db: Optional[str] = typer.Option(None, "--db", help=DB_HELP),
+    db: Optional[str] = typer.Option(None, "--db", "--audit-db", help=DB_HELP),
     expect_head: Optional[str] = typer.Option(None, "--expect-head",
                                               help="A head hash printed earlier by `fdnet audit log`; it must "
                                               "still be in the chain (detects entries cut off the end)."),
@@ -133,7 +153,7 @@ def audit_verify(
 
 def audit_reviews(
     run_dir: Path = typer.Argument(..., help="A run folder written by `fdnet run`."),
-    db: Optional[str] = typer.Option(None, "--db", help=DB_HELP),
+    db: Optional[str] = typer.Option(None, "--db", "--audit-db", help=DB_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print the decisions as JSON records."),
 ):
     """Show the latest review decision per person and list for a run folder."""
@@ -172,7 +192,7 @@ def review(
                                             "the person is on."),
     reviewer: Optional[str] = typer.Option(None, "--reviewer", help="Who decides; default $FDNET_USER, else "
                                            "the login name."),
-    db: Optional[str] = typer.Option(None, "--db", help=DB_HELP),
+    db: Optional[str] = typer.Option(None, "--db", "--audit-db", help=DB_HELP),
 ):
     """Record a reviewer's decision on a listed person in the audit log (append-only, hash-chained)."""
     from .log import AuditLog
@@ -189,7 +209,7 @@ def review(
 
 def audit_record_run(
     run_dir: Path = typer.Argument(..., help="A run folder written by `fdnet run`."),
-    db: Optional[str] = typer.Option(None, "--db", help=DB_HELP),
+    db: Optional[str] = typer.Option(None, "--db", "--audit-db", help=DB_HELP),
     user: Optional[str] = typer.Option(None, "--user", help="Who made the run; default $FDNET_USER, else the "
                                        "login name."),
 ):
@@ -241,14 +261,108 @@ def audit_keygen(
               "keep it outside the run folders", soft_wrap=True, highlight=False)
 
 
+DISSEMINATION_COLUMNS = ("seq", "when_utc", "user", "role", "run_id", "run_dir", "purpose", "what", "pseudonymised",
+                         "people", "person_ids", "entry_hash")
+
+
+def dissemination_table(entries):
+    """The release entries as a table (one row per release, person IDs ``;``-joined), for the CSV export."""
+    import pandas as pd
+    rows = []
+    for e in entries:
+        p = e.payload
+        rows.append([e.seq, e.created_at, e.user, p.get("role", ""), p.get("run_id", ""), p.get("run_dir", ""),
+                     p.get("purpose", ""), p.get("what", ""), "true" if p.get("pseudonymised") else "false",
+                     len(p.get("person_ids") or []), ";".join(str(i) for i in p.get("person_ids") or []),
+                     e.entry_hash])
+    df = pd.DataFrame(rows, columns=list(DISSEMINATION_COLUMNS), dtype=object)
+    return df.astype({"seq": "int64", "people": "int64"})
+
+
+def audit_disseminations(
+    db: Optional[str] = typer.Option(None, "--db", "--audit-db", help=DB_HELP),
+    person: Optional[str] = typer.Option(None, "--person", help="Only releases that named this person ID."),
+    run: Optional[Path] = typer.Option(None, "--run", help="Only releases from this run folder."),
+    out_file: Optional[Path] = typer.Option(None, "--out", help="Write the log as CSV to this new file "
+                                            "(spreadsheet-safe cells) instead of printing it."),
+):
+    """The dissemination log (28 CFR 23.20): who was shown which people's data, when, and for what purpose."""
+    from rich.table import Table
+
+    from ..errors import OutputError, UsageError
+    from ..tables import csv_bytes
+    from .log import AuditLog
+
+    out, _ = _consoles()
+    if out_file is not None and out_file.exists():
+        raise UsageError(f"{out_file} exists; fdnet writes the dissemination log to a new file only")
+    log = AuditLog(db)
+    with log:
+        entries = log.disseminations()
+    if person is not None:
+        entries = [e for e in entries if person in (e.payload.get("person_ids") or [])]
+    if run is not None:
+        target = str(run.expanduser().resolve())
+        entries = [e for e in entries if e.subject == target]
+    df = dissemination_table(entries)
+    if out_file is not None:
+        data = csv_bytes(df)
+        tmp = out_file.with_name(f".{out_file.name}.partial")
+        try:
+            with open(tmp, "xb") as f:
+                f.write(data)
+            tmp.replace(out_file)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise OutputError("dissemination log", out_file, exc) from None
+        out.print(f"wrote {len(df)} release(s) to {_safe(out_file)}", soft_wrap=True, highlight=False)
+        return
+    if not len(df):
+        out.print(f"no releases of person-level data recorded in {_safe(log.display_url)}"
+                  + (" that match" if person is not None or run is not None else ""), soft_wrap=True,
+                  highlight=False)
+        return
+    t = Table(title=f"dissemination log {_safe(log.display_url)}", show_header=True)
+    for c in ("seq", "when (UTC)", "user", "role", "run", "purpose", "what", "people", "person IDs"):
+        t.add_column(c, overflow="fold")
+    for r in df.itertuples(index=False):
+        ids = r.person_ids + (" (shown pseudonymised)" if r.pseudonymised == "true" else "")
+        t.add_row(str(r.seq), _safe(str(r.when_utc)[:19].replace("T", " ")), _safe(r.user), _safe(r.role),
+                  _safe(r.run_id), _safe(r.purpose), _safe(r.what), str(r.people), _safe(ids))
+    from ..console import print_table
+    print_table(t)
+
+
+def audit_migrate(
+    db: Optional[str] = typer.Option(None, "--db", "--audit-db", help=DB_HELP),
+):
+    """Bring a log made by an older fdnet up to date (its entry kinds); on PostgreSQL, as the table's owner.
+
+    fdnet does this by itself on the first write; this command is for a hardened PostgreSQL log,
+    where the users who write may not alter the table.
+    """
+    from .log import AuditLog
+
+    out, _ = _consoles()
+    with AuditLog(db) as log:
+        changed = log.migrate()
+        rep = log.verify()
+    out.print(("migrated" if changed else "already up to date") + f": {_safe(log.display_url)}, "
+              f"{rep.entries} entries, chain {'intact' if rep.ok else 'NOT intact (run fdnet audit verify)'}",
+              soft_wrap=True, highlight=False)
+
+
 def register(app: typer.Typer) -> None:
-    """Add ``fdnet audit log|verify|reviews|record-run`` and ``fdnet review`` to the fdnet CLI."""
-    audit_app = typer.Typer(help="The append-only, hash-chained audit log of runs, reviews and exports "
+    """Add ``fdnet audit log|verify|reviews|disseminations|record-run|migrate|keygen`` and ``fdnet review``."""
+    audit_app = typer.Typer(help="The append-only, hash-chained audit log of runs, reviews, exports and the "
+                            "workspace's sign-ins, releases and outreach "
                             "(docs/audit.md).", no_args_is_help=True,
                             rich_markup_mode=None)
     audit_app.command("log")(audit_log)
     audit_app.command("verify")(audit_verify)
     audit_app.command("reviews")(audit_reviews)
+    audit_app.command("disseminations")(audit_disseminations)
+    audit_app.command("migrate")(audit_migrate)
     audit_app.command("record-run")(audit_record_run)
     audit_app.command("keygen")(audit_keygen)
     app.add_typer(audit_app, name="audit")

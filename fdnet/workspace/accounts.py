@@ -336,7 +336,7 @@ class Accounts:
         lock = self._read(select(_LOCKS.c.until).where(_LOCKS.c.username == typed))
         return int(n_user), int(n_client), bool(lock and lock[0][0] > now)
 
-    def _fail(self, name, typed: str, client: str, reason: str, now: float) -> None:
+    def _fail(self, name, typed: str, client: str, raw_client: str, reason: str, now: float) -> None:
         from sqlalchemy import delete, func, insert, select
         with self._write() as conn:
             conn.execute(delete(_FAILURES).where(_FAILURES.c.at < now - 2 * FAILURE_WINDOW_S))
@@ -347,7 +347,7 @@ class Accounts:
             if n >= LOCK_AFTER:
                 conn.execute(delete(_LOCKS).where(_LOCKS.c.username == typed))
                 conn.execute(insert(_LOCKS).values(username=typed, until=now + LOCK_S))
-        self.log.record_signin_failed("" if name is None else str(name), client, reason)
+        self.log.record_signin_failed("" if name is None else str(name), raw_client, reason)
 
     def sign_in(self, name: str, password: str, *, client: str) -> Session | None:
         """Check a user name and password; a new :class:`Session`, or None (logged, and slowed after
@@ -356,14 +356,15 @@ class Accounts:
         from sqlalchemy import delete, insert, select, update
         self._ready()
         typed = _typed(name)
-        where = _typed(client) or "unknown"
+        raw_client = str(client) if client else "unknown"
+        where = _typed(raw_client)     # the key failures are counted under
         n_user, n_client, locked = self._failures(typed, where, self.clock())
         n = max(n_user, n_client)
         if n >= SLOW_AFTER:
             self.sleep(min(2 ** (n - SLOW_AFTER), MAX_DELAY_S))
         now = self.clock()
         if locked:
-            self.log.record_signin_failed("" if name is None else str(name), where, "locked")
+            self.log.record_signin_failed("" if name is None else str(name), raw_client, "locked")
             return None
         pw = password if isinstance(password, str) else ""
         if len(pw) > PASSWORD_MAX:
@@ -380,7 +381,7 @@ class Accounts:
         if row is None or not ok or row.disabled or not isinstance(password, str) or len(password) > PASSWORD_MAX:
             reason = ("unknown user" if row is None else "wrong password" if not ok else
                       "disabled" if row.disabled else "wrong password")
-            self._fail(name, typed, where, reason, now)
+            self._fail(name, typed, where, raw_client, reason, now)
             return None
         sid, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
         with self._write() as conn:
@@ -390,7 +391,7 @@ class Accounts:
             conn.execute(delete(_FAILURES).where(_FAILURES.c.username == typed))
             conn.execute(insert(_SESSIONS).values(sid_sha256=_sid_hash(sid), username=row.name, role=row.role,
                                                   csrf_token=csrf, created_at=now, last_seen=now))
-        self.log.record_signin(row.name, row.role, where)
+        self.log.record_signin(row.name, row.role, raw_client)
         return Session(sid, row.name, row.role, csrf, now, now)
 
     # -- sessions -----------------------------------------------------------------------
