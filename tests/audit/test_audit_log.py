@@ -24,7 +24,7 @@ from fdnet.audit.log import GENESIS, AuditLog, canonical_json, resolve_url, reso
 from fdnet.cli import main
 from fdnet.errors import UsageError
 
-from conftest_pg import pg_url as _pg_url  # noqa: F401  (the PostgreSQL fixtures live in tests/audit/conftest.py)
+from pgcluster import db_url, pg_server, pg_url as _pg_url  # noqa: F401  (fixtures shared by tests/audit)
 
 
 def raw(url: str, *sql: str) -> None:

@@ -16,6 +16,7 @@ from fdnet.audit.log import AuditLog
 from fdnet.cli import main
 from fdnet.errors import UsageError
 
+from pgcluster import db_url, pg_server  # noqa: F401  (fixtures shared by tests/audit)
 from test_audit_log import drop_guards, make_run, raw
 
 FAST = dict(time_cost=1, memory_cost=8, parallelism=1)

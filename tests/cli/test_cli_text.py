@@ -260,6 +260,8 @@ def test_every_documented_command_runs_in_text_mode(env, capsys, tmp_path):
         "audit log": (["audit", "log"], r"."),
         "audit verify": (["audit", "verify"], r"."),
         "audit reviews": (["audit", "reviews", run], r"."),
+        "audit disseminations": (["audit", "disseminations"], r"no releases|dissemination log"),
+        "audit migrate": (["audit", "migrate"], r"up to date|migrated"),
         "export": (["export", run, "--out", tmp_path / "exports"], r"."),
         "audit keygen": (["audit", "keygen", tmp_path / "sign.key"], r"."),
     }

@@ -1,11 +1,11 @@
-"""Audit-log fixtures shared by tests/audit: a fresh database on each backend (``db_url``), SQLite and a
-throwaway PostgreSQL cluster (``pg_server``, started once per session)."""
+"""Audit-log fixtures shared by the modules of tests/audit (each imports them): a fresh database on each
+backend (``db_url``), SQLite and a throwaway PostgreSQL cluster (``pg_server``, started once per session and
+module that uses it; it listens only on a unix socket in its own folder, so two never collide)."""
 from __future__ import annotations
 
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -13,8 +13,14 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from conftest_pg import pg_url as _pg_url  # noqa: E402
+
+
+def pg_url(server, db: str) -> str:
+    """The URL of database ``db`` on the test cluster."""
+    return f"postgresql+psycopg://postgres@/{db}?host={server['host']}&port={server['port']}"
+
+
+_pg_url = pg_url
 
 def _default_pg_bin() -> str:
     found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parent.parent.name)
