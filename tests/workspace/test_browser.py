@@ -420,7 +420,7 @@ def test_blind_review_hides_the_score_until_the_evidence_is_read(server, browser
     headers = [th.text for th in b.drv.find_elements(By.CSS_SELECTOR, "table.components thead th")]
     assert "Points" not in headers and "Value" in headers
     b.click(b.drv.find_element(By.ID, "reveal"))
-    assert float(b.drv.find_element(By.ID, "score").text) > 0
+    assert float(b.drv.find_element(By.CSS_SELECTOR, "#score strong").text) > 0
     assert "Points" in [th.text for th in b.drv.find_elements(By.CSS_SELECTOR, "table.components thead th")]
     log = AuditLog(server["audit_db"])
     assert any(e.payload.get("what", "").startswith("score revealed") and e.user == "prosecutor2"
