@@ -811,29 +811,49 @@ class AuditLog:
         return self.entries(kind="release")
 
     # -- reading ----------------------------------------------------------------------------
-    def _rows(self, kind: str | None = None, subject: str | None = None) -> list:
+    def _rows(self, kind: str | None = None, subject: str | None = None, *, before: int | None = None,
+              last: int | None = None) -> list:
         if not self.exists():
             return []
         from sqlalchemy import select
         from sqlalchemy.exc import SQLAlchemyError
-        q = select(_T).order_by(_T.c.seq)
+        q = select(_T)
         if kind is not None:
             q = q.where(_T.c.kind == kind)
         if subject is not None:
             q = q.where(_T.c.subject == subject)
+        if before is not None:
+            q = q.where(_T.c.seq < int(before))
+        # the last N in the database (a page of the trail), not the whole table read and sliced
+        q = q.order_by(_T.c.seq.desc()).limit(int(last)) if last is not None else q.order_by(_T.c.seq)
         try:
             with self.engine.connect() as conn:
-                return conn.execute(q).all()
+                rows = conn.execute(q).all()
+        except SQLAlchemyError as exc:
+            raise self._db_error(exc, "reading") from None
+        return rows[::-1] if last is not None else rows
+
+    def kinds(self) -> list[str]:
+        """The kinds of entry the log holds, sorted."""
+        if not self.exists():
+            return []
+        from sqlalchemy import select
+        from sqlalchemy.exc import SQLAlchemyError
+        try:
+            with self.engine.connect() as conn:
+                return sorted(r[0] for r in conn.execute(select(_T.c.kind).distinct()))
         except SQLAlchemyError as exc:
             raise self._db_error(exc, "reading") from None
 
-    def entries(self, kind: str | None = None, run_dir: str | os.PathLike | None = None) -> list[Entry]:
-        """Entries in ``seq`` order, optionally only one kind and/or one run folder."""
+    def entries(self, kind: str | None = None, run_dir: str | os.PathLike | None = None, *,
+                before: int | None = None, last: int | None = None) -> list[Entry]:
+        """Entries in ``seq`` order, optionally only one kind and/or one run folder; with ``before``
+        only those of a smaller ``seq``, with ``last`` only the last ``last`` of them."""
         if kind is not None and kind not in KINDS:
             raise UsageError(f"kind must be one of {', '.join(KINDS)}, not {kind!r}")
         subject = str(Path(run_dir).expanduser().resolve()) if run_dir is not None else None
         out = []
-        for r in self._rows(kind, subject):
+        for r in self._rows(kind, subject, before=before, last=last):
             try:
                 payload = json.loads(r.payload)
                 if not isinstance(payload, dict):
@@ -846,7 +866,7 @@ class AuditLog:
 
     def head(self) -> tuple[int, str]:
         """``(seq, entry_hash)`` of the last entry; ``(0, GENESIS)`` for an empty log."""
-        rows = self._rows()
+        rows = self._rows(last=1)
         return (rows[-1].seq, rows[-1].entry_hash) if rows else (0, GENESIS)
 
     def verify(self, expect_head: str | None = None) -> VerifyReport:

@@ -694,16 +694,13 @@ def create_app(runs: str | Path, audit_db: str | None = None, *, idle_minutes: f
     @app.get("/audit", response_class=HTMLResponse, include_in_schema=False)
     def audit_page(request: Request, before: int | None = None, kind: str = ""):
         s = need(request, "auditor")
-        entries = ws.log.entries(kind=kind or None) if kind else ws.log.entries()
-        if before is not None:
-            entries = [e for e in entries if e.seq < before]
-        page = entries[-TRAIL_PAGE:][::-1]
+        page = ws.log.entries(kind=kind or None, before=before, last=TRAIL_PAGE)[::-1]
         p = ws.pseudo("auditor", None)
         rows = [dict(_entry_dict(e), payload=_pseudo_payload(e.payload, p)) for e in page]
         rep = ws.log.verify()
         older = page[-1].seq if page and page[-1].seq > 1 else None
         return ws.render("audit.html", request, s, rows=rows, chain=rep, kind=kind, older=older,
-                         kinds=sorted({e.kind for e in ws.log.entries()}), title="Audit trail")
+                         kinds=ws.log.kinds(), title="Audit trail")
 
     @app.get("/audit/runs", response_class=HTMLResponse, include_in_schema=False)
     def audit_runs(request: Request):

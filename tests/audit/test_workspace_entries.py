@@ -258,3 +258,14 @@ def test_accounts_on_both_backends(db_url):
     assert acc.session(s.sid) is None and [u.disabled for u in acc.users()] == [True]
     assert [e.kind for e in acc.log.entries()] == ["user", "signin_failed", "signin", "user", "signout"]
     assert acc.log.verify().ok
+
+
+def test_a_page_of_the_trail_is_read_from_the_database_not_sliced(tmp_path):
+    from fdnet.audit.log import AuditLog
+    log = AuditLog(f"sqlite:///{tmp_path / 'a.sqlite'}")
+    for i in range(7):
+        log.record_signin(f"u{i}", "analyst", "127.0.0.1")
+    assert [e.seq for e in log.entries(last=3)] == [5, 6, 7]
+    assert [e.seq for e in log.entries(before=5, last=2)] == [3, 4]
+    assert [e.seq for e in log.entries(kind="signin", before=3)] == [1, 2]
+    assert log.kinds() == ["signin"] and log.head()[0] == 7
