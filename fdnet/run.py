@@ -173,6 +173,7 @@ class Run:
         (:data:`STEPS`): serialising the tables, rendering the report and writing happen here."""
         from .report.html import render_run_report
         from .runfolder import FILES, EXPLANATIONS_FILE, explanations_bytes
+        release_memory()
         if progress:
             progress("report")
         stats: dict[str, dict] = {}
@@ -189,6 +190,36 @@ class Run:
             yield REPORT_FILE, render_run_report(self, dict(stats)).encode("utf-8")
 
         return write_run_folder(items(), self.manifest, out_dir, sign_key=sign_key, stats=stats)
+
+
+def release_memory() -> None:
+    """Hand memory that has been freed back to the operating system (between stages).
+
+    Arrow's allocator and the C library's keep freed blocks for reuse, and neither reuses the other's:
+    after reading a million-person city about 450 MB of the process's resident memory was such freed
+    blocks. ``pyarrow``'s pool releases its unused memory and glibc's ``malloc_trim`` its free pages;
+    nothing live moves, no output changes. Elsewhere than glibc only the Arrow part applies.
+
+    >>> release_memory()
+    """
+    import pyarrow as pa
+    pa.default_memory_pool().release_unused()
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+_TRIM: list = []
+
+
+def _malloc_trim():
+    if not _TRIM:
+        try:
+            import ctypes
+            _TRIM.append(ctypes.CDLL("libc.so.6").malloc_trim)
+        except (OSError, AttributeError):
+            _TRIM.append(None)
+    return _TRIM[0]
 
 
 def _versions() -> dict:
@@ -234,7 +265,11 @@ def run(data_dir: str | Path, *, as_of: str | None = None, policy=None, mapping_
     from .records.validate import day_to_iso
     from .scoring.explain import explain_listed
 
-    step = progress or (lambda name: None)
+    def step(name: str) -> None:
+        release_memory()
+        if progress:
+            progress(name)
+
     prev_entry = prev_rf = None
     if previous_run is not None:
         from .lists.changes import open_previous
@@ -280,6 +315,7 @@ def run(data_dir: str | Path, *, as_of: str | None = None, policy=None, mapping_
         "rows_rejected": int(len(rec.rejected)),
         "lists": {k: int(len(lists[k])) for k in LIST_NAMES},
     }
+    release_memory()
     disparity = disparity_table(scores, {k: lists[k] for k in LIST_NAMES}, rec.persons, policy)
     summary["shootings_by_month"] = _shootings_by_month(net)
     summary["call_in_groups"] = int(len(call_in_groups))
