@@ -437,7 +437,8 @@ class RunSource:
         return networks.score_view(self.run.scores)
 
     def edges(self) -> networks.EdgeView | None:
-        return networks.EdgeView.from_network(self.run.network, self.run.edges)
+        # the view takes only the evidence column from the edges frame: built alone, not the whole frame
+        return networks.EdgeView.from_network(self.run.network, pd.DataFrame({"incident_ids": self.run.evidence()}))
 
     def has_edges_file(self) -> bool:
         return True
