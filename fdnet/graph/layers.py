@@ -310,7 +310,6 @@ class Layer:
             return pd.array(arr, dtype="str")
 
         pid = net.person_ids_arrow()
-        ids = net.incident_ids_arrow().take(np.ascontiguousarray(self.ev_incident))
         return pd.DataFrame({
             "person_a": text(pid.take(np.ascontiguousarray(self.src))),
             "person_b": text(pid.take(np.ascontiguousarray(self.dst))),
@@ -320,8 +319,13 @@ class Layer:
             "decayed_weight": np.round(self.decayed, 6),
             "first_date": text(iso_days(self.first_day)),
             "last_date": text(iso_days(self.last_day)),
-            "incident_ids": text(join_segments(ids, self.ev_indptr, arrow=True)),
+            "incident_ids": self.evidence_text(net),
         })
+
+    def evidence_text(self, net: "Network") -> pd.Series:
+        """edges.csv's ``incident_ids`` column for this layer: each edge's evidence incident IDs joined by ';'."""
+        ids = net.incident_ids_arrow().take(np.ascontiguousarray(self.ev_incident))
+        return pd.Series(pd.array(join_segments(ids, self.ev_indptr, arrow=True), dtype="str"))
 
 
 @dataclass

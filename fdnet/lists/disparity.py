@@ -70,6 +70,8 @@ import math
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..runfolder import ENFORCEMENT_LISTS, LIST_NAMES
 from ..policy import is_demographic
@@ -148,6 +150,35 @@ def _counts(codes: np.ndarray, names: np.ndarray) -> dict:
     return {names[i]: int(n[i]) for i in np.flatnonzero(n)}
 
 
+def _id_array(values) -> pa.Array:
+    """Person IDs as one Arrow string array (as ``astype(str)`` gives them).
+
+    >>> _id_array(pd.Series(["b", "a"])).to_pylist()
+    ['b', 'a']
+    """
+    arr = pa.array(pd.Series(values).astype(str), type=pa.string())
+    return arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
+
+
+def _positions(values: pa.Array, universe: pa.Array) -> np.ndarray:
+    """Position in ``universe`` (distinct IDs) of each of ``values`` (-1 when absent)."""
+    return pc.index_in(values, value_set=universe).fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+
+
+def _last_position(universe: pa.Array, values: pa.Array) -> np.ndarray:
+    """For each ID of ``universe``: the position of its last occurrence in ``values``, -1 when absent
+    (what a pandas Series indexed by ``values``, duplicates dropped keeping the last, reindexed gives).
+
+    >>> _last_position(pa.array(["a", "b", "c"]), pa.array(["b", "a", "b"])).tolist()
+    [1, 2, -1]
+    """
+    n = len(values)
+    if n == 0:
+        return np.full(len(universe), -1, dtype=np.int64)
+    rev = _positions(universe, values[::-1])
+    return np.where(rev >= 0, n - 1 - rev, -1)
+
+
 def _ratio(num: float, den: float) -> float:
     return num / den if den > 0 else math.nan
 
@@ -178,31 +209,49 @@ def disparity_table(scores: pd.DataFrame, lists: dict[str, pd.DataFrame], person
     for d in demo_enf:
         notes.append(f"The enforcement lists' scores include the demographic component {d['component']} (up to "
                      f"{d['max_points']:g} points), which the policy justifies as: {d['justification']}")
-    net_ids = scores["person_id"].astype(str).to_numpy(dtype=object)
+    # everything below works on integer codes; person IDs are matched in Arrow (hash joins in C++), never as
+    # a million Python strings with pandas indexes over them
+    net_ids = _id_array(scores["person_id"])
     offending = pd.to_numeric(scores["offending"], errors="coerce").fillna(0).to_numpy() > 0
     ages = pd.to_numeric(scores["age"], errors="coerce").to_numpy(dtype=float) if "age" in scores \
         else np.full(len(scores), np.nan)
 
-    # attribute -> category of each person of `everyone` (the network, then anyone listed outside it)
-    listed_ids = {name: pd.unique(df["person_id"].astype(str).to_numpy(dtype=object))
+    # attribute -> category code of each person of `everyone` (the network, then anyone listed outside it)
+    listed_ids = {name: pc.unique(_id_array(df["person_id"]))
                   for name, df in lists.items() if name in LIST_NAMES}
-    everyone = pd.Index(pd.unique(np.concatenate([net_ids, *listed_ids.values()])) if listed_ids else net_ids)
-    first_age = pd.Series(ages, index=net_ids)
-    first_age = first_age[~first_age.index.duplicated(keep="last")]
-    attributes: dict[str, np.ndarray] = {}
+    everyone = pc.unique(pa.chunked_array([net_ids, *listed_ids.values()], type=pa.string())) if listed_ids \
+        else pc.unique(net_ids)
+    everyone = everyone.combine_chunks() if isinstance(everyone, pa.ChunkedArray) else everyone
+    net_last = _last_position(everyone, net_ids)
+    factored: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for attr in cfg.attributes:
         if attr == "age_band":
-            attributes[attr] = age_bands(first_age.reindex(everyone).to_numpy(dtype=float))
+            age = np.full(len(everyone), np.nan)
+            age[net_last >= 0] = ages[net_last[net_last >= 0]]
+            bands = pd.Series(age_bands(age), dtype=object)
+            codes, names = pd.factorize(bands, sort=False)
+            factored[attr] = (codes, np.asarray(names, dtype=object))
         elif persons is None:
             continue
         elif attr not in persons.columns:
             notes.append(f"The persons table has no '{attr}' column: {attr} is not reported.")
         else:
-            known = pd.Series(_clean_array(persons[attr]), index=persons["person_id"].astype(str).to_numpy(dtype=object))
-            known = known[~known.index.duplicated(keep="last")]
-            attributes[attr] = known.reindex(everyone).fillna(UNKNOWN).to_numpy(dtype=object)
-    net_pos = everyone.get_indexer(net_ids)
-    list_pos = {name: everyone.get_indexer(ids) for name, ids in listed_ids.items()}
+            # each person's category as a code: the persons table's rows factorized once (few categories),
+            # the last row of a repeated person_id, `unknown` for people with no row
+            pcodes, pnames = pd.factorize(pd.Series(_clean_array(persons[attr]), dtype=object), sort=False)
+            pnames = np.asarray(pnames, dtype=object)
+            unknown = np.flatnonzero(pnames == UNKNOWN)
+            if len(unknown):
+                u = int(unknown[0])
+            else:
+                u = len(pnames)
+                pnames = np.append(pnames, np.array([UNKNOWN], dtype=object))
+            row = _last_position(everyone, _id_array(persons["person_id"]))
+            codes = np.full(len(everyone), u, dtype=np.int64)
+            codes[row >= 0] = pcodes[row[row >= 0]]
+            factored[attr] = (codes, pnames)
+    net_pos = _positions(net_ids, everyone)
+    list_pos = {name: _positions(ids, everyone) for name, ids in listed_ids.items()}
     if persons is None:
         wanted = [a for a in cfg.attributes if a != "age_band"]
         notes.append("No persons table: only age bands are reported"
@@ -210,16 +259,13 @@ def disparity_table(scores: pd.DataFrame, lists: dict[str, pd.DataFrame], person
                         if wanted else "")
                      + "; without birth dates or years every age band is unknown.")
 
-    # each attribute's categories as integer codes, counted once over the network and the offending
-    # population (per list only the listed people are counted)
-    factored = {}
+    # each attribute's categories counted once over the network and the offending population (per list only
+    # the listed people are counted)
     network_counts = {}
-    for attr, cat_of in attributes.items():
-        codes, names = pd.factorize(pd.Series(cat_of, dtype=object), sort=False)
-        factored[attr] = (codes, np.asarray(names, dtype=object))
+    for attr, (codes, names) in factored.items():
         net_codes = codes[net_pos]
-        network_counts[attr] = (_counts(net_codes, factored[attr][1]),
-                                _counts(net_codes[offending], factored[attr][1]))
+        network_counts[attr] = (_counts(net_codes, names), _counts(net_codes[offending], names))
+    attributes = factored
     rows = []
     n_net = len(net_ids)
     n_off = int(offending.sum())

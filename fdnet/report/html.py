@@ -32,6 +32,7 @@ import hashlib
 import json
 import math
 import re
+from collections.abc import Mapping
 from functools import lru_cache
 from importlib import resources
 
@@ -376,6 +377,43 @@ class FolderSource:
         return self.rf.file_stats()
 
 
+class _LazyExplanations(Mapping):
+    """person_id -> its explanations.jsonl object, each line parsed when asked for and not kept: the
+    report reads every listed person's explanation once or twice, and holding them all as dicts cost
+    about 300 MB at a million people. Iterates in the frame's order (sorted person IDs), as the dict
+    built from the file's lines does.
+
+    >>> ex = _LazyExplanations(pd.DataFrame({"person_id": ["A", "B"],
+    ...                                      "json": ['{"person_id": "A"}', '{"person_id": "B", "x": 1}']}))
+    >>> ex.get("B"), ex.get("C"), list(ex), len(ex)
+    ({'person_id': 'B', 'x': 1}, None, ['A', 'B'], 2)
+    """
+
+    def __init__(self, frame: pd.DataFrame):
+        self._ids = frame["person_id"].to_numpy(dtype=object)
+        self._json = frame["json"].to_numpy(dtype=object)
+        # the frame is sorted by person_id (explain_listed); a last line wins for a repeated ID, as in a dict
+        order = np.argsort(self._ids, kind="stable")
+        self._sorted = self._ids[order]
+        self._row = order
+
+    def __getitem__(self, person_id):
+        i = int(np.searchsorted(self._sorted, person_id, side="right")) - 1
+        if i < 0 or self._sorted[i] != person_id:
+            raise KeyError(person_id)
+        return json.loads(self._json[self._row[i]])
+
+    def __iter__(self):
+        seen: set = set()
+        for p in self._ids:
+            if p not in seen:
+                seen.add(p)
+                yield p
+
+    def __len__(self) -> int:
+        return len(pd.unique(self._ids))
+
+
 class RunSource:
     """What the report is made from, taken from a :class:`~fdnet.run.Run` in memory while it is written:
     the large tables (scores, edges, rejected rows) are read as arrays, never re-parsed; the small ones
@@ -399,7 +437,8 @@ class RunSource:
         return networks.score_view(self.run.scores)
 
     def edges(self) -> networks.EdgeView | None:
-        return networks.EdgeView.from_network(self.run.network, self.run.edges)
+        # the view takes only the evidence column from the edges frame: built alone, not the whole frame
+        return networks.EdgeView.from_network(self.run.network, pd.DataFrame({"incident_ids": self.run.evidence()}))
 
     def has_edges_file(self) -> bool:
         return True
@@ -410,12 +449,8 @@ class RunSource:
         head = r.head(REJECTED_SAMPLE)
         return pd.DataFrame(cols, index=pd.RangeIndex(len(r))), read_csv_table(csv_bytes(head))
 
-    def explanations(self) -> dict[str, dict]:
-        out = {}
-        for line in self.run.explanations["json"].tolist():
-            obj = json.loads(line)
-            out[obj["person_id"]] = obj
-        return out
+    def explanations(self) -> "_LazyExplanations":
+        return _LazyExplanations(self.run.explanations)
 
     def stats(self) -> dict[str, dict]:
         return self._stats
