@@ -48,6 +48,13 @@ def serve(
     if pseudonym_key is not None:
         from ..export.pseudonym import read_key
         key = read_key(pseudonym_key, {"--runs": runs})
+    import socket
+    try:   # a port in use is bad input, said before anything else happens (uvicorn would only log it)
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+            probe.bind((host, port))
+    except OSError as exc:
+        raise UsageError(f"cannot listen on {host} port {port}: {exc.strerror or exc} (another server there? "
+                         "choose another with --port)") from None
     app = create_app(runs, audit_db, idle_minutes=idle_minutes, max_hours=max_hours, https=https, pseudonym_key=key)
     from .. import console
     if not is_loopback(host):

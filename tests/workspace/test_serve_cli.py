@@ -74,3 +74,12 @@ def test_users_add_reads_the_password_from_stdin_and_serve_answers_on_loopback(r
 def test_serve_refuses_a_missing_runs_folder_with_exit_2(tmp_path):
     r = _fdnet("serve", "--runs", tmp_path / "nope", env=_env(tmp_path / "a.sqlite"))
     assert r.returncode == 2 and "--runs" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_serve_refuses_a_port_in_use_with_exit_2(runs_dir, tmp_path):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        r = _fdnet("serve", "--runs", runs_dir, "--port", port, env=_env(tmp_path / "a.sqlite"))
+    assert r.returncode == 2 and f"port {port}" in r.stderr and "Traceback" not in r.stderr
