@@ -36,7 +36,6 @@ import json
 import multiprocessing as mp
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -78,12 +77,6 @@ def prepare(workdir: Path, people: int, reviewers: int) -> dict:
     return {"runs": runs, "run_dir": runs / "r1", "url": url, "cn": cn, "sr": sr, "users": users}
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _env() -> dict[str, str]:
     import fdnet
     env = dict(os.environ)
@@ -93,33 +86,10 @@ def _env() -> dict[str, str]:
 
 @contextmanager
 def server(runs: Path, url: str, log_path: Path):
-    """``fdnet serve`` on a free loopback port; yields its base URL."""
-    import httpx
-    port = _free_port()
-    log = open(log_path, "w+")
-    proc = subprocess.Popen([sys.executable, "-m", "fdnet", "serve", "--runs", str(runs), "--port", str(port),
-                             "--audit-db", url], stdout=log, stderr=subprocess.STDOUT, env=_env())
-    base = f"http://127.0.0.1:{port}"
-    try:
-        end = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(base + "/login", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > end:
-                log.seek(0)
-                raise SystemExit("fdnet serve did not start:\n" + log.read()[-3000:])
-            time.sleep(0.2)
-        yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+    """``fdnet serve`` on a free loopback port (:func:`fdnet.workspace.server.serving`); yields its base URL."""
+    from fdnet.workspace.server import serving
+    with serving(runs, url, env=_env(), log_path=log_path, timeout=120) as served:
+        yield served.base
 
 
 # ---------------------------------------------------------------------------- part 1: reviewers

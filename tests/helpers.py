@@ -66,3 +66,26 @@ def write_folder(root: Path, *, incidents: str = INCIDENTS, involvements: str = 
         else:
             p.write_text(text, encoding="utf-8", newline="")
     return root
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+
+
+def webdriver_or_skip(what: str):
+    """``selenium.webdriver`` when Debian's chromium and chromium-driver are installed; otherwise the
+    calling test module is skipped, saying why, or fails where FDNET_REQUIRE_BROWSER is set (CI).
+    Selenium is always given the driver's path, so selenium-manager never downloads anything."""
+    import os
+
+    import pytest
+    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
+        why = ("needs Debian's chromium and chromium-driver (/usr/bin/chromium, /usr/bin/chromedriver): "
+               "apt-get install -y chromium chromium-driver")
+        if os.environ.get("FDNET_REQUIRE_BROWSER"):
+            pytest.fail(f"FDNET_REQUIRE_BROWSER is set but {what} " + why, pytrace=False)
+        pytest.skip(why, allow_module_level=True)
+    if os.environ.get("FDNET_REQUIRE_BROWSER"):
+        from selenium import webdriver
+        return webdriver
+    return pytest.importorskip("selenium.webdriver")

@@ -28,11 +28,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import re
 import secrets
 import tempfile
-from datetime import date, datetime, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Literal
 from urllib.parse import quote
@@ -268,14 +267,16 @@ def _number(v):
     return int(f) if f.is_integer() else f
 
 
-def _statuses(ws: Workspace, run: RunEntry, list_name: str, person_ids: list[str]) -> dict:
-    """The review state of each person on a reviewed list (:func:`fdnet.workspace.decisions.statuses`)."""
+def _statuses(ws: Workspace, run: RunEntry, list_names, person_ids: list[str]) -> dict[str, dict]:
+    """list -> person -> review state, for each reviewed list of ``list_names``
+    (:func:`fdnet.workspace.decisions.statuses`); the review entries and the runs' dates are read once."""
     from .decisions import statuses
-    if list_name not in run.policy.review.approvals:
+    reviewed = [n for n in list_names if n in run.policy.review.approvals]
+    if not reviewed:
         return {}
-    entries = ws.log.entries(kind="review")
-    return statuses(entries, run_dir=run.path, run_as_of=run.as_of, list_name=list_name, person_ids=person_ids,
-                    review=run.policy.review, today=ws.today(), runs_as_of=ws.catalog.as_of_by_dir())
+    entries, as_of, today = ws.log.entries(kind="review"), ws.catalog.as_of_by_dir(), ws.today()
+    return {n: statuses(entries, run_dir=run.path, run_as_of=run.as_of, list_name=n, person_ids=person_ids,
+                        review=run.policy.review, today=today, runs_as_of=as_of) for n in reviewed}
 
 
 def _status_dict(st) -> dict:
@@ -310,9 +311,10 @@ def _pseudo_payload(payload: Any, p) -> Any:
     return payload
 
 
-def _pseudo_explanation(ex: dict, p) -> dict:
-    """An explanations.jsonl object with every person ID in it pseudonymised (for auditors)."""
-    if p is None:
+def _pseudo_explanation(ex: dict, key: bytes | None) -> dict:
+    """An explanations.jsonl object with every person ID in it pseudonymised under ``key`` (for auditors;
+    None: unchanged)."""
+    if key is None:
         return ex
     from ..export.pseudonym import Pseudonymiser
     ids: set[str] = set()
@@ -330,7 +332,7 @@ def _pseudo_explanation(ex: dict, p) -> dict:
             for v in o:
                 collect(v)
     collect(ex)
-    q = Pseudonymiser(p._key, ids)
+    q = Pseudonymiser(key, ids)
 
     def swap(o):
         if isinstance(o, dict):
@@ -550,10 +552,7 @@ def create_app(runs: str | Path, audit_db: str | None = None, *, idle_minutes: f
         pseudo = ws.pseudo(s.role, run)
         cols, rows = _rows_for(ws, run, s.role, list_name, pseudo)
         ids = run.list_table(list_name)["person_id"].tolist()
-        states = {}
-        if s.role != "outreach":
-            st = _statuses(ws, run, list_name, ids)
-            states = {pid: st.get(pid) for pid in ids}
+        states = _statuses(ws, run, [list_name], ids).get(list_name, {}) if s.role != "outreach" else {}
         entered = set()
         ch = run.changes()
         if ch is not None and s.role != "outreach" and {"list", "change", "person_id"} <= set(ch.columns):
@@ -611,7 +610,7 @@ def create_app(runs: str | Path, audit_db: str | None = None, *, idle_minutes: f
         for n, r in rows.items():
             if r is not None and pseudo is not None:
                 r["person_id"] = pseudo(pid)
-        exv = _pseudo_explanation(ex, pseudo)
+        exv = _pseudo_explanation(ex, ws.pseudonym_key if pseudo is not None else None)
         if s.role in ("prosecutor", "supervisor"):
             # enforcement reviewers see what counts for the lists they review: never the service side
             # (victimization, the contagion hazard, demographics), the total or the service score
@@ -624,7 +623,8 @@ def create_app(runs: str | Path, audit_db: str | None = None, *, idle_minutes: f
                                                             "probability_shooting")}
             exv["components"] = [{k: v for k, v in c.items() if k not in ("points", "rule")}
                                  for c in exv.get("components", [])]
-        statuses = {n: _statuses(ws, run, n, [pid]).get(pid) for n in seen_lists}
+        found = _statuses(ws, run, seen_lists, [pid])
+        statuses = {n: found.get(n, {}).get(pid) for n in seen_lists}
         history = []
         for n in seen_lists:
             st = statuses.get(n)
@@ -814,7 +814,7 @@ def create_app(runs: str | Path, audit_db: str | None = None, *, idle_minutes: f
         _, rows = _rows_for(ws, run, s.role, list_name, pseudo)
         ids = run.list_table(list_name)["person_id"].tolist()
         if s.role != "outreach":
-            st = _statuses(ws, run, list_name, ids)
+            st = _statuses(ws, run, [list_name], ids).get(list_name)
             if st:
                 for pid, row in zip(ids, rows):
                     row["review"] = _status_dict(st.get(pid))

@@ -1,9 +1,16 @@
 """``fdnet serve --runs DIR``: the workspace on uvicorn, bound to loopback unless ``--host`` says otherwise."""
 from __future__ import annotations
 
+import contextlib
 import ipaddress
+import os
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Iterator, Optional
 
 import typer
 
@@ -69,6 +76,63 @@ def serve(
     import uvicorn
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, server_header=False,
                 proxy_headers=False)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nobody listens on at ``host`` just now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+@dataclass(frozen=True)
+class Served:
+    """A workspace started by :func:`serving`: its base URL, port and process."""
+    base: str
+    port: int
+    process: subprocess.Popen
+
+
+@contextlib.contextmanager
+def serving(runs: str | Path, audit_db: str | None = None, *, env: dict | None = None,
+            log_path: str | Path | None = None, timeout: float = 90) -> Iterator[Served]:
+    """``fdnet serve --runs RUNS`` as a child process on a free loopback port, for as long as the ``with``
+    block lasts: it is started, waited for until ``/login`` answers, and stopped with SIGTERM afterwards
+    (tests, benchmarks and notebooks use it the same way). The server's output goes to ``log_path``
+    (a temporary file when None); a server that dies or does not answer within ``timeout`` seconds is a
+    RuntimeError with the end of that output."""
+    import tempfile
+
+    import httpx
+    port = free_port()
+    args = [sys.executable, "-m", "fdnet", "serve", "--runs", str(runs), "--port", str(port)]
+    if audit_db is not None:
+        args += ["--audit-db", str(audit_db)]
+    log = open(log_path, "w+") if log_path is not None else tempfile.TemporaryFile("w+")
+    proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env if env is not None else dict(os.environ))
+    base = f"http://127.0.0.1:{port}"
+    try:
+        end = time.monotonic() + timeout
+        while True:
+            try:
+                if httpx.get(base + "/login", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None or time.monotonic() > end:
+                log.seek(0)
+                raise RuntimeError("fdnet serve did not start:\n" + log.read()[-3000:])
+            time.sleep(0.2)
+        yield Served(base, port, proc)
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        log.close()
 
 
 def register(app: typer.Typer) -> None:

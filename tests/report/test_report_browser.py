@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -25,18 +24,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
-if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
-    _why = ("needs Debian's chromium and chromium-driver (/usr/bin/chromium, /usr/bin/chromedriver): "
-            "apt-get install -y chromium chromium-driver")
-    if os.environ.get("FDNET_REQUIRE_BROWSER"):
-        pytest.fail("FDNET_REQUIRE_BROWSER is set but the report's browser test " + _why, pytrace=False)
-    pytest.skip(_why, allow_module_level=True)
-if os.environ.get("FDNET_REQUIRE_BROWSER"):
-    from selenium import webdriver
-else:
-    webdriver = pytest.importorskip("selenium.webdriver")
+from helpers import CHROMEDRIVER, CHROMIUM, webdriver_or_skip  # noqa: E402
+
+webdriver = webdriver_or_skip("the report's browser test")
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import Select  # noqa: E402

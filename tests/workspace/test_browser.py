@@ -18,30 +18,19 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 from urllib.parse import quote
 
-import httpx
 import pytest
 
 from wshelpers import HOSTILE_CN, HOSTILE_SR, PASSWORD
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
-if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
-    _why = ("needs Debian's chromium and chromium-driver (/usr/bin/chromium, /usr/bin/chromedriver): "
-            "apt-get install -y chromium chromium-driver")
-    if os.environ.get("FDNET_REQUIRE_BROWSER"):
-        pytest.fail("FDNET_REQUIRE_BROWSER is set but the workspace's browser test " + _why, pytrace=False)
-    pytest.skip(_why, allow_module_level=True)
-if os.environ.get("FDNET_REQUIRE_BROWSER"):
-    from selenium import webdriver
-else:
-    webdriver = pytest.importorskip("selenium.webdriver")
+from helpers import CHROMEDRIVER, CHROMIUM, webdriver_or_skip  # noqa: E402
+
+webdriver = webdriver_or_skip("the workspace's browser test")
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import Select  # noqa: E402
@@ -70,12 +59,6 @@ def _env() -> dict[str, str]:
     return env
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _add_user(url: str, name: str, role: str) -> None:
     """``fdnet users add NAME --role ROLE`` with the password on standard input, as an administrator would."""
     p = subprocess.run([sys.executable, "-m", "fdnet", "users", "add", name, "--role", role, "--audit-db", url],
@@ -98,31 +81,9 @@ def server(runs_dir, tmp_path_factory):
     url = f"sqlite:///{root / 'audit.sqlite'}"
     for name, role in USERS + (("prosecutor2", "prosecutor"),):
         _add_user(url, name, role)
-    port = _free_port()
-    log = open(root / "server.log", "w+")
-    proc = subprocess.Popen([sys.executable, "-m", "fdnet", "serve", "--runs", str(runs), "--port", str(port),
-                             "--audit-db", url], stdout=log, stderr=subprocess.STDOUT, env=_env())
-    base = f"http://127.0.0.1:{port}"
-    try:
-        end = time.monotonic() + 90
-        while True:
-            try:
-                if httpx.get(base + "/login", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > end:
-                log.seek(0)
-                raise AssertionError("fdnet serve did not start: " + log.read()[-2000:])
-            time.sleep(0.2)
-        yield {"base": base, "audit_db": url, "runs": runs}
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+    from fdnet.workspace.server import serving
+    with serving(runs, url, env=_env(), log_path=root / "server.log") as served:
+        yield {"base": served.base, "audit_db": url, "runs": runs}
 
 
 class Browser:

@@ -3,21 +3,15 @@ the server bound to loopback, signing in over HTTP, stopped with SIGTERM; bad op
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import sys
-import time
 
 import httpx
 
 from wshelpers import PASSWORD
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from fdnet.workspace.server import serving
 
 
 def _env(db) -> dict:
@@ -39,34 +33,21 @@ def test_users_add_reads_the_password_from_stdin_and_serve_answers_on_loopback(r
     assert r.returncode == 2 and "role" in r.stderr and "Traceback" not in r.stderr
     r = _fdnet("users", "list", env=env)
     assert r.returncode == 0 and "ana\tprosecutor\tactive" in r.stdout
-    port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "fdnet", "serve", "--runs", str(runs_dir), "--port", str(port)],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        base = f"http://127.0.0.1:{port}"
-        for _ in range(200):
-            try:
-                if httpx.get(base + "/login", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        else:
-            raise AssertionError("the server did not answer: " + proc.stderr.read())
-        with httpx.Client(base_url=base) as c:
+    log = tmp_path / "serve.log"
+    with serving(runs_dir, env=env, log_path=log) as served:
+        port, proc = served.port, served.process
+        with httpx.Client(base_url=served.base) as c:
             assert c.get("/api/runs").status_code == 401
             r = c.post("/login", data={"username": "ana", "password": PASSWORD})
             assert r.status_code == 303 and "fdnet_session" in r.headers["set-cookie"]
             runs = c.get("/api/runs").json()["runs"]
             assert {x["run_id"] for x in runs} == {"r1", "r2"}
-        # bound to loopback only: the machine's other addresses do not answer
         # bound to loopback only (the listening socket's local address)
         with open("/proc/net/tcp") as f:
             local = [line.split()[1] for line in f.readlines()[1:] if line.split()[3] == "0A"]   # LISTEN
         mine = [a for a in local if int(a.split(":")[1], 16) == port]
         assert mine == ["0100007F:" + f"{port:04X}"], mine      # 127.0.0.1, little-endian hex
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=30)
+    err = log.read_text()
     assert proc.returncode in (0, 143, -15), err
     assert "Traceback" not in err
 
