@@ -47,7 +47,7 @@ def _days(dates) -> np.ndarray:
 
 
 def _dated(df: pd.DataFrame | None, cutoff: int) -> np.ndarray:
-    """Rows of a groups/relations table dated before ``cutoff`` (undated rows are kept)."""
+    """Rows of a groups/relations/interventions table dated before ``cutoff`` (undated rows are kept)."""
     if df is None or "date" not in df or not len(df):
         return np.zeros(0 if df is None else len(df), bool)
     days = _days(df["date"])
@@ -64,6 +64,8 @@ def purge_masks(rec: Records, retention_days: int) -> dict[str, np.ndarray]:
         "involvements": rec.involvements["incident_id"].isin(old_ids).to_numpy(),
         "groups": _dated(rec.groups, cutoff),
         "group_relations": _dated(rec.group_relations, cutoff),
+        # intervention records name people: kept no longer than the records they act on
+        "interventions": _dated(rec.interventions, cutoff),
     }
 
 
@@ -102,7 +104,8 @@ def retention_report(data_dir: str | Path, *, as_of: str | None = None, retentio
     rows = []
     files = {k: Path(v["path"]).name for k, v in rec.inputs.items() if "path" in v}
     for name, key_cols in (("incidents", ["incident_id"]), ("involvements", ["incident_id", "person_id", "role"]),
-                           ("groups", ["person_id", "group"]), ("group_relations", ["group_a", "group_b"])):
+                           ("groups", ["person_id", "group"]), ("group_relations", ["group_a", "group_b"]),
+                           ("interventions", ["person_id", "kind"])):
         df = getattr(rec, name)
         if df is None:
             continue

@@ -16,6 +16,11 @@ TRUE_WORDS = frozenset({"true", "1", "yes", "t", "y"})
 FALSE_WORDS = frozenset({"false", "0", "no", "f", "n"})
 SUPERVISION = ("none", "probation", "parole", "pretrial")
 RELATIONS = ("conflict", "alliance")
+# The interventions table's documented kinds (CONTRACT.md section 1). Any other lower-case code
+# (letters, digits, underscores) is accepted as a local kind, reported in the run's notes, and
+# evaluated as a kind of its own.
+INTERVENTION_KINDS = ("call_in_invited", "call_in_attended", "custom_notification_delivered",
+                      "outreach_contacted", "services_accepted", "services_declined")
 
 # --- sex codes ------------------------------------------------------------------
 # One reading of the persons table's free-text `sex` column for every stage that uses it
@@ -66,7 +71,8 @@ class Col:
     """One column of an input table.
 
     kind: ``id`` (non-empty string), ``date``, ``bool``, ``float``, ``int``,
-    ``enum`` (one of ``choices``), ``text`` (free, may be empty).
+    ``enum`` (one of ``choices``), ``code`` (a lower-case word of letters, digits and
+    underscores, read case-insensitively: an open set of kinds), ``text`` (free, may be empty).
     """
 
     name: str
@@ -160,8 +166,35 @@ GROUP_RELATIONS = TableSpec(
     date_column="date",
 )
 
+INTERVENTIONS = TableSpec(
+    "interventions",
+    (
+        Col("person_id", "id", required=True),
+        Col("kind", "code", required=True),
+        Col("date", "date", required=True),
+        Col("source"), Col("list"), Col("run_id"), Col("notes"),
+    ),
+    key=("person_id", "kind", "date", "source"),
+    optional_file=True,
+    date_column="date",
+)
+
+PLACE_FEATURES = TableSpec(
+    "place_features",
+    (
+        Col("feature_id", "id", required=True),
+        Col("kind", "code", required=True),
+        Col("lat", "float", required=True, lo=-90, hi=90),
+        Col("lon", "float", required=True, lo=-180, hi=180),
+        Col("date", "date"), Col("source"),
+    ),
+    key=("feature_id",),
+    optional_file=True,
+    date_column="date",
+)
+
 TABLES: dict[str, TableSpec] = {
-    t.name: t for t in (INCIDENTS, INVOLVEMENTS, PERSONS, GROUPS, GROUP_RELATIONS)
+    t.name: t for t in (INCIDENTS, INVOLVEMENTS, PERSONS, GROUPS, GROUP_RELATIONS, INTERVENTIONS, PLACE_FEATURES)
 }
 
 

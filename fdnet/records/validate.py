@@ -31,6 +31,7 @@ from .mapping import Mapping, load_mapping, mapping_file
 from .read import MAX_FIELD_CHARS, RawTable, read_table, text_array
 from .schema import (
     FALSE_WORDS,
+    INTERVENTION_KINDS,
     NULL_MARKERS,
     QUOTE_LIMIT,
     ROLES,
@@ -208,6 +209,8 @@ class Records:
     notes: list[str] = field(default_factory=list)
     findings: list[dict] = field(default_factory=list)
     today: str = ""
+    interventions: pd.DataFrame | None = None    # CONTRACT.md section 1; read by `fdnet evaluate`
+    place_features: pd.DataFrame | None = None   # CONTRACT.md section 1; for the places analysis
 
 
 class _Rejects:
@@ -344,6 +347,9 @@ class _Reason:
 Check = tuple[np.ndarray, str, _Reason]     # (failing mask, column, why)
 
 
+_CODE = r"[a-z][a-z0-9_]{0,63}"     # a `code` cell: an open set of kinds (interventions, place features)
+
+
 def _check_cells(t: RawTable, spec: TableSpec, mapping: Mapping, role_map: dict[str, tuple[str, ...]],
                  today: int, skip: frozenset[str] = frozenset()) -> tuple[pd.DataFrame, list[Check]]:
     """Type-check every declared column; returns parsed columns and the failing checks.
@@ -408,9 +414,20 @@ def _check_cells(t: RawTable, spec: TableSpec, mapping: Mapping, role_map: dict[
             parsed[col.name] = vals
             kind = "an integer" if col.kind == "int" else "a number"
             checks.append((~ok, col.name, _Reason(f"{col.name} ", raw, f" is not {kind}")))
+            if col.required:
+                checks.append((~present, col.name, _Reason(f"{col.name} is empty")))
             if col.lo is not None and col.hi is not None:
                 checks.append((ok & present & ~rng, col.name, _Reason(f"{col.name} ", raw,
                                                                       f" is outside {col.lo:g}..{col.hi:g}")))
+        elif col.kind == "code":
+            low = s.str.lower()
+            parsed[col.name] = low
+            empty = (low == "").to_numpy(dtype=bool)
+            if col.required:
+                checks.append((empty, col.name, _Reason(f"{col.name} is empty")))
+            bad = ~empty & ~low.str.fullmatch(_CODE).fillna(False).to_numpy(dtype=bool)
+            checks.append((bad, col.name, _Reason(f"{col.name} ", raw, " is not a code (letters, digits and "
+                                                  "underscores, starting with a letter, e.g. call_in_attended)")))
         elif col.kind == "enum":
             low = s.str.lower()
             codes, uniq = _factorize(low)
@@ -999,7 +1016,8 @@ def load_records(data_dir: str | Path, as_of: str | None = None,
         _release(t)
         persons = _unborn(persons, as_of_day, t.path.name, findings, notes)
         persons = persons.sort_values("person_id", kind="stable").reset_index(drop=True)
-    for name in ("groups", "group_relations"):
+    extra: dict[str, pd.DataFrame] = {}
+    for name in ("groups", "group_relations", "interventions", "place_features"):
         if name not in raws:
             continue
         t = raws[name]
@@ -1017,17 +1035,39 @@ def load_records(data_dir: str | Path, as_of: str | None = None,
             late = pres & (d > as_of_day)
             extra_after[name] = int(late.sum())
             ok_idx = ok_idx[~late]
-        keep = _dedupe(t, t.df[list(spec.key)], ok_idx, rej, "row")
-        out = pd.DataFrame({c: _take(p[c] if TABLES[name].col(c).kind == "enum" else t.df[c], keep)
-                            for c in [c.name for c in spec.columns] if c in t.df.columns})
+        key = t.df[list(spec.key)] if all(k in t.df.columns for k in spec.key) else \
+            t.df[[k for k in spec.key if k in t.df.columns]]
+        if name in ("interventions", "place_features"):
+            # the key as read: kinds case-folded, dates as days (2025-01-02 and 2025-01-02T10:00 are one date)
+            key = pd.DataFrame({k: ((_iso_days(p[k].to_numpy()).where(p[k + "__present"].to_numpy(), "")
+                                     if spec.col(k).kind == "date" else p[k]) if k in p else key[k])
+                                for k in key.columns}, index=key.index)
+        keep = _dedupe(t, key, ok_idx, rej, "row")
+        if name in ("groups", "group_relations"):
+            out = pd.DataFrame({c: _take(p[c] if TABLES[name].col(c).kind == "enum" else t.df[c], keep)
+                                for c in [c.name for c in spec.columns] if c in t.df.columns})
+        else:
+            out = _typed_columns(t, p, spec, keep)
         for c in [c.name for c in spec.columns]:
             if c not in out:
-                out[c] = ""
+                out[c] = np.nan if spec.col(c).kind == "float" else ""
         out["line"] = t.lines[keep]
         if name == "groups":
             groups = out.sort_values(["person_id", "group"], kind="stable").reset_index(drop=True)
-        else:
+        elif name == "group_relations":
             relations = out.sort_values(["group_a", "group_b", "relation"], kind="stable").reset_index(drop=True)
+        else:
+            extra[name] = out.sort_values(list(spec.key)[:3] if name == "interventions" else ["feature_id"],
+                                          kind="stable").reset_index(drop=True)
+        _release(t)
+    if "interventions" in extra:
+        local = extra["interventions"]["kind"]
+        local = local[~local.isin(INTERVENTION_KINDS)]
+        if len(local):
+            counts = local.value_counts().sort_index()
+            notes.append("interventions: local kind" + ("s" if len(counts) > 1 else "") + " (not one of the "
+                         "documented kinds, kept as given; docs/data-format.md asks that each be documented with the data): "
+                         + ", ".join(f"{k} ({int(v)} row{'s' if v > 1 else ''})" for k, v in counts.items()))
 
     # --- data quality ------------------------------------------------------
     pa.default_memory_pool().release_unused()
@@ -1080,7 +1120,25 @@ def load_records(data_dir: str | Path, as_of: str | None = None,
         incidents=inc, involvements=inv, persons=persons, groups=groups,
         group_relations=relations, as_of=day_to_iso(as_of_day), as_of_day=as_of_day,
         inputs=inputs, rejected=rejected, notes=notes, findings=findings, today=day_to_iso(now),
+        interventions=extra.get("interventions"), place_features=extra.get("place_features"),
     )
+
+
+def _typed_columns(t: RawTable, p: pd.DataFrame, spec: TableSpec, keep: np.ndarray) -> pd.DataFrame:
+    """Rows ``keep`` of a checked table, each column as its kind reads: dates as ISO days (empty when
+    absent), numbers as floats, codes case-folded, text and IDs as given."""
+    out = pd.DataFrame(index=pd.RangeIndex(len(keep)))
+    for c in spec.columns:
+        if c.name not in t.df.columns:
+            continue
+        if c.kind == "date":
+            v = p[c.name].to_numpy()[keep]
+            out[c.name] = _iso_days(v).where(p[c.name + "__present"].to_numpy()[keep], "").to_numpy()
+        elif c.kind in ("bool", "float", "int"):
+            out[c.name] = p[c.name].to_numpy()[keep]
+        else:
+            out[c.name] = _take(p[c.name] if c.kind in ("enum", "code") else t.df[c.name], keep).to_numpy()
+    return out
 
 
 def _unborn(persons: pd.DataFrame, as_of_day: int, file: str, findings: list[dict], notes: list[str]) -> pd.DataFrame:
