@@ -189,19 +189,33 @@ def synth(
     people: int = typer.Option(20_000, "--people", min=50, help="Number of people in the city."),
     seed: int = typer.Option(0, "--seed", help="Random seed; the same seed gives the same city."),
     fmt: str = typer.Option("csv", "--format", help="csv or parquet."),
+    call_in_effect: Optional[float] = typer.Option(
+        None, "--call-in-effect",
+        help="Plant a call-in a year before the period ends, with this risk ratio on its attendees' later "
+             "incidents (1 = no effect), and write interventions.csv (docs/synthetic-city.md)."),
 ):
     """Write a synthetic city's input folder (truth kept apart in OUT/truth/). See docs/synthetic-city.md."""
     from .synth import generate_city, write_city
 
     if fmt not in ("csv", "parquet"):
         raise typer.BadParameter("must be csv or parquet", param_hint="--format")
+    if call_in_effect is not None and not 0 < call_in_effect <= 1:
+        raise typer.BadParameter("must be more than 0 and at most 1 (1: no effect)", param_hint="--call-in-effect")
     from .runfolder import check_run_dir   # the one new-or-empty check
     check_run_dir(out_dir, what="the synthetic city's folder", earlier="earlier files")
     with err.status(f"generating a city of {people:,} people (seed {seed})"):
         city = generate_city(n_people=people, seed=seed)
+        if call_in_effect is not None:
+            from .synth.interventions import plant_call_in
+            city = plant_call_in(city, effect=call_in_effect, seed=seed)
         write_city(city, out_dir, fmt=fmt)
     out.print(f"wrote {city.n_rows('incidents'):,} incidents and {city.n_rows('involvements'):,} involvements "
               f"to {out_dir} (input period ends {city.end_date})")
+    if "call_in" in city.stats:
+        c = city.stats["call_in"]
+        out.print(f"planted a call-in on {c['date']}: {c['invited']:,} invited, {c['attended']:,} attended, "
+                  f"effect {c['effect']:g} ({c['incidents_removed']:,} later incidents removed; truth in "
+                  f"{out_dir}/truth/interventions.csv)")
 
 
 @app.command()

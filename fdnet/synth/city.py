@@ -285,6 +285,10 @@ class SynthCity:
                                            truth_membership, truth_future)))
         self.end_date = end_date
         self.stats = dict(stats or {})
+        # optional inputs (e.g. interventions, planted by fdnet.synth.interventions) and their truth,
+        # written beside the five tables only when present: a plain city's folder is unchanged
+        self.extra_inputs: dict[str, pd.DataFrame] = {}
+        self.extra_truth: dict[str, pd.DataFrame] = {}
 
     def _frame(self, name: str) -> pd.DataFrame:
         src = self._src[name]
@@ -299,6 +303,8 @@ class SynthCity:
     group_relations = property(lambda self: self._frame("group_relations"))
     truth_membership = property(lambda self: self._frame("truth_membership"))
     truth_future = property(lambda self: self._frame("truth_future"))
+    interventions = property(lambda self: self.extra_inputs.get("interventions"))
+    truth_interventions = property(lambda self: self.extra_truth.get("interventions"))
 
     def n_rows(self, name: str) -> int:
         """Rows of table ``name`` (an input table or a truth table), without making its frame.
@@ -306,7 +312,7 @@ class SynthCity:
         >>> generate_city(500, seed=1).n_rows("persons")
         500
         """
-        src = self._src[name]
+        src = self._src[name] if name in self._src else self.extra_inputs[name]
         return src.n if isinstance(src, _Lazy) else len(src)
 
     def tables(self) -> dict[str, pd.DataFrame]:
@@ -1389,6 +1395,14 @@ they exist so that tests and analysts can score the engine's output.
 See docs/synthetic-city.md for the generative model.
 """
 
+_TRUTH_CALL_IN = """
+- `interventions.csv`: person_id, attended, prior_offending, incidents_removed -- every person
+  invited to the planted call-in of {date} (planted effect {effect}: each later incident in
+  which an attendee offends or is a victim was removed with probability 1 - effect; see
+  fdnet/synth/interventions.py). The input `interventions` table records the invitations and
+  attendances; this file says what the planting did.
+"""
+
 
 # rows made and written at a time: Parquet's default row group, so a table written in slices
 # has the row groups (and the bytes) of the same table written whole
@@ -1451,9 +1465,16 @@ def write_city(city: SynthCity, out_dir, fmt: str = "csv") -> dict[str, Path]:
     _write_table(city._src["truth_membership"], paths["truth_membership"], "csv")
     paths["truth_future"] = truth / "future_shootings.csv"
     _write_table(city._src["truth_future"], paths["truth_future"], "csv")
+    for name in sorted(city.extra_inputs):
+        paths[name] = out / f"{name}.{fmt}"
+        _write_table(city.extra_inputs[name], paths[name], fmt)
+    for name in sorted(city.extra_truth):
+        paths[f"truth_{name}"] = truth / f"{name}.csv"
+        _write_table(city.extra_truth[name], paths[f"truth_{name}"], "csv")
     horizon = city.stats.get("horizon_days")
     paths["truth_readme"] = truth / "README.md"
     paths["truth_readme"].write_text(_TRUTH_README.format(
-        horizon=horizon if horizon is not None else "horizon", end_date=city.end_date),
+        horizon=horizon if horizon is not None else "horizon", end_date=city.end_date)
+        + (_TRUTH_CALL_IN.format(**city.stats["call_in"]) if "call_in" in city.stats else ""),
         encoding="utf-8")
     return paths
