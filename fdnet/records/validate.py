@@ -1035,8 +1035,7 @@ def load_records(data_dir: str | Path, as_of: str | None = None,
             late = pres & (d > as_of_day)
             extra_after[name] = int(late.sum())
             ok_idx = ok_idx[~late]
-        key = t.df[list(spec.key)] if all(k in t.df.columns for k in spec.key) else \
-            t.df[[k for k in spec.key if k in t.df.columns]]
+        key = t.df[[k for k in spec.key if k in t.df.columns]]      # an optional key column may be absent
         if name in ("interventions", "place_features"):
             # the key as read: kinds case-folded, dates as days (2025-01-02 and 2025-01-02T10:00 are one date)
             key = pd.DataFrame({k: ((_iso_days(p[k].to_numpy()).where(p[k + "__present"].to_numpy(), "")
@@ -1076,6 +1075,8 @@ def load_records(data_dir: str | Path, as_of: str | None = None,
     spaces["person_id"]["involvements"] = inv_people
     if persons is not None:
         spaces["person_id"]["persons"] = persons["person_id"]
+    if "interventions" in extra:    # evaluate joins them to the records by person_id
+        spaces["person_id"]["interventions"] = extra["interventions"]["person_id"]
     if groups is not None:
         spaces["person_id"]["groups"] = groups["person_id"]
         spaces["group"]["groups"] = groups["group"]

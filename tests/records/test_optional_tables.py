@@ -132,3 +132,10 @@ def test_a_missing_required_column_stops_the_run(tmp_path, bad, why):
     with pytest.raises(InputError) as e:
         load_records(write_folder(tmp_path, extra={name: bad}))
     assert why in str(e.value) and name in str(e.value)
+
+
+def test_an_intervention_id_that_only_looks_like_a_records_id_is_reported(tmp_path):
+    text = "person_id,kind,date\nP\u200b1,call_in_attended,2024-03-28\n"
+    rec = load_records(write_folder(tmp_path, extra={"interventions.csv": text}))
+    found = [f for f in rec.findings if f["kind"] == "confusable_ids" and f["column"] == "person_id"]
+    assert found and any("interventions" in str(g["tables"]) for g in found[0]["groups"])
