@@ -1000,18 +1000,8 @@ def load_records(data_dir: str | Path, as_of: str | None = None,
         p, checks = _check_cells(t, TABLES["persons"], mapping, role_map, now)
         ok = _reject_failing(t, rej, checks)
         keep = _dedupe(t, t.df[["person_id"]], np.flatnonzero(ok), rej, "person_id")
-        persons = pd.DataFrame({"person_id": _take(t.df["person_id"], keep), "line": t.lines[keep]})
-        for c in TABLES["persons"].columns[1:]:
-            if c.name not in t.df.columns:
-                continue
-            if c.kind == "date":
-                v = p[c.name].to_numpy()[keep]
-                pres = p[c.name + "__present"].to_numpy()[keep]
-                persons[c.name] = _iso_days(v).where(pres, "")
-            elif c.kind in ("bool", "float", "int"):
-                persons[c.name] = p[c.name].to_numpy()[keep]
-            else:
-                persons[c.name] = _take(p[c.name] if c.name in p else t.df[c.name], keep)
+        persons = _typed_columns(t, p, TABLES["persons"], keep)
+        persons.insert(1, "line", t.lines[keep])
         del p, checks
         _release(t)
         persons = _unborn(persons, as_of_day, t.path.name, findings, notes)
@@ -1126,19 +1116,20 @@ def load_records(data_dir: str | Path, as_of: str | None = None,
 
 
 def _typed_columns(t: RawTable, p: pd.DataFrame, spec: TableSpec, keep: np.ndarray) -> pd.DataFrame:
-    """Rows ``keep`` of a checked table, each column as its kind reads: dates as ISO days (empty when
-    absent), numbers as floats, codes case-folded, text and IDs as given."""
+    """Rows ``keep`` of a checked table (persons, interventions, place_features), each column as its kind
+    reads: dates as ISO days (empty when absent), numbers as floats, choices and codes case-folded, text
+    and IDs trimmed."""
     out = pd.DataFrame(index=pd.RangeIndex(len(keep)))
     for c in spec.columns:
         if c.name not in t.df.columns:
             continue
         if c.kind == "date":
             v = p[c.name].to_numpy()[keep]
-            out[c.name] = _iso_days(v).where(p[c.name + "__present"].to_numpy()[keep], "").to_numpy()
+            out[c.name] = _iso_days(v).where(p[c.name + "__present"].to_numpy()[keep], "")
         elif c.kind in ("bool", "float", "int"):
             out[c.name] = p[c.name].to_numpy()[keep]
-        else:
-            out[c.name] = _take(p[c.name] if c.kind in ("enum", "code") else t.df[c.name], keep).to_numpy()
+        else:       # text and IDs as checked (trimmed), choices and codes case-folded
+            out[c.name] = _take(p[c.name], keep)
     return out
 
 
