@@ -43,8 +43,9 @@ out = _con.out
 err = _con.err
 
 
-def _progress(enabled: bool):
+def _progress(enabled: bool, steps: int | None = None):
     from .pipeline import STEPS
+    total = steps or len(STEPS)
 
     class _P:
         def __enter__(self):
@@ -52,7 +53,7 @@ def _progress(enabled: bool):
                               TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
                               console=err, disable=not enabled, transient=True)
             self.p.__enter__()
-            self.task = self.p.add_task("starting", total=len(STEPS))
+            self.task = self.p.add_task("starting", total=total)
             self.n = 0
             return self
 
@@ -64,7 +65,7 @@ def _progress(enabled: bool):
 
         def __exit__(self, *exc):
             if exc[0] is None:
-                self.p.update(self.task, completed=len(STEPS), description="done")
+                self.p.update(self.task, completed=total, description="done")
             self.p.__exit__(*exc)
     return _P()
 
@@ -567,10 +568,12 @@ def _register_subcommands() -> None:
     exports (fdnet.export.commands), and the workspace's users and server (fdnet.workspace.commands,
     fdnet.workspace.server). Each module has ``register(app)``."""
     from .audit import commands as audit_commands
+    from .evaluate import commands as evaluate_commands
     from .export import commands as export_commands
     from .workspace import commands as workspace_commands, server as workspace_server
     audit_commands.register(app)
     export_commands.register(app)
+    evaluate_commands.register(app)
     workspace_commands.register(app)
     workspace_server.register(app)
 

@@ -423,6 +423,51 @@ class Review(_Strict):
         return out
 
 
+class Evaluation(_Strict):
+    """``fdnet evaluate``: how intervened people are compared with people eligible on the same date
+    (docs/evaluation.md)."""
+
+    horizons_days: list[int] = Field(default_factory=lambda: [180, 365],
+                                     description="follow-up horizons: outcomes are counted in the days (0, h] "
+                                     "after the index date; only people followed for all h days are used")
+    eligibility_days: int = Field(default=365, ge=1, description="eligible on a date: an offending or victim "
+                                  "involvement in this many days before it (treated and comparison alike)")
+    matches: int = Field(default=3, ge=1, le=20, description="comparisons matched to each treated person "
+                         "(nearest on the propensity logit, with replacement)")
+    caliper_sd: float = Field(default=0.2, gt=0, le=5, description="a match must lie within this many standard "
+                              "deviations of the propensity logit (Austin 2011)")
+    max_comparisons_per_treated: int = Field(default=50, ge=1, description="candidates drawn per treated person "
+                                             "from each monthly cohort's eligible people (fixed seed)")
+    months_step: int = Field(default=3, ge=1, le=12, description="the effect by months since the intervention "
+                             "is reported in bins of this many months")
+    min_treated: int = Field(default=10, ge=1, description="an effect with fewer matched treated people is "
+                             "reported as too few to estimate")
+    spillover_kinds: list[str] = Field(default_factory=lambda: ["call_in_attended", "custom_notification_delivered"],
+                                       description="kinds whose effect on the treated people's co-offenders is "
+                                       "estimated")
+    programme_start: str | None = Field(default=None, description="YYYY-MM-DD: the programme's start for the "
+                                        "city-wide interrupted time series (default: the first intervention)")
+    seed: int = Field(default=42, description="seed for the candidate draw and the group detection")
+
+    @field_validator("horizons_days")
+    @classmethod
+    def _horizons(cls, v):
+        if not v or any(h < 1 for h in v):
+            raise ValueError("horizons_days must be a non-empty list of positive day counts")
+        return sorted(set(v))
+
+    @field_validator("programme_start")
+    @classmethod
+    def _start(cls, v):
+        if v is not None:
+            import datetime
+            try:
+                datetime.date.fromisoformat(v)
+            except ValueError:
+                raise ValueError(f"programme_start {v!r} is not a YYYY-MM-DD date") from None
+        return v
+
+
 class Policy(_Strict):
     """The effective policy of a run."""
 
@@ -443,6 +488,7 @@ class Policy(_Strict):
     contagion: Contagion = Field(default_factory=Contagion)
     disparity: Disparity = Field(default_factory=Disparity)
     review: Review = Field(default_factory=Review)
+    evaluation: Evaluation = Field(default_factory=Evaluation)
 
     @field_validator("components", mode="before")
     @classmethod
@@ -614,6 +660,13 @@ class _PolicyLoader(yaml.SafeLoader):
                     f"the key {key!r} is given twice (first on line {seen[key] + 1})", key_node.start_mark)
             seen[key] = key_node.start_mark.line
         return super().construct_mapping(node, deep=deep)
+
+
+# Dates stay text (YYYY-MM-DD), validated by the field that takes them: YAML's own timestamp type
+# would turn 2025-01-01 into a date object and 2025-13-01 into an uncaught ValueError.
+_PolicyLoader.yaml_implicit_resolvers = {
+    k: [(tag, rx) for tag, rx in v if tag != "tag:yaml.org,2002:timestamp"]
+    for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()}
 
 
 def _yaml_error(exc: yaml.YAMLError) -> str:

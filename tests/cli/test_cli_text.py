@@ -264,6 +264,7 @@ def test_every_documented_command_runs_in_text_mode(env, capsys, tmp_path, monke
         "audit migrate": (["audit", "migrate"], r"up to date|migrated"),
         "export": (["export", run, "--out", tmp_path / "exports"], r"."),
         "audit keygen": (["audit", "keygen", tmp_path / "sign.key"], r"."),
+        "evaluate": (["evaluate", tmp_path / "cev", "--out", tmp_path / "ev"], r"^call_in_attended\tviolent\t365\t"),
         "users add": (["users", "add", "ana", "--role", "prosecutor"], r"added ana \(prosecutor\)"),
         "users list": (["users", "list"], r"^ana\tprosecutor\tactive"),
         "users disable": (["users", "disable", "ana"], r"disabled"),
@@ -274,6 +275,9 @@ def test_every_documented_command_runs_in_text_mode(env, capsys, tmp_path, monke
     assert set(steps) >= _app_commands() - {"serve"}, \
         f"commands not exercised: {sorted(_app_commands() - set(steps) - {'serve'})}"
     import io
+    # a city with a planted call-in, for `fdnet evaluate`
+    assert cli.main(["synth", "--out", str(tmp_path / "cev"), "--people", "4000", "--seed", "3",
+                     "--call-in-effect", "0.5"]) == 0
     for name, (argv, expect) in steps.items():
         if name in ("users add", "users password"):      # the password comes on standard input
             monkeypatch.setattr("sys.stdin", io.StringIO("a long enough password for ana\n"))
