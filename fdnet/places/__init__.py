@@ -15,7 +15,7 @@ place_list.csv, the Knox table, PAI/PEI, the territories and the summary written
 >>> list(r.table("places").columns[:5])
 ['cell_id', 'lat', 'lon', 'shootings', 'risk']
 >>> sorted(r.table("risk_factors")["factor"])[:2]
-['request_311:density_300m', 'request_311:within_150m']
+['bus_stop:density_300m', 'bus_stop:within_150m']
 """
 from __future__ import annotations
 

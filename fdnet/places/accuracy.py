@@ -9,7 +9,7 @@ taken in proportion (the expectation of breaking the tie at random), so a map th
 
 >>> import numpy as np
 >>> score = np.array([3., 2., 0., 0.]); future = np.array([1, 1, 0, 2])
->>> hits_in_top(score, future, 2) / future.sum()
+>>> float(hits_in_top(score, future, 2) / future.sum())
 0.5
 >>> round(pai_pei(score, future, [0.5])[0]["pai"], 6), round(pai_pei(score, future, [0.5])[0]["pei"], 6)
 (1.0, 0.666667)

@@ -10,9 +10,9 @@ kernel applied to the binned counts (:func:`scipy.ndimage.gaussian_filter`), in 
 >>> import numpy as np
 >>> g = Grid.covering(np.array([40.0, 40.01]), np.array([-100.0, -100.01]), cell_m=500)
 >>> g.n_cells, g.cell_ids[:2].tolist()
-(9, ['R0C0', 'R0C1'])
+(8, ['R0C0', 'R0C1'])
 >>> x, y = g.project(np.array([40.0]), np.array([-100.0]))
->>> int(g.cell_of(x, y)[0]) == g.n_cells - 1
+>>> int(g.cell_of(x, y)[0]) == g.n_cols - 1   # the south-east corner: row 0, last column
 True
 >>> g.counts(g.cell_of(x, y)).sum()
 1

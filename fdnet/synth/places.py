@@ -22,7 +22,7 @@ shootings of the truth (``truth/future_shootings.csv``, no coordinates) are left
 >>> city = generate_city(3000, seed=4)
 >>> p = plant_place_features(city, relative_risk=2.0, seed=1)
 >>> sorted(p.extra_inputs["place_features"]["kind"].unique())
-['request_311', 'bus_stop', 'vacant_building']
+['bus_stop', 'request_311', 'vacant_building']
 >>> p.n_rows("incidents") < city.n_rows("incidents")
 True
 >>> plant_place_features(city, relative_risk=1.0, seed=1).n_rows("incidents") == city.n_rows("incidents")
