@@ -430,19 +430,19 @@ class Places(_Strict):
     """
 
     enabled: bool = Field(default=True, description="run the places analysis when incidents carry lat and lon")
-    cell_m: float = Field(default=150, gt=0, description="side of a square cell of the study-area grid, metres")
+    cell_m: float = Field(default=150.0, gt=0, description="side of a square cell of the study-area grid, metres")
     max_cells: int = Field(default=4_000_000, ge=1, description="a grid needing more cells is refused (exit 2): "
                            "it means a coordinate far from the rest")
-    kde_bandwidth_m: float = Field(default=250, gt=0, description="standard deviation of the Gaussian kernel of "
+    kde_bandwidth_m: float = Field(default=250.0, gt=0, description="standard deviation of the Gaussian kernel of "
                                    "the shootings' density (hot spots), metres")
     hot_spot_share: float = Field(default=0.05, gt=0, le=1, description="the cells with the highest shooting "
                                   "density making up this share of the study area are hot spots")
-    background_bandwidth_m: float = Field(default=250, gt=0, description="kernel of the other incidents' density, "
+    background_bandwidth_m: float = Field(default=250.0, gt=0, description="kernel of the other incidents' density, "
                                           "the background covariate of the risk-terrain model, metres")
     proximity_m: list[float] = Field(default_factory=lambda: [150.0, 300.0, 450.0], min_length=1,
                                      description="distances (metres) at which proximity to each place-feature "
                                      "kind is tried as a factor")
-    density_radius_m: float = Field(default=300, gt=0, description="radius (metres) within which features of a "
+    density_radius_m: float = Field(default=300.0, gt=0, description="radius (metres) within which features of a "
                                     "kind are counted for the density factor")
     max_factors: int = Field(default=10, ge=0, description="at most this many factors are selected")
     holdout_days: int = Field(default=180, ge=1, description="the forecast check fits on the window up to as_of "
@@ -464,6 +464,13 @@ class Places(_Strict):
     def _increasing(cls, v):
         if any(b <= a for a, b in zip(v, v[1:])) or any(x <= 0 for x in v):
             raise ValueError("must be positive and strictly increasing")
+        return v
+
+    @field_validator("area_shares")
+    @classmethod
+    def _shares(cls, v):
+        if any(x > 1 for x in v):
+            raise ValueError("area shares are fractions of the study area: at most 1")
         return v
 
 

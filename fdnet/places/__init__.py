@@ -135,7 +135,7 @@ def analyze_places(rec, net, analytics, policy) -> Places | None:
 
     terr, tcells, lines = _territories(grid, net, analytics, placed, x, y, cfg)
     summary = {
-        "cell_m": cfg.cell_m, "crs": grid.crs, "rows": grid.n_rows, "columns": grid.n_cols, "cells": n,
+        "cell_m": float(cfg.cell_m), "crs": grid.crs, "rows": grid.n_rows, "columns": grid.n_cols, "cells": n,
         "incidents_placed": int(placed.sum()), "incidents_unplaced": int((~placed).sum()),
         "shootings_placed": int(shootings.sum()), "other_incidents_placed": int(other.sum()),
         "place_features": int(0 if pf is None else len(pf)),

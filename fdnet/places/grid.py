@@ -14,7 +14,7 @@ kernel applied to the binned counts (:func:`scipy.ndimage.gaussian_filter`), in 
 >>> x, y = g.project(np.array([40.0]), np.array([-100.0]))
 >>> int(g.cell_of(x, y)[0]) == g.n_cols - 1   # the south-east corner: row 0, last column
 True
->>> g.counts(g.cell_of(x, y)).sum()
+>>> int(g.counts(g.cell_of(x, y)).sum())
 1
 """
 from __future__ import annotations

@@ -9,20 +9,23 @@
 
 Each is one *factor*, named ``<kind>:within_<d>m`` or ``<kind>:density_<r>m``.
 
-**Model.** Shootings per cell ~ Poisson (log link), with the log of the smoothed density of the *other*
-incidents (every incident in the window that is not a shooting, Gaussian kernel of
-``places.background_bandwidth_m``) as a covariate: the background of policing and activity a place factor has
-to beat. Standard errors and tests are quasi-Poisson (the Pearson dispersion, never below 1), because
-shootings cluster more than a Poisson count allows.
+**Model.** Shootings per cell ~ negative binomial (NB2, log link), with the log of the smoothed density of
+the *other* incidents (every incident in the window that is not a shooting, Gaussian kernel of
+``places.background_bandwidth_m``, per km², plus 1) as a covariate: the background of policing and activity a
+place factor has to beat. The negative binomial's dispersion ``alpha`` (0 is Poisson) absorbs the extra
+clustering of shootings (a feud's shootings in a few cells) that a Poisson count would mistake for evidence.
+Coefficients and alpha are fitted by maximum likelihood (Fisher scoring on the p×p normal equations, alpha by
+a bounded one-dimensional search, alternated to convergence).
 
 **Selection** (forward, one factor at a time): each step tries every factor of every kind not yet in the
-model and takes the one with the largest drop in deviance over the dispersion; it enters when that statistic
-exceeds ``log(number of cells)`` (the BIC penalty of one parameter) and its relative risk is above 1. At
-most one operationalisation per kind enters. A factor that only travels with another (311 requests
-clustering around vacant buildings) is tried *after* the other has entered and adds nothing beyond it, so it is
-not credited. The selected factors are refitted together; relative risk = exp(coefficient) with a 95%
-interval from that refit. A factor not selected reports the relative risk it would have had if added to the
-final model, with ``selected`` false.
+model and takes the one with the largest likelihood-ratio statistic (at the current model's alpha); it enters
+when that statistic exceeds ``log(number of cells)`` (the BIC penalty of one parameter) and its relative risk
+is above 1 (RTM's risk factors; a protective kind is reported, never selected). At most one operationalisation
+per kind enters. A factor that only travels with another (311 requests clustering around vacant buildings) is
+tried *after* the other has entered and adds nothing beyond it, so it is not credited. After each entry the
+model is refitted (alpha included); relative risk = exp(coefficient) with a 95% Wald interval from the final
+model. A factor not selected reports the relative risk it would have had if added to the final model, and its
+statistic, with ``selected`` false.
 
 **Risk surface.** ``risk`` per cell: the model's expected shootings divided by their mean over the study
 area (1 = an average cell), background included; ``terrain_risk``: the product of the selected factors'
@@ -100,7 +103,7 @@ class Fit:
 
 
 def _glm(y, X):
-    """The reported fit: statsmodels' Poisson GLM (IRLS)."""
+    """statsmodels' Poisson GLM (IRLS), the check of :func:`_quick` at ``alpha=0``."""
     import statsmodels.api as sm
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -111,53 +114,85 @@ def _glm(y, X):
 class _Quick:
     params: np.ndarray
     mu: np.ndarray
-    deviance: float
+    loglik: float        # the NB2 log-likelihood's terms in mu at the fit's alpha (differences are LR statistics)
     X: np.ndarray
+    alpha: float
 
-    def cov_last(self) -> float:
-        """The model-based variance of the last coefficient (inverse Fisher information)."""
-        H = self.X.T @ (self.X * self.mu[:, None])
-        return float(np.linalg.pinv(H)[-1, -1])
+    @property
+    def deviance(self) -> float:
+        return -2.0 * self.loglik
+
+    def cov(self) -> np.ndarray:
+        """Inverse Fisher information of the coefficients at the fit's alpha."""
+        w = self.mu / (1.0 + self.alpha * self.mu)
+        return np.linalg.pinv(self.X.T @ (self.X * w[:, None]))
 
 
-def _deviance(y, mu) -> float:
+def _ll_mu(y, mu, alpha) -> float:
+    """The terms of the NB2 log-likelihood that depend on mu (Poisson when alpha = 0)."""
     with np.errstate(divide="ignore", invalid="ignore"):
-        t = np.where(y > 0, y * np.log(y / mu), 0.0)
-    return float(2.0 * np.sum(t - (y - mu)))
+        ylog = np.where(y > 0, y * np.log(mu), 0.0)
+    if alpha <= 0:
+        return float(np.sum(ylog - mu))
+    return float(np.sum(ylog - (y + 1.0 / alpha) * np.log1p(alpha * mu)))
 
 
-def _quick(y, X, start=None, iters: int = 50, tol: float = 1e-9) -> _Quick:
-    """Poisson log-link maximum likelihood by Newton steps on the p×p normal equations (the candidates of a
-    selection step: thousands of cells, a handful of columns, so O(n·p²) a step rather than a pseudo-inverse
-    of the n×p matrix). Matches :func:`_glm`'s deviance to 1e-6 (tests/places)."""
+def _quick(y, X, start=None, alpha: float = 0.0, iters: int = 60, tol: float = 1e-10) -> _Quick:
+    """Maximum likelihood of a log-link negative binomial (NB2, ``alpha`` fixed; Poisson at 0) by Fisher scoring
+    on the p×p normal equations: the candidates of a selection step are thousands of cells and a handful of
+    columns, so each step is O(n·p²). Matches statsmodels' Poisson GLM at alpha 0 (tests/places)."""
     p = X.shape[1]
     b = np.zeros(p) if start is None else np.asarray(start, float).copy()
     if start is None:
-        b[0] = np.log(max(y.mean(), 1e-12))
-    dev = np.inf
+        b[0] = np.log(max(float(np.mean(y)), 1e-12))
+    ll = -np.inf
     for _ in range(iters):
-        eta = np.clip(X @ b, -50, 50)
-        mu = np.exp(eta)
-        H = X.T @ (X * mu[:, None])
-        g = X.T @ (y - mu)
+        mu = np.exp(np.clip(X @ b, -50, 50))
+        d = 1.0 + alpha * mu
+        H = X.T @ (X * (mu / d)[:, None])
+        g = X.T @ ((y - mu) / d)
         try:
-            step = np.linalg.solve(H + 1e-10 * np.eye(p), g)
+            step = np.linalg.solve(H + 1e-12 * np.eye(p), g)
         except np.linalg.LinAlgError:
             step = np.linalg.lstsq(H, g, rcond=None)[0]
         b = b + step
-        new = _deviance(y, np.exp(np.clip(X @ b, -50, 50)))
-        if abs(dev - new) <= tol * (1 + abs(new)):
-            dev = new
+        new = _ll_mu(y, np.exp(np.clip(X @ b, -50, 50)), alpha)
+        done = abs(new - ll) <= tol * (1 + abs(new))
+        ll = new
+        if done:
             break
-        dev = new
     mu = np.exp(np.clip(X @ b, -50, 50))
-    return _Quick(b, mu, _deviance(y, mu), X)
+    return _Quick(b, mu, _ll_mu(y, mu, alpha), X, float(alpha))
 
 
-def _dispersion(res, y) -> float:
-    mu = res.mu
-    df = max(len(y) - len(res.params), 1)
-    return max(float(np.sum((y - mu) ** 2 / np.maximum(mu, 1e-300)) / df), 1.0)
+def _alpha_ml(y, mu) -> float:
+    """The NB2 dispersion alpha maximising the likelihood given mu (0 when the counts are not overdispersed)."""
+    from scipy.optimize import minimize_scalar
+    from scipy.special import gammaln
+
+    def nll(la):
+        a = np.exp(la)
+        r = 1.0 / a
+        return -float(np.sum(gammaln(y + r) - gammaln(r) + y * np.log(a * mu / (1 + a * mu)) - r * np.log1p(a * mu)))
+
+    res = minimize_scalar(nll, bounds=(np.log(1e-6), np.log(1e3)), method="bounded", options={"xatol": 1e-6})
+    pois = -float(np.sum(np.where(y > 0, y * np.log(mu), 0.0) - mu))      # + constants shared with nll's limit
+    from scipy.special import gammaln as gl
+    pois += float(np.sum(gl(y + 1)))
+    nb = res.fun + float(np.sum(gl(y + 1)))
+    return float(np.exp(res.x)) if nb < pois - 1e-9 else 0.0
+
+
+def _fit(y, X, start=None, rounds: int = 4) -> _Quick:
+    """Coefficients and alpha by alternating: coefficients at alpha, alpha at the coefficients."""
+    r = _quick(y, X, start=start, alpha=0.0)
+    for _ in range(rounds):
+        a = _alpha_ml(y, r.mu)
+        r2 = _quick(y, X, start=r.params, alpha=a)
+        if abs(a - r.alpha) < 1e-6 * (1 + a):
+            return r2
+        r = r2
+    return r
 
 
 def select(y: np.ndarray, background: np.ndarray, factors: dict[str, np.ndarray], kind_of: dict[str, str],
@@ -170,19 +205,18 @@ def select(y: np.ndarray, background: np.ndarray, factors: dict[str, np.ndarray]
     threshold = float(np.log(max(n, 2)))
     chosen: list[str] = []
     steps: list[dict] = []
-    cur = _quick(y, base)
+    cur = _fit(y, base)
     while len(chosen) < max_factors:
-        phi = _dispersion(cur, y)
         used = {kind_of[c] for c in chosen}
         best = None
         for f in names:
             if f in chosen or kind_of[f] in used:
                 continue
-            X = np.column_stack([base] + [factors[c] for c in chosen] + [factors[f]])
-            r = _quick(y, X, start=np.r_[cur.params, 0.0])
-            stat = (cur.deviance - r.deviance) / phi
+            X = np.column_stack([cur.X, factors[f]])
+            r = _quick(y, X, start=np.r_[cur.params, 0.0], alpha=cur.alpha)
+            stat = 2.0 * (r.loglik - cur.loglik)
             if r.params[-1] > 0 and (best is None or stat > best[1]):
-                best = (f, stat, r)
+                best = (f, stat)
         if best is None or best[1] <= threshold:
             if best is not None:
                 steps.append({"step": len(chosen) + 1, "best_candidate": best[0], "statistic": round(float(best[1]), 4),
@@ -191,10 +225,9 @@ def select(y: np.ndarray, background: np.ndarray, factors: dict[str, np.ndarray]
         chosen.append(best[0])
         steps.append({"step": len(chosen), "best_candidate": best[0], "statistic": round(float(best[1]), 4),
                       "entered": True})
-        cur = best[2]
-    final = _glm(y, np.column_stack([base] + [factors[c] for c in chosen]))
-    phi = _dispersion(final, y)
-    se = np.sqrt(np.diag(final.cov_params()) * phi)
+        cur = _fit(y, np.column_stack([cur.X, factors[best[0]]]), start=np.r_[cur.params, 0.0])
+    final = cur
+    se = np.sqrt(np.diag(final.cov()))
     rows = []
     coef = {}
     for j, f in enumerate(chosen):
@@ -207,10 +240,10 @@ def select(y: np.ndarray, background: np.ndarray, factors: dict[str, np.ndarray]
         if f not in names:
             rows.append((f, kind_of[f], np.nan, np.nan, False, 0, np.nan))
             continue
-        r = _quick(y, np.column_stack([final.model.exog, factors[f]]), start=np.r_[final.params, 0.0])
+        r = _quick(y, np.column_stack([final.X, factors[f]]), start=np.r_[final.params, 0.0], alpha=final.alpha)
         b = float(r.params[-1])
-        s = float(np.sqrt(r.cov_last() * _dispersion(r, y)))
-        rows.append((f, kind_of[f], b, s, False, 0, (final.deviance - r.deviance) / phi))
+        s = float(np.sqrt(r.cov()[-1, -1]))
+        rows.append((f, kind_of[f], b, s, False, 0, 2.0 * (r.loglik - final.loglik)))
     t = pd.DataFrame(rows, columns=["factor", "kind", "b", "se", "selected", "entered_step", "statistic"])
     with np.errstate(over="ignore", invalid="ignore"):
         t["relative_risk"] = np.exp(t["b"])
@@ -226,7 +259,8 @@ def select(y: np.ndarray, background: np.ndarray, factors: dict[str, np.ndarray]
         t[c] = t[c].astype(float).round(6)
     t = t[["factor", "relative_risk", "ci95_low", "ci95_high", "selected", "kind", "entered_step", "statistic",
            "entry_threshold", "cells_exposed"]]
-    return Fit(t, chosen, np.asarray(final.mu, float), coef, float(final.params[0]), float(final.params[1]), phi,
+    return Fit(t, chosen, np.asarray(final.mu, float), coef, float(final.params[0]), float(final.params[1]),
+               final.alpha,
                threshold, steps)
 
 

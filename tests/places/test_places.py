@@ -11,7 +11,7 @@ from fdnet.places import analyze_places
 from fdnet.places.accuracy import hits_in_top, pai_pei
 from fdnet.places.grid import Grid
 from fdnet.places.knox import knox
-from fdnet.places.rtm import _glm, _quick, select
+from fdnet.places.rtm import _fit, _glm, _quick, select
 from fdnet.synth import generate_city, write_city
 from fdnet.synth.places import plant_place_features
 
@@ -106,8 +106,22 @@ def test_quick_fit_matches_statsmodels():
     X = np.column_stack([np.ones(n), rng.normal(size=n), rng.random(n) < 0.2])
     y = rng.poisson(np.exp(X @ np.array([-1.0, 0.4, 0.9]))).astype(float)
     a, b = _quick(y, X), _glm(y, X)
-    assert abs(a.deviance - b.deviance) < 1e-6
     assert np.allclose(a.params, b.params, atol=1e-6)
+    assert np.allclose(np.sqrt(np.diag(a.cov())), b.bse, rtol=1e-5)
+
+
+def test_negative_binomial_fit_matches_statsmodels():
+    import statsmodels.api as sm
+    rng = np.random.default_rng(3)
+    n = 4000
+    X = np.column_stack([np.ones(n), rng.normal(size=n), rng.random(n) < 0.3])
+    mu = np.exp(X @ np.array([-0.5, 0.5, 0.7]))
+    y = rng.poisson(rng.gamma(1 / 0.8, 0.8 * mu)).astype(float)          # NB2 with alpha 0.8
+    ours = _fit(y, X)
+    ref = sm.NegativeBinomial(y, X, loglike_method="nb2").fit(disp=0, maxiter=200)
+    assert np.allclose(ours.params, ref.params[:3], atol=1e-3)
+    assert abs(ours.alpha - ref.params[3]) < 1e-3
+    assert 0.6 < ours.alpha < 1.0
 
 
 def test_selection_one_operationalisation_per_kind():
