@@ -30,7 +30,11 @@ from ..runfolder import LIST_NAMES, RunFolder, open_run, policy_sha256, spec  # 
 # do not): aggregates without person ID columns
 TABLE_FILES = {"edges": "edges.csv", "scores": "scores.csv", "groups": "groups.csv",
                **{n: f"{n}.csv" for n in LIST_NAMES}}
-OPTIONAL_TABLE_FILES = {"disparity": "disparity.csv", "changes": "changes.csv"}   # changes: runs made with --previous
+OPTIONAL_TABLE_FILES = {"disparity": "disparity.csv", "changes": "changes.csv",   # changes: runs made with --previous
+                        # the places analysis (runs whose incidents carry lat/lon) and what its map draws on
+                        "places": "places.csv", "risk_factors": "risk_factors.csv", "place_list": "place_list.csv",
+                        "near_repeats": "near_repeats.csv", "group_table": "group_table.csv",
+                        "conflicts": "conflicts.csv"}
 REQUIRED_COLUMNS = {k: spec(f).required_columns for k, f in {**TABLE_FILES, **OPTIONAL_TABLE_FILES}.items()}
 # columns that hold person IDs (mapped one to one when pseudonymising)
 ID_COLUMNS = {k: spec(f).person_id_columns for k, f in {**TABLE_FILES, **OPTIONAL_TABLE_FILES}.items()}
