@@ -194,3 +194,25 @@ def test_no_coordinates_no_places(tmp_path):
     assert r.places is None and "places" not in r.manifest
     names = {n for n, _ in r.files()}
     assert not names & {"places.csv", "risk_factors.csv", "place_list.csv", "near_repeats.csv"}
+
+
+def test_geo_export_layers_and_byte_identical(tmp_path):
+    import json
+    import time
+
+    import pyogrio
+
+    from fdnet.export.core import export_run
+    d = tmp_path / "city"
+    write_city(plant_place_features(generate_city(3000, seed=5), relative_risk=2.0, seed=2), d)
+    run_dir = fdnet.run(d, today="2026-06-01").write(tmp_path / "run")
+    export_run(run_dir, tmp_path / "e1", formats="geo")
+    time.sleep(1.1)
+    export_run(run_dir, tmp_path / "e2", formats="geo")
+    for name in ("places.geojson", "territories.geojson", "places.gpkg"):
+        assert (tmp_path / "e1" / name).read_bytes() == (tmp_path / "e2" / name).read_bytes(), name
+    cells = json.loads((tmp_path / "e1" / "places.geojson").read_text())
+    n_cells = len(pd.read_csv(run_dir / "places.csv"))
+    assert len(cells["features"]) == n_cells and cells["features"][0]["geometry"]["type"] == "Polygon"
+    layers = dict(pyogrio.list_layers(tmp_path / "e1" / "places.gpkg").tolist())
+    assert layers["cells"] == "Polygon" and layers["territories"] == "Point"
