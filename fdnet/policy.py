@@ -445,6 +445,8 @@ class Places(_Strict):
     density_radius_m: float = Field(default=300.0, gt=0, description="radius (metres) within which features of a "
                                     "kind are counted for the density factor")
     max_factors: int = Field(default=10, ge=0, description="at most this many factors are selected")
+    block_m: float = Field(default=1200.0, gt=0, description="side of the blocks of cells whose scores are summed "
+                           "for the block-robust intervals of the relative risks, metres")
     holdout_days: int = Field(default=180, ge=1, description="the forecast check fits on the window up to as_of "
                               "minus this many days and scores the last days")
     area_shares: list[float] = Field(default_factory=lambda: [0.01, 0.05, 0.10], min_length=1,

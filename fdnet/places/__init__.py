@@ -66,7 +66,10 @@ def has_coordinates(rec) -> bool:
 
 def _fit_surface(grid, y, other, factors, kind_of, cfg) -> tuple[Fit, np.ndarray]:
     bg = np.log(grid.smooth(other, cfg.background_bandwidth_m) + 1.0)
-    fit = select(y, bg, factors, kind_of, max_factors=cfg.max_factors)
+    b = max(1, int(round(cfg.block_m / grid.cell_m)))
+    k = np.arange(grid.n_cells)
+    blocks = (k // grid.n_cols // b) * (grid.n_cols // b + 1) + (k % grid.n_cols) // b
+    fit = select(y, bg, factors, kind_of, max_factors=cfg.max_factors, blocks=blocks)
     return fit, fit.mu / max(float(fit.mu.mean()), 1e-300)
 
 

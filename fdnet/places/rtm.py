@@ -24,7 +24,8 @@ is above 1 (RTM's risk factors; a protective kind is reported, never selected). 
 per kind enters. A factor that only travels with another (311 requests clustering around vacant buildings) is
 tried *after* the other has entered and adds nothing beyond it, so it is not credited. After each entry the
 model is refitted (alpha included); relative risk = exp(coefficient) with a 95% Wald interval from the final
-model. A factor not selected reports the relative risk it would have had if added to the final model, and its
+model, widened where a block-robust (sandwich) variance over blocks of ``places.block_m`` metres is larger
+(neighbouring cells share a feud's shootings). A factor not selected reports the relative risk it would have had if added to the final model, and its
 statistic, with ``selected`` false.
 
 **Risk surface.** ``risk`` per cell: the model's expected shootings divided by their mean over the study
@@ -195,8 +196,25 @@ def _fit(y, X, start=None, rounds: int = 4) -> _Quick:
     return r
 
 
+def _block_se(r: _Quick, y: np.ndarray, blocks: np.ndarray | None) -> np.ndarray:
+    """Standard errors: the larger of the model's and the block-robust (sandwich, scores summed over blocks of
+    cells) per coefficient. Shootings of one feud or one territory are not independent across neighbouring
+    cells; the blocks let the interval see that."""
+    bread = r.cov()
+    model = np.sqrt(np.clip(np.diag(bread), 0, None))
+    if blocks is None:
+        return model
+    u = (y - r.mu) / (1.0 + r.alpha * r.mu)
+    nb = int(blocks.max()) + 1
+    S = np.stack([np.bincount(blocks, weights=r.X[:, j] * u, minlength=nb) for j in range(r.X.shape[1])], axis=1)
+    k = int((np.bincount(blocks, minlength=nb) > 0).sum())
+    meat = S.T @ S * (k / max(k - 1, 1))
+    robust = np.sqrt(np.clip(np.diag(bread @ meat @ bread), 0, None))
+    return np.maximum(model, robust)
+
+
 def select(y: np.ndarray, background: np.ndarray, factors: dict[str, np.ndarray], kind_of: dict[str, str],
-           *, max_factors: int = 10) -> Fit:
+           *, max_factors: int = 10, blocks: np.ndarray | None = None) -> Fit:
     """Forward selection and refit (see the module docstring). ``background``: the covariate per cell."""
     y = np.asarray(y, float)
     n = len(y)
@@ -227,7 +245,7 @@ def select(y: np.ndarray, background: np.ndarray, factors: dict[str, np.ndarray]
                       "entered": True})
         cur = _fit(y, np.column_stack([cur.X, factors[best[0]]]), start=np.r_[cur.params, 0.0])
     final = cur
-    se = np.sqrt(np.diag(final.cov()))
+    se = _block_se(final, y, blocks)
     rows = []
     coef = {}
     for j, f in enumerate(chosen):
@@ -242,7 +260,7 @@ def select(y: np.ndarray, background: np.ndarray, factors: dict[str, np.ndarray]
             continue
         r = _quick(y, np.column_stack([final.X, factors[f]]), start=np.r_[final.params, 0.0], alpha=final.alpha)
         b = float(r.params[-1])
-        s = float(np.sqrt(r.cov()[-1, -1]))
+        s = float(_block_se(r, y, blocks)[-1])
         rows.append((f, kind_of[f], b, s, False, 0, 2.0 * (r.loglik - final.loglik)))
     t = pd.DataFrame(rows, columns=["factor", "kind", "b", "se", "selected", "entered_step", "statistic"])
     with np.errstate(over="ignore", invalid="ignore"):
