@@ -194,6 +194,10 @@ def synth(
         None, "--call-in-effect",
         help="Plant a call-in a year before the period ends, with this risk ratio on its attendees' later "
              "incidents (1 = no effect), and write interventions.csv (docs/synthetic-city.md)."),
+    place_effect: Optional[float] = typer.Option(
+        None, "--place-effect",
+        help="Write place_features.csv (vacant buildings, 311 requests near them, bus stops) with this relative "
+             "risk of shootings within 300 m of a vacant building (1 = no effect; docs/places.md)."),
 ):
     """Write a synthetic city's input folder (truth kept apart in OUT/truth/). See docs/synthetic-city.md."""
     from .synth import generate_city, write_city
@@ -202,6 +206,8 @@ def synth(
         raise typer.BadParameter("must be csv or parquet", param_hint="--format")
     if call_in_effect is not None and not 0 < call_in_effect <= 1:
         raise typer.BadParameter("must be more than 0 and at most 1 (1: no effect)", param_hint="--call-in-effect")
+    if place_effect is not None and not 1 <= place_effect <= 100:
+        raise typer.BadParameter("must be at least 1 (1: no effect) and at most 100", param_hint="--place-effect")
     from .runfolder import check_run_dir   # the one new-or-empty check
     check_run_dir(out_dir, what="the synthetic city's folder", earlier="earlier files")
     with err.status(f"generating a city of {people:,} people (seed {seed})"):
@@ -209,6 +215,9 @@ def synth(
         if call_in_effect is not None:
             from .synth.interventions import plant_call_in
             city = plant_call_in(city, effect=call_in_effect, seed=seed)
+        if place_effect is not None:
+            from .synth.places import plant_place_features
+            city = plant_place_features(city, relative_risk=place_effect, seed=seed)
         write_city(city, out_dir, fmt=fmt)
     out.print(f"wrote {city.n_rows('incidents'):,} incidents and {city.n_rows('involvements'):,} involvements "
               f"to {out_dir} (input period ends {city.end_date})")
@@ -217,6 +226,11 @@ def synth(
         out.print(f"planted a call-in on {c['date']}: {c['invited']:,} invited, {c['attended']:,} attended, "
                   f"effect {c['effect']:g} ({c['incidents_removed']:,} later incidents removed; truth in "
                   f"{out_dir}/truth/interventions.csv)")
+    if "place_effect" in city.stats:
+        c = city.stats["place_effect"]
+        out.print(f"planted place features: {c['features']:,} features, relative risk {c['relative_risk']:g} within "
+                  f"{c['radius_m']:g} m of a vacant building ({c['shootings_removed']:,} shootings removed; truth in "
+                  f"{out_dir}/truth/place_effect.csv)")
 
 
 @app.command()

@@ -468,6 +468,59 @@ class Evaluation(_Strict):
         return v
 
 
+class Places(_Strict):
+    """The places analysis (docs/places.md): cells, risk terrain, forecast accuracy, near repeats, territories.
+
+    Runs only when incidents carry lat and lon; it never changes the lists.
+    """
+
+    enabled: bool = Field(default=True, description="run the places analysis when incidents carry lat and lon")
+    cell_m: float = Field(default=150.0, gt=0, description="side of a square cell of the study-area grid, metres")
+    max_cells: int = Field(default=4_000_000, ge=1, description="a grid needing more cells is refused (exit 2): "
+                           "it means a coordinate far from the rest")
+    kde_bandwidth_m: float = Field(default=250.0, gt=0, description="standard deviation of the Gaussian kernel of "
+                                   "the shootings' density (hot spots), metres")
+    hot_spot_share: float = Field(default=0.05, gt=0, le=1, description="the cells with the highest shooting "
+                                  "density making up this share of the study area are hot spots")
+    background_bandwidth_m: float = Field(default=250.0, gt=0, description="kernel of the other incidents' density, "
+                                          "the background covariate of the risk-terrain model, metres")
+    proximity_m: list[float] = Field(default_factory=lambda: [150.0, 300.0, 450.0], min_length=1,
+                                     description="distances (metres) at which proximity to each place-feature "
+                                     "kind is tried as a factor")
+    density_radius_m: float = Field(default=300.0, gt=0, description="radius (metres) within which features of a "
+                                    "kind are counted for the density factor")
+    max_factors: int = Field(default=10, ge=0, description="at most this many factors are selected")
+    block_m: float = Field(default=1200.0, gt=0, description="side of the blocks of cells whose scores are summed "
+                           "for the block-robust intervals of the relative risks, metres")
+    holdout_days: int = Field(default=180, ge=1, description="the forecast check fits on the window up to as_of "
+                              "minus this many days and scores the last days")
+    area_shares: list[float] = Field(default_factory=lambda: [0.01, 0.05, 0.10], min_length=1,
+                                     description="shares of the study area at which PAI and PEI are reported")
+    knox_distance_m: list[float] = Field(default_factory=lambda: [100.0, 200.0, 400.0, 800.0], min_length=1,
+                                         description="upper edges of the Knox test's distance bands, metres")
+    knox_days: list[int] = Field(default_factory=lambda: [7, 14, 30, 60], min_length=1,
+                                 description="upper edges of the Knox test's time bands, days")
+    knox_permutations: int = Field(default=99, ge=0, description="Monte Carlo shuffles of the dates (Knox test)")
+    seed: int = Field(default=0, description="seed of the Knox test's shuffles")
+    territory_share: float = Field(default=0.5, gt=0, le=1, description="a group's core cells are the fewest "
+                                   "holding this share of its members' offending incidents")
+    place_list_size: int = Field(default=25, ge=0, description="cells on the place list (highest risk first)")
+
+    @field_validator("proximity_m", "knox_distance_m", "knox_days", "area_shares")
+    @classmethod
+    def _increasing(cls, v):
+        if any(b <= a for a, b in zip(v, v[1:])) or any(x <= 0 for x in v):
+            raise ValueError("must be positive and strictly increasing")
+        return v
+
+    @field_validator("area_shares")
+    @classmethod
+    def _shares(cls, v):
+        if any(x > 1 for x in v):
+            raise ValueError("area shares are fractions of the study area: at most 1")
+        return v
+
+
 class Policy(_Strict):
     """The effective policy of a run."""
 
@@ -489,6 +542,7 @@ class Policy(_Strict):
     disparity: Disparity = Field(default_factory=Disparity)
     review: Review = Field(default_factory=Review)
     evaluation: Evaluation = Field(default_factory=Evaluation)
+    places: Places = Field(default_factory=Places)
 
     @field_validator("components", mode="before")
     @classmethod

@@ -65,6 +65,7 @@ class Run:
     manifest: dict
     data_dir: Path | None = None
     changes: pd.DataFrame | None = None
+    places: object | None = None      # fdnet.places.Places when incidents carry lat/lon, else None
 
     def __repr__(self) -> str:
         sizes = ", ".join(f"{n}={len(self.lists[n])}" for n in LIST_NAMES if n in self.lists)
@@ -92,12 +93,15 @@ class Run:
             "rejected": lambda: rec.rejected,
             "edges": lambda: self.edges,
             "groups": lambda: an.groups.table,
-            "group_table": lambda: an.group_table,
+            "group_table": lambda: self.group_table,
             "conflicts": lambda: an.conflicts,
             "contagion_events": lambda: an.contagion_events,
             "scores": lambda: self.scores,
             "disparity": lambda: self.disparity,
             "changes": lambda: self.changes,
+            **({"places": lambda: self.places.cells, "risk_factors": lambda: self.places.factors,
+                "place_list": lambda: self.places.place_list, "near_repeats": lambda: self.places.knox}
+               if self.places is not None else {}),
         }.get(key, lambda: None)()
 
     @property
@@ -106,7 +110,9 @@ class Run:
 
     @property
     def group_table(self) -> pd.DataFrame:
-        return self.analytics.group_table
+        """group_table.csv: the analytics' group table, with each group's territory when places ran."""
+        from .places import with_territory
+        return with_territory(self.analytics.group_table, self.places)
 
     def listed(self) -> dict[str, list[str]]:
         """person_id -> the lists they are on, in list order."""
@@ -309,6 +315,9 @@ def run(data_dir: str | Path, *, as_of: str | None = None, policy=None, mapping_
     expl = explain_listed(net, rec.involvements, scores, policy, listed, analytics=an, persons=rec.persons,
                           lists={k: v for k, v in lists.items() if k != "call_in_groups"})
 
+    from .places import analyze_places
+    places = analyze_places(rec, net, an, policy)     # None without coordinates; never touches the lists
+
     changes = None
     if prev_rf is not None:
         from .lists.changes import changes as list_changes
@@ -364,9 +373,12 @@ def run(data_dir: str | Path, *, as_of: str | None = None, policy=None, mapping_
         "disparity": disparity_summary(disparity),
         "notes": list(rec.notes),
         "data_quality": list(getattr(rec, "findings", None) or []),
+        **({"places": places.summary} if places is not None else {}),
         "network": {"capped_incidents": list(getattr(net, "capped_incidents", None) or [])},
         "environment": _versions(),
     }
+    if places is not None:
+        manifest["notes"].extend(places.notes)
     capped = manifest["network"]["capped_incidents"]
     if capped:
         cap = getattr(getattr(policy, "network", None), "max_pairs_per_incident", None)
@@ -378,7 +390,7 @@ def run(data_dir: str | Path, *, as_of: str | None = None, policy=None, mapping_
             + " (manifest network.capped_incidents)")
     return Run(policy=policy, records=rec, network=net, analytics=an, scores=scores, lists=lists,
                explanations=expl, disparity=disparity, summary=summary, manifest=manifest,
-               data_dir=Path(data_dir), changes=changes)
+               data_dir=Path(data_dir), changes=changes, places=places)
 
 
 def _shootings_by_month(net) -> list[dict]:

@@ -2,7 +2,7 @@
 
 ::
 
-    fdnet export RUN_DIR --out EXPORT_DIR [--format graphml,gexf,xlsx,i2,csv]
+    fdnet export RUN_DIR --out EXPORT_DIR [--format graphml,gexf,xlsx,i2,csv,geo]
                  [--pseudonymise (--key-file PATH | --new-key PATH)] [--audit-db URL]
     fdnet export --new-key PATH          # only create a key
 
@@ -26,7 +26,7 @@ def register(app: typer.Typer) -> None:
         run_dir: Optional[Path] = typer.Argument(None, help="A run folder written by `fdnet run` (left unchanged)."),
         out_dir: Optional[Path] = typer.Option(None, "--out", help="Export folder to create; must be new or "
                                                "empty and outside RUN_DIR."),
-        formats: str = typer.Option("all", "--format", help="Comma-separated: graphml, gexf, xlsx, i2, csv, "
+        formats: str = typer.Option("all", "--format", help="Comma-separated: graphml, gexf, xlsx, i2, csv, geo, "
                                     "or all."),
         pseudonymise: bool = typer.Option(False, "--pseudonymise", "--pseudonymize",
                                           help="Replace every person ID by HMAC-SHA256(key, ID) (for auditors)."),

@@ -18,7 +18,8 @@ Formats (``formats``): ``graphml`` and ``gexf`` (one file per layer,
 :mod:`fdnet.export.graphs`), ``xlsx`` (lists.xlsx, :mod:`fdnet.export.xlsx`),
 ``i2`` (entities.csv, links.csv, :mod:`fdnet.export.i2`) and ``csv`` (the
 run's edges, scores, groups and list files, and disparity.csv when the run
-has one; pseudonymised when a key is given, else byte copies).
+has one; pseudonymised when a key is given, else byte copies) and ``geo`` (places.geojson,
+territories.geojson and places.gpkg when the run has places.csv, :mod:`fdnet.export.geo`).
 """
 from __future__ import annotations
 
@@ -37,8 +38,8 @@ from .pseudonym import SCHEME, Pseudonymiser, key_fingerprint, read_key
 from .runfolder import (ID_COLUMNS, INCIDENT_ID_COLUMNS, LIST_NAMES, OPTIONAL_TABLE_FILES, TABLE_FILES, RunFolder,
                         column_kind, load_run, number_columns, sha256_hex)
 
-FORMATS = ("graphml", "gexf", "xlsx", "i2", "csv")
-_SAFE_NAME = re.compile(r"[a-z0-9][a-z0-9_]*\.(?:csv|json|graphml|gexf|xlsx)")
+FORMATS = ("graphml", "gexf", "xlsx", "i2", "csv", "geo")
+_SAFE_NAME = re.compile(r"[a-z0-9][a-z0-9_]*\.(?:csv|json|graphml|gexf|xlsx|geojson|gpkg)")
 MANIFEST_NAME = "export_manifest.json"
 EXPORT_FORMAT_VERSION = 1
 
@@ -162,6 +163,9 @@ def build_export(rf: RunFolder, formats: Iterable[str], key: bytes | None = None
         files["lists.xlsx"] = lists_workbook(tables, meta)
     if "i2" in formats:
         files.update(i2_files(tables))
+    if "geo" in formats:
+        from .geo import geo_files
+        files.update(geo_files(tables, rf.manifest))
     if "csv" in formats:
         if key is None:
             for fname in rf.raw:

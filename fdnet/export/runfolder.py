@@ -30,7 +30,13 @@ from ..runfolder import LIST_NAMES, RunFolder, open_run, policy_sha256, spec  # 
 # do not): aggregates without person ID columns
 TABLE_FILES = {"edges": "edges.csv", "scores": "scores.csv", "groups": "groups.csv",
                **{n: f"{n}.csv" for n in LIST_NAMES}}
-OPTIONAL_TABLE_FILES = {"disparity": "disparity.csv", "changes": "changes.csv"}   # changes: runs made with --previous
+OPTIONAL_TABLE_FILES = {"disparity": "disparity.csv", "changes": "changes.csv",   # changes: runs made with --previous
+                        # the places analysis (runs whose incidents carry lat/lon) and what its map draws on
+                        "places": "places.csv", "risk_factors": "risk_factors.csv", "place_list": "place_list.csv",
+                        "near_repeats": "near_repeats.csv", "group_table": "group_table.csv",
+                        "conflicts": "conflicts.csv"}
+# exported only with places.csv (the territories and conflicts of the map); a run without places exports as before
+PLACES_ONLY = ("group_table", "conflicts")
 REQUIRED_COLUMNS = {k: spec(f).required_columns for k, f in {**TABLE_FILES, **OPTIONAL_TABLE_FILES}.items()}
 # columns that hold person IDs (mapped one to one when pseudonymising)
 ID_COLUMNS = {k: spec(f).person_id_columns for k, f in {**TABLE_FILES, **OPTIONAL_TABLE_FILES}.items()}
@@ -83,7 +89,8 @@ def load_run(run_dir: str | Path) -> RunFolder:
     not a run folder or when any file differs from the manifest.
     """
     rf = open_run(run_dir, require=tuple(TABLE_FILES.values()), action="export")
-    present = {**TABLE_FILES, **{k: f for k, f in OPTIONAL_TABLE_FILES.items() if rf.has(f)}}
+    present = {**TABLE_FILES, **{k: f for k, f in OPTIONAL_TABLE_FILES.items() if rf.has(f)
+                                 and (k not in PLACES_ONLY or rf.has("places.csv"))}}
     out = RunFolder(rf.path, rf.manifest, {f: rf.raw[f] for f in present.values()}, rf.manifest_sha256)
     out.tables = {key: rf.table(fname) for key, fname in present.items()}
     return out

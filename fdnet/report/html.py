@@ -456,6 +456,9 @@ class RunSource:
         return self._stats
 
 
+from .places import places_context  # noqa: E402  (the Places section; below the helpers it uses)
+
+
 def build_context(src, manifest: dict | None = None) -> dict:
     """Everything the template shows, from one source (:class:`FolderSource` or :class:`RunSource`).
 
@@ -571,6 +574,7 @@ def build_context(src, manifest: dict | None = None) -> dict:
         "has_conflicts_file": conflicts is not None,
         "inventory": _inventory(src.stats()),
         "outputs_in_manifest": "outputs" in manifest,
+        "places": places_context(src, manifest),
     }
 
 

@@ -163,7 +163,8 @@ def test_open_run_tables_are_lazy_text_and_checked(written):
     sc = rf.table("scores")
     assert pd.api.types.is_string_dtype(sc["person_id"]) and sc is rf.table("scores.csv")
     assert rf.tables["call_in"].equals(rf.table("call_in"))
-    assert rf.table("places") is None
+    assert rf.table("resolution") is None          # an optional table the run did not write (no resolution)
+    assert rf.table("places") is not None         # the synthetic incidents carry lat/lon: the places analysis ran
     pid = rf.table("call_in")["person_id"].iloc[0]
     assert rf.explanation(pid)["person_id"] == pid and rf.explanation("NOBODY") is None
     assert len(rf.policy_sha256) == 64 and rf.as_of == rf.manifest["as_of"]

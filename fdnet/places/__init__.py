@@ -1,0 +1,234 @@
+"""The places analysis of a run (docs/places.md): cells, hot spots, risk terrain, forecast accuracy, near
+repeats, group territories and the place list.
+
+:func:`analyze_places` runs when incidents in the window carry lat and lon (else it returns None and the run is
+as it was). It reads the validated records and the network (which incidents are in the window, which are
+shootings) and the groups; it never touches the lists. Its :class:`Places` holds places.csv, risk_factors.csv,
+place_list.csv, the Knox table, PAI/PEI, the territories and the summary written to the manifest.
+
+>>> import tempfile, pathlib, fdnet
+>>> from fdnet.synth import generate_city, write_city
+>>> from fdnet.synth.places import plant_place_features
+>>> d = pathlib.Path(tempfile.mkdtemp())
+>>> _ = write_city(plant_place_features(generate_city(3000, seed=2), relative_risk=3.0, seed=1), d / "c")
+>>> r = fdnet.run(d / "c")
+>>> list(r.table("places").columns[:5])
+['cell_id', 'lat', 'lon', 'shootings', 'risk']
+>>> sorted(r.table("risk_factors")["factor"])[:2]
+['bus_stop:density_300m', 'bus_stop:within_150m']
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from .accuracy import pai_pei
+from .grid import Grid
+from .knox import knox
+from .rtm import Fit, factor_columns, select, terrain_risk
+from .territory import TERRITORY_COLUMNS, territories
+
+
+@dataclass
+class Places:
+    """Everything the places analysis made (see the module docstring)."""
+
+    grid: Grid
+    cells: pd.DataFrame               # places.csv
+    factors: pd.DataFrame             # risk_factors.csv
+    place_list: pd.DataFrame          # place_list.csv
+    knox: pd.DataFrame
+    accuracy: dict
+    territories: pd.DataFrame         # group, territory columns
+    territory_cells: pd.DataFrame     # group, cell_id, incidents (core cells)
+    conflict_lines: pd.DataFrame      # group_a, group_b, shootings, incidents, relation (between territories)
+    shootings: pd.DataFrame           # incident_id, date, lat, lon of the window's placed shootings
+    summary: dict = field(default_factory=dict)
+    notes: list = field(default_factory=list)
+
+
+def _window_points(rec, net):
+    """Rows of rec.incidents for the network's window incidents, with their coordinates."""
+    ids = rec.incidents["incident_id"].to_numpy(dtype=object)
+    pos = np.searchsorted(ids, net.incident_ids)
+    lat = rec.incidents["lat"].to_numpy(dtype=float)[pos]
+    lon = rec.incidents["lon"].to_numpy(dtype=float)[pos]
+    return lat, lon
+
+
+def has_coordinates(rec) -> bool:
+    inc = rec.incidents
+    return "lat" in inc and bool((np.isfinite(inc["lat"].to_numpy(dtype=float))
+                                  & np.isfinite(inc["lon"].to_numpy(dtype=float))).any())
+
+
+def _fit_surface(grid, y, other, factors, kind_of, cfg) -> tuple[Fit, np.ndarray]:
+    bg = np.log(grid.smooth(other, cfg.background_bandwidth_m) + 1.0)
+    b = max(1, int(round(cfg.block_m / grid.cell_m)))
+    k = np.arange(grid.n_cells)
+    blocks = (k // grid.n_cols // b) * (grid.n_cols // b + 1) + (k % grid.n_cols) // b
+    fit = select(y, bg, factors, kind_of, max_factors=cfg.max_factors, blocks=blocks)
+    return fit, fit.mu / max(float(fit.mu.mean()), 1e-300)
+
+
+def analyze_places(rec, net, analytics, policy) -> Places | None:
+    """The places analysis (module docstring); None when switched off or no window incident has coordinates."""
+    cfg = policy.places
+    if not cfg.enabled or not has_coordinates(rec):
+        return None
+    notes: list[str] = []
+    lat, lon = _window_points(rec, net)
+    placed = np.isfinite(lat) & np.isfinite(lon)
+    if not placed.any():
+        return None
+    if (~placed).any():
+        notes.append(f"places: {int((~placed).sum())} of {len(placed)} incidents in the window have no lat/lon "
+                     "and are not placed on the map")
+    grid = Grid.covering(lat[placed], lon[placed], cell_m=cfg.cell_m, max_cells=cfg.max_cells)
+    x = np.full(len(lat), np.nan)
+    y = np.full(len(lat), np.nan)
+    x[placed], y[placed] = grid.project(lat[placed], lon[placed])
+    cell = np.full(len(lat), -1, dtype=np.int64)
+    cell[placed] = grid.cell_of(x[placed], y[placed])
+    shoot = net.shooting_incidents()
+    day = np.asarray(net.inc_day, np.int64)
+    n = grid.n_cells
+    shootings = grid.counts(cell[shoot])
+    other = grid.counts(cell[~shoot])
+
+    pf = rec.place_features
+    if pf is not None and len(pf):
+        fx, fy = grid.project(pf["lat"].to_numpy(dtype=float), pf["lon"].to_numpy(dtype=float))
+        factors, kind_of = factor_columns(grid, pf, fx, fy, cfg.proximity_m, cfg.density_radius_m)
+    else:
+        fx = fy = np.zeros(0)
+        factors, kind_of = {}, {}
+        notes.append("places: no place_features table: the risk surface rests on the other incidents alone")
+
+    fit, risk = _fit_surface(grid, shootings, other, factors, kind_of, cfg)
+    trisk = terrain_risk(fit, factors, n)
+    kde = grid.smooth(shootings, cfg.kde_bandwidth_m)
+    k_hot = int(np.ceil(cfg.hot_spot_share * n))
+    hot = np.zeros(n, bool)
+    hot[np.lexsort((np.arange(n), -kde))[:k_hot]] = True
+    hot &= kde > 0
+
+    ids = grid.cell_ids
+    cx, cy = grid.centres()
+    clat, clon = grid.unproject(cx, cy)
+    cells = pd.DataFrame({"cell_id": ids, "lat": np.round(clat, 6), "lon": np.round(clon, 6),
+                          "shootings": shootings.astype(np.int64), "risk": np.round(risk, 6),
+                          "terrain_risk": np.round(trisk, 6), "other_incidents": other.astype(np.int64),
+                          "shooting_density_km2": np.round(kde, 6), "hot_spot": hot})
+    for f in fit.selected:
+        cells[f] = np.round(factors[f], 6)
+
+    place_list = _place_list(cells, fit, factors, kind_of, pf, grid, fx, fy, cfg)
+    accuracy = _holdout(grid, cell, shoot, day, net, factors, kind_of, cfg, rec.as_of_day)
+
+    sh_idx = np.flatnonzero(shoot & placed)
+    kn = knox(x[sh_idx], y[sh_idx], day[sh_idx], cfg.knox_distance_m, cfg.knox_days,
+              permutations=cfg.knox_permutations, seed=cfg.seed)
+    shoot_pts = pd.DataFrame({"incident_id": net.incident_ids[sh_idx], "day": day[sh_idx],
+                              "lat": lat[sh_idx], "lon": lon[sh_idx]})
+    shoot_pts["date"] = (np.datetime64("1970-01-01", "D") + shoot_pts["day"].to_numpy()
+                         .astype("timedelta64[D]")).astype(str)
+
+    terr, tcells, lines = _territories(grid, net, analytics, placed, x, y, cfg)
+    summary = {
+        "cell_m": float(cfg.cell_m), "crs": grid.crs, "rows": grid.n_rows, "columns": grid.n_cols, "cells": n,
+        "incidents_placed": int(placed.sum()), "incidents_unplaced": int((~placed).sum()),
+        "shootings_placed": int(shootings.sum()), "other_incidents_placed": int(other.sum()),
+        "place_features": int(0 if pf is None else len(pf)),
+        "selected_factors": list(fit.selected), "entry_threshold": round(fit.threshold, 6),
+        "dispersion": round(fit.dispersion, 6), "background_coefficient": round(fit.background_coef, 6),
+        "selection_steps": fit.steps, "hot_spot_cells": int(hot.sum()),
+        "accuracy": accuracy, "territories": int(len(terr)),
+    }
+    return Places(grid, cells, fit.table, place_list, kn, accuracy, terr, tcells, lines, shoot_pts, summary, notes)
+
+
+def _place_list(cells, fit, factors, kind_of, pf, grid, fx, fy, cfg) -> pd.DataFrame:
+    """The highest-risk cells with the selected factors that apply there and their counts. No person appears."""
+    k = min(cfg.place_list_size, len(cells))
+    order = np.lexsort((np.arange(len(cells)), -cells["risk"].to_numpy()))[:k]
+    top = cells.iloc[order][["cell_id", "lat", "lon", "risk", "terrain_risk", "shootings", "other_incidents",
+                             "hot_spot"]].reset_index(drop=True)
+    top.insert(0, "rank", np.arange(1, k + 1))
+    rr = fit.table.set_index("factor")["relative_risk"]
+    drivers = []
+    for i in order:
+        parts = [f"{f} (RR {rr[f]:.2f}, {factors[f][i]:.0%} of cell)" if ":within_" in f
+                 else f"{f} (RR {rr[f]:.2f} per feature, {factors[f][i]:g} features)"
+                 for f in fit.selected if factors[f][i] > 0]
+        drivers.append("; ".join(parts) if parts else "background of other incidents only")
+    top["drivers"] = drivers
+    if pf is not None and len(pf):
+        from scipy.spatial import cKDTree
+        xc, yc = grid.centres()
+        kinds = pf["kind"].to_numpy(dtype=object)
+        pts = np.column_stack([xc[order], yc[order]])
+        for kd in sorted(set(kinds.tolist())):
+            sel = kinds == kd
+            top[f"{kd}_within_{cfg.density_radius_m:g}m"] = cKDTree(np.column_stack([fx[sel], fy[sel]])) \
+                .query_ball_point(pts, r=cfg.density_radius_m, return_length=True).astype(np.int64) if k else []
+    return top
+
+
+def _holdout(grid, cell, shoot, day, net, factors, kind_of, cfg, as_of_day) -> dict:
+    """PAI/PEI on the last ``holdout_days`` of the window, the model fitted on the days before."""
+    cut = as_of_day - cfg.holdout_days
+    fit_part = day <= cut
+    test = shoot & ~fit_part
+    y = grid.counts(cell[shoot & fit_part])
+    other = grid.counts(cell[~shoot & fit_part])
+    future = grid.counts(cell[test])
+    from ..records.validate import day_to_iso
+    out = {"method": "internal holdout: the risk-terrain model refitted on the window up to the cut, scored on "
+                     "the shootings after it (records after as_of are never used)",
+           "fit_end": day_to_iso(int(cut)), "holdout_start": day_to_iso(int(cut) + 1),
+           "holdout_end": day_to_iso(int(as_of_day)), "holdout_shootings": int(future.sum()),
+           "fit_shootings": int(y.sum()), "maps": {}}
+    if future.sum() == 0 or y.sum() == 0:
+        out["skipped"] = "no shootings " + ("in the holdout" if future.sum() == 0 else "before the holdout")
+        return out
+    fit, risk = _fit_surface(grid, y, other, factors, kind_of, cfg)
+    out["selected_factors"] = list(fit.selected)
+    out["maps"] = {"risk_terrain": pai_pei(risk, future, cfg.area_shares),
+                   "past_shootings": pai_pei(y, future, cfg.area_shares),
+                   "past_shootings_kde": pai_pei(grid.smooth(y, cfg.kde_bandwidth_m), future, cfg.area_shares)}
+    return out
+
+
+def _territories(grid, net, analytics, placed, x, y, cfg):
+    from ..graph.layers import FLAG_OFFENDING
+    I = net.incidence
+    primary = analytics.groups.primary.reindex(net.person_ids).fillna("").to_numpy(dtype=object)
+    off = ((I.flags & FLAG_OFFENDING) != 0)
+    g = primary[I.person]
+    m = off & (g != "") & placed[I.inc]
+    terr, core = territories(grid, g[m], I.inc[m], x[I.inc[m]], y[I.inc[m]], share=cfg.territory_share)
+    ids = grid.cell_ids
+    tcells = pd.DataFrame({"group": core["group"].to_numpy(dtype=object),
+                           "cell_id": ids[core["cell"].to_numpy(dtype=np.int64)] if len(core) else [],
+                           "incidents": core["incidents"].to_numpy()})
+    c = analytics.conflicts
+    lines = pd.DataFrame(columns=["group_a", "group_b", "relation", "shootings", "incidents"])
+    if c is not None and len(c) and len(terr):
+        have = set(terr["group"])
+        keep = c["group_a"].isin(have) & c["group_b"].isin(have) & (c["relation"] == "conflict")
+        cols = [k for k in ("group_a", "group_b", "relation", "shootings", "incidents") if k in c]
+        lines = c.loc[keep, cols].drop_duplicates(["group_a", "group_b"]).reset_index(drop=True)
+    return terr, tcells, lines
+
+
+def with_territory(group_table: pd.DataFrame, places: Places | None) -> pd.DataFrame:
+    """The group table with the territory columns (unchanged without a places analysis)."""
+    if places is None:
+        return group_table
+    t = group_table.merge(places.territories, on="group", how="left")
+    t["territory_incidents"] = t["territory_incidents"].fillna(0).astype(np.int64)
+    t["territory_cells"] = t["territory_cells"].fillna(0).astype(np.int64)
+    return t[list(group_table.columns) + list(TERRITORY_COLUMNS)]

@@ -1,0 +1,137 @@
+"""The report's Places section: an offline SVG map (risk cells, shootings per cell, group territories and the
+conflicts between them), the risk factors, PAI/PEI, the Knox table and the place list.
+
+Built from the run folder's tables (places.csv, risk_factors.csv, place_list.csv, near_repeats.csv,
+group_table.csv, conflicts.csv; every cell read as text) and ``manifest["places"]``, so the same section comes
+from a run in memory and from a folder re-read by ``fdnet verify``. Every text from input (group names) is
+escaped; numbers are parsed, never pasted.
+
+>>> import pandas as pd
+>>> cells = pd.DataFrame({"cell_id": ["R0C0", "R0C1"], "lat": ["40.0", "40.0"], "lon": ["-100.0", "-99.998"],
+...                       "shootings": ["1", "0"], "risk": ["1.5", "0.5"]})
+>>> svg = map_svg(cells, None, None, cell_m=150)
+>>> svg.startswith("<svg") and "<script" not in svg and "http" not in svg.replace("http://www.w3.org/2000/svg", "")
+True
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+from markupsafe import Markup, escape
+
+MAX_RISK_CELLS = 8000
+W = 720
+
+
+def _f(s) -> np.ndarray:
+    return pd.to_numeric(pd.Series(s), errors="coerce").to_numpy(dtype=float)
+
+
+def map_svg(cells: pd.DataFrame, groups: pd.DataFrame | None, conflicts: pd.DataFrame | None, *,
+            cell_m: float) -> str:
+    """The map as SVG text: the riskiest cells shaded, circles for shootings per cell, territory centres with
+    their names, lines for conflicts between territories. Plate carrée scaled by cos(latitude)."""
+    lat, lon = _f(cells["lat"]), _f(cells["lon"])
+    ok = np.isfinite(lat) & np.isfinite(lon)
+    if not ok.any():
+        return ""
+    lat0 = float(np.nanmean(lat[ok]))
+    k = math.cos(math.radians(lat0))
+    xs, ys = lon * k, lat
+    x0, x1 = float(np.nanmin(xs[ok])), float(np.nanmax(xs[ok]))
+    y0, y1 = float(np.nanmin(ys[ok])), float(np.nanmax(ys[ok]))
+    span = max(x1 - x0, y1 - y0, 1e-6)
+    s = (W - 20) / span
+    H = int((y1 - y0) * s) + 20
+
+    def px(x):
+        return 10 + (x - x0) * s
+
+    def py(y):
+        return H - 10 - (y - y0) * s
+
+    cdeg = cell_m / 111_320.0 * s      # a cell's side on the page
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} {H}" width="{W}" height="{H}" role="img" '
+           'aria-label="map of risk, shootings and group territories" class="places-map">',
+           f'<rect x="0" y="0" width="{W}" height="{H}" fill="#fafafa" stroke="#ccc"/>']
+    risk = _f(cells["risk"])
+    order = np.lexsort((np.arange(len(risk)), -np.nan_to_num(risk, nan=-1)))
+    n_top = min(MAX_RISK_CELLS, max(1, int(0.05 * len(risk))))
+    top = order[:n_top]
+    if len(top):
+        rmax = float(np.nanmax(risk[top])) or 1.0
+        rmin = float(np.nanmin(risk[top]))
+        for i in top:
+            if not ok[i]:
+                continue
+            t = 0.15 + 0.85 * ((risk[i] - rmin) / (rmax - rmin) if rmax > rmin else 1.0)
+            out.append(f'<rect x="{px(xs[i]) - cdeg / 2:.1f}" y="{py(ys[i]) - cdeg / 2:.1f}" width="{max(cdeg, 1):.1f}" '
+                       f'height="{max(cdeg, 1):.1f}" fill="#d7301f" fill-opacity="{t:.2f}"/>')
+    sh = _f(cells["shootings"])
+    for i in np.flatnonzero(np.nan_to_num(sh) > 0):
+        if ok[i]:
+            out.append(f'<circle cx="{px(xs[i]):.1f}" cy="{py(ys[i]):.1f}" r="{1.5 + 1.2 * math.sqrt(sh[i]):.1f}" '
+                       'fill="none" stroke="#08306b" stroke-width="0.8"/>')
+    if groups is not None and {"territory_lat", "territory_lon", "group"} <= set(groups.columns):
+        glat, glon = _f(groups["territory_lat"]), _f(groups["territory_lon"])
+        pos = {str(g): (px(glon[i] * k), py(glat[i])) for i, g in enumerate(groups["group"].astype(str))
+               if np.isfinite(glat[i]) and np.isfinite(glon[i])}
+        if conflicts is not None and len(conflicts) and {"group_a", "group_b"} <= set(conflicts.columns):
+            rel = conflicts["relation"].astype(str) if "relation" in conflicts else pd.Series(["conflict"] * len(conflicts))
+            shoot = _f(conflicts["shootings"]) if "shootings" in conflicts else np.zeros(len(conflicts))
+            for a, b, r, n in zip(conflicts["group_a"].astype(str), conflicts["group_b"].astype(str), rel, shoot):
+                if r != "conflict" or a not in pos or b not in pos:
+                    continue
+                (xa, ya), (xb, yb) = pos[a], pos[b]
+                w = 0.8 + (math.sqrt(n) if np.isfinite(n) else 0)
+                out.append(f'<line x1="{xa:.1f}" y1="{ya:.1f}" x2="{xb:.1f}" y2="{yb:.1f}" stroke="#6a51a3" '
+                           f'stroke-opacity="0.7" stroke-width="{w:.1f}"><title>{escape(a)} – {escape(b)}: '
+                           f'{int(n) if np.isfinite(n) else 0} shootings between them</title></line>')
+        for g, (x, y) in pos.items():
+            out.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3" fill="#6a51a3"><title>{escape(g)}</title></circle>')
+    out.append("</svg>")
+    return "\n".join(out)
+
+
+def _rows(df: pd.DataFrame | None, cols: list[str], limit: int | None = None) -> dict | None:
+    if df is None:
+        return None
+    cols = [c for c in cols if c in df.columns]
+    d = df[cols] if limit is None else df[cols].head(limit)
+    return {"columns": cols, "rows": d.astype(str).to_numpy().tolist(), "total": int(len(df)),
+            "numeric": [c not in ("factor", "cell_id", "drivers", "selected", "hot_spot", "map") for c in cols],
+            "flags": None}
+
+
+def places_context(src, manifest: dict) -> dict | None:
+    """The section's content, or None when the run has no places.csv."""
+    cells = src.table("places")
+    if cells is None:
+        return None
+    summ = manifest.get("places") if isinstance(manifest.get("places"), dict) else {}
+    cell_m = float(summ.get("cell_m") or (manifest.get("policy") or {}).get("places", {}).get("cell_m", 150))
+    svg = map_svg(cells, src.table("group_table"), src.table("conflicts"), cell_m=cell_m)
+    acc = summ.get("accuracy") if isinstance(summ.get("accuracy"), dict) else {}
+    acc_rows = []
+    labels = {"risk_terrain": "risk terrain surface", "past_shootings": "past shootings (counts per cell)",
+              "past_shootings_kde": "past shootings (kernel density)"}
+    for key, label in labels.items():
+        for m in (acc.get("maps") or {}).get(key) or []:
+            acc_rows.append([label, f"{100 * float(m.get('area_share', 0)):g}%", m.get("hit_rate"), m.get("pai"),
+                             m.get("pei")])
+    return {
+        "svg": Markup(svg),
+        "summary": summ,
+        "factors": _rows(src.table("risk_factors"), ["factor", "relative_risk", "ci95_low", "ci95_high", "selected",
+                                                     "statistic", "entry_threshold", "cells_exposed"]),
+        "place_list": _rows(src.table("place_list"), ["rank", "cell_id", "lat", "lon", "risk", "terrain_risk",
+                                                      "shootings", "other_incidents", "drivers"]),
+        "knox": _rows(src.table("near_repeats"), ["distance_from_m", "distance_to_m", "days_from", "days_to",
+                                                  "observed", "expected", "ratio", "p_value"]),
+        "accuracy": {"columns": ["map", "area share", "hit rate", "PAI", "PEI"], "rows": acc_rows,
+                     "total": len(acc_rows), "numeric": [False, True, True, True, True], "flags": None}
+        if acc_rows else None,
+        "accuracy_info": acc,
+    }

@@ -1,0 +1,218 @@
+"""The places analysis (fdnet/places): planted place effects recovered, nulls not credited, forecast accuracy,
+near repeats, territories, and the run's other outputs untouched."""
+import numpy as np
+import pandas as pd
+import pytest
+
+import fdnet
+from fdnet.api import study
+from fdnet.errors import UsageError
+from fdnet.places import analyze_places
+from fdnet.places.accuracy import hits_in_top, pai_pei
+from fdnet.places.grid import Grid
+from fdnet.places.knox import knox
+from fdnet.places.rtm import _fit, _glm, _quick, select
+from fdnet.synth import generate_city, write_city
+from fdnet.synth.places import plant_place_features
+
+PLANTED = 3.0
+
+
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory):
+    d = tmp_path_factory.mktemp("places") / "city"
+    write_city(plant_place_features(generate_city(60_000, seed=7), relative_risk=PLANTED, seed=3), d)
+    st = study(d)
+    return d, st, analyze_places(st.records, st.network, st.analytics, st.policy)
+
+
+@pytest.fixture(scope="module")
+def null_city(tmp_path_factory):
+    d = tmp_path_factory.mktemp("places_null") / "city"
+    write_city(plant_place_features(generate_city(60_000, seed=7), relative_risk=1.0, seed=3), d)
+    st = study(d)
+    return analyze_places(st.records, st.network, st.analytics, st.policy)
+
+
+def test_planted_relative_risk_recovered(planted):
+    _, _, p = planted
+    f = p.factors.set_index("factor")
+    row = f.loc["vacant_building:within_300m"]
+    assert bool(row["selected"])
+    assert row["ci95_low"] <= PLANTED <= row["ci95_high"], row
+    assert 2.0 < row["relative_risk"] < 4.5
+
+
+def test_correlated_and_pure_nulls_not_credited(planted):
+    _, _, p = planted
+    sel = p.factors[p.factors["selected"]]
+    assert sorted(sel["kind"]) == ["vacant_building"]
+    assert not p.factors.loc[p.factors["kind"] == "request_311", "selected"].any()
+    assert not p.factors.loc[p.factors["kind"] == "bus_stop", "selected"].any()
+    # the 311 requests do travel with the vacant buildings: alone (background only) they would look risky
+    from fdnet.places.rtm import factor_columns
+    st = planted[1]
+    pf = st.records.place_features
+    g = p.grid
+    fx, fy = g.project(pf["lat"].to_numpy(float), pf["lon"].to_numpy(float))
+    cols, kinds = factor_columns(g, pf, fx, fy, [300.0], 300.0)
+    r = np.corrcoef(cols["vacant_building:within_300m"], cols["request_311:within_300m"])[0, 1]
+    assert r > 0.4
+
+
+def test_no_effect_no_factor(null_city):
+    assert not null_city.factors["selected"].any(), null_city.factors
+
+
+def test_risk_surface_beats_past_shootings(planted):
+    acc = planted[2].accuracy
+    assert acc["holdout_shootings"] > 20
+    risk = {m["area_share"]: m["pai"] for m in acc["maps"]["risk_terrain"]}
+    past = {m["area_share"]: m["pai"] for m in acc["maps"]["past_shootings"]}
+    for a in (0.05, 0.10):
+        assert risk[a] >= past[a], (risk, past)
+    assert all(0 <= m["pei"] <= 1 for ms in acc["maps"].values() for m in ms)
+
+
+def test_places_csv_contract(planted):
+    p = planted[2]
+    c = p.cells
+    assert list(c.columns[:5]) == ["cell_id", "lat", "lon", "shootings", "risk"]
+    assert len(c) == p.grid.n_cells and c["cell_id"].is_unique
+    assert int(c["shootings"].sum()) == p.summary["shootings_placed"]
+    assert (c["shootings"] == 0).any()                         # zero cells are written too
+    assert abs(c["risk"].mean() - 1) < 1e-3
+    assert list(p.factors.columns[:5]) == ["factor", "relative_risk", "ci95_low", "ci95_high", "selected"]
+    # the place list names cells and features, never people
+    pl = p.place_list
+    assert len(pl) == 25 and (pl["rank"] == np.arange(1, 26)).all()
+    pids = set(planted[1].network.person_ids.tolist())
+    assert not any(str(v) in pids for v in pl.to_numpy().ravel())
+    assert pl["drivers"].str.contains("vacant_building").any()
+
+
+def test_territories(planted):
+    _, st, p = planted
+    t = p.territories
+    assert len(t) > 0 and t["group"].is_unique
+    assert (t["territory_cells"] >= 1).all() and (t["territory_incidents"] >= t["territory_cells"]).all()
+    lat0, lat1 = p.cells["lat"].min(), p.cells["lat"].max()
+    assert t["territory_lat"].between(lat0 - 0.01, lat1 + 0.01).all()
+
+
+def test_quick_fit_matches_statsmodels():
+    rng = np.random.default_rng(1)
+    n = 3000
+    X = np.column_stack([np.ones(n), rng.normal(size=n), rng.random(n) < 0.2])
+    y = rng.poisson(np.exp(X @ np.array([-1.0, 0.4, 0.9]))).astype(float)
+    a, b = _quick(y, X), _glm(y, X)
+    assert np.allclose(a.params, b.params, atol=1e-6)
+    assert np.allclose(np.sqrt(np.diag(a.cov())), b.bse, rtol=1e-5)
+
+
+def test_negative_binomial_fit_matches_statsmodels():
+    import statsmodels.api as sm
+    rng = np.random.default_rng(3)
+    n = 4000
+    X = np.column_stack([np.ones(n), rng.normal(size=n), rng.random(n) < 0.3])
+    mu = np.exp(X @ np.array([-0.5, 0.5, 0.7]))
+    y = rng.poisson(rng.gamma(1 / 0.8, 0.8 * mu)).astype(float)          # NB2 with alpha 0.8
+    ours = _fit(y, X)
+    ref = sm.NegativeBinomial(y, X, loglike_method="nb2").fit(disp=0, maxiter=200)
+    assert np.allclose(ours.params, ref.params[:3], atol=1e-3)
+    assert abs(ours.alpha - ref.params[3]) < 1e-3
+    assert 0.6 < ours.alpha < 1.0
+
+
+def test_selection_one_operationalisation_per_kind():
+    rng = np.random.default_rng(2)
+    n = 6000
+    bg = rng.normal(size=n)
+    near = (rng.random(n) < 0.3).astype(float)
+    wide = np.maximum(near, (rng.random(n) < 0.2).astype(float))         # the same kind at a longer distance
+    y = rng.poisson(np.exp(-1.5 + 0.5 * bg + np.log(3) * near))
+    fit = select(y, bg, {"v:within_150m": near, "v:within_450m": wide}, {"v:within_150m": "v", "v:within_450m": "v"})
+    assert fit.selected == ["v:within_150m"]
+
+
+def test_pai_ties_and_bounds():
+    score = np.array([5.0, 1, 1, 1, 0, 0, 0, 0, 0, 0])
+    fut = np.array([2, 1, 0, 0, 0, 0, 0, 0, 0, 1])
+    assert hits_in_top(score, fut, 1) == 2
+    assert hits_in_top(score, fut, 2) == pytest.approx(2 + 1 / 3)
+    r = pai_pei(score, fut, [0.1, 0.2])
+    assert r[0]["pai"] == pytest.approx((2 / 4) / 0.1) and r[0]["pei"] == 1.0
+    assert r[1]["pei"] == pytest.approx((2 + 1 / 3) / 3)
+
+
+def test_knox_detects_near_repeats_and_not_chance():
+    rng = np.random.default_rng(5)
+    # 60 seeds, each followed by a repeat 30 m and 2 days away: near repeats
+    sx, sy, sd = rng.random(60) * 20000, rng.random(60) * 20000, rng.integers(0, 1000, 60)
+    x = np.r_[sx, sx + 30]; y = np.r_[sy, sy]; d = np.r_[sd, sd + 2]
+    t = knox(x, y, d, [100, 400], [7, 30], permutations=99, seed=0)
+    first = t.iloc[0]
+    assert first["observed"] >= 60 and first["ratio"] > 5 and first["p_value"] == 0.01
+    # the same places, dates at random: nothing beyond chance
+    d2 = rng.integers(0, 1000, 120)
+    t2 = knox(x, y, d2, [100, 400], [7, 30], permutations=99, seed=0)
+    assert t2.iloc[0]["p_value"] > 0.05
+    assert knox(x, y, d, [100], [7], permutations=99, seed=0).equals(knox(x, y, d, [100], [7], permutations=99, seed=0))
+
+
+def test_grid_refuses_a_continent():
+    with pytest.raises(UsageError, match="places.max_cells"):
+        Grid.covering(np.array([40.0, 40.1, -33.9]), np.array([-100.0, -100.1, 18.4]), cell_m=150, max_cells=10_000)
+
+
+def test_run_folder_places_files_and_lists_unchanged(tmp_path):
+    d = tmp_path / "city"
+    write_city(plant_place_features(generate_city(4000, seed=3), relative_risk=2.0, seed=1), d)
+    on = fdnet.run(d, today="2026-06-01")
+    off = fdnet.run(d, today="2026-06-01", policy={"places": {"enabled": False}})
+    assert on.places is not None and off.places is None
+    f_on = dict(on.files())
+    f_off = dict(off.files())
+    for name in ("call_in.csv", "custom_notifications.csv", "service_referrals.csv", "scores.csv",
+                 "explanations.jsonl", "edges.csv", "groups.csv"):
+        assert f_on[name] == f_off[name], name
+    for name in ("places.csv", "risk_factors.csv", "place_list.csv", "near_repeats.csv"):
+        assert name in f_on and name not in f_off
+    assert b"territory_lat" in f_on["group_table.csv"] and b"territory_lat" not in f_off["group_table.csv"]
+    again = dict(fdnet.run(d, today="2026-06-01").files())
+    for name in ("places.csv", "risk_factors.csv", "place_list.csv", "near_repeats.csv", "group_table.csv"):
+        assert f_on[name] == again[name], name
+    assert "places" in on.manifest and on.manifest["places"]["cells"] == len(on.places.cells)
+
+
+def test_no_coordinates_no_places(tmp_path):
+    d = tmp_path / "city"
+    write_city(generate_city(1500, seed=2), d)
+    inc = pd.read_csv(d / "incidents.csv", dtype=str).drop(columns=["lat", "lon"])
+    inc.to_csv(d / "incidents.csv", index=False)
+    r = fdnet.run(d, today="2026-06-01")
+    assert r.places is None and "places" not in r.manifest
+    names = {n for n, _ in r.files()}
+    assert not names & {"places.csv", "risk_factors.csv", "place_list.csv", "near_repeats.csv"}
+
+
+def test_geo_export_layers_and_byte_identical(tmp_path):
+    import json
+    import time
+
+    import pyogrio
+
+    from fdnet.export.core import export_run
+    d = tmp_path / "city"
+    write_city(plant_place_features(generate_city(3000, seed=5), relative_risk=2.0, seed=2), d)
+    run_dir = fdnet.run(d, today="2026-06-01").write(tmp_path / "run")
+    export_run(run_dir, tmp_path / "e1", formats="geo")
+    time.sleep(1.1)
+    export_run(run_dir, tmp_path / "e2", formats="geo")
+    for name in ("places.geojson", "territories.geojson", "places.gpkg"):
+        assert (tmp_path / "e1" / name).read_bytes() == (tmp_path / "e2" / name).read_bytes(), name
+    cells = json.loads((tmp_path / "e1" / "places.geojson").read_text())
+    n_cells = len(pd.read_csv(run_dir / "places.csv"))
+    assert len(cells["features"]) == n_cells and cells["features"][0]["geometry"]["type"] == "Polygon"
+    layers = dict(pyogrio.list_layers(tmp_path / "e1" / "places.gpkg").tolist())
+    assert layers["cells"] == "Polygon" and layers["territories"] == "Point"
