@@ -193,6 +193,10 @@ def synth(
         None, "--call-in-effect",
         help="Plant a call-in a year before the period ends, with this risk ratio on its attendees' later "
              "incidents (1 = no effect), and write interventions.csv (docs/synthetic-city.md)."),
+    duplicates: Optional[float] = typer.Option(
+        None, "--duplicates",
+        help="Give people names and birth dates, and this share of them a second agency's record under a new "
+             "ID with a misspelt name or a wrong birth date (truth in truth/identities.csv; docs/resolution.md)."),
 ):
     """Write a synthetic city's input folder (truth kept apart in OUT/truth/). See docs/synthetic-city.md."""
     from .synth import generate_city, write_city
@@ -201,6 +205,9 @@ def synth(
         raise typer.BadParameter("must be csv or parquet", param_hint="--format")
     if call_in_effect is not None and not 0 < call_in_effect <= 1:
         raise typer.BadParameter("must be more than 0 and at most 1 (1: no effect)", param_hint="--call-in-effect")
+    if duplicates is not None and not 0 <= duplicates <= 1:
+        raise typer.BadParameter("must be between 0 and 1 (the share of people with a second record)",
+                                 param_hint="--duplicates")
     from .runfolder import check_run_dir   # the one new-or-empty check
     check_run_dir(out_dir, what="the synthetic city's folder", earlier="earlier files")
     with err.status(f"generating a city of {people:,} people (seed {seed})"):
@@ -208,9 +215,16 @@ def synth(
         if call_in_effect is not None:
             from .synth.interventions import plant_call_in
             city = plant_call_in(city, effect=call_in_effect, seed=seed)
+        if duplicates is not None:
+            from .synth.resolution import add_identities
+            city = add_identities(city, duplicates=duplicates, seed=seed)
         write_city(city, out_dir, fmt=fmt)
     out.print(f"wrote {city.n_rows('incidents'):,} incidents and {city.n_rows('involvements'):,} involvements "
               f"to {out_dir} (input period ends {city.end_date})")
+    if "identities" in city.stats:
+        c = city.stats["identities"]
+        out.print(f"gave {c['people']:,} people names and birth dates; {c['duplicates']:,} have a second agency's "
+                  f"record ({c['involvements_moved']:,} involvements moved to it; truth in {out_dir}/truth/identities.csv)")
     if "call_in" in city.stats:
         c = city.stats["call_in"]
         out.print(f"planted a call-in on {c['date']}: {c['invited']:,} invited, {c['attended']:,} attended, "

@@ -65,6 +65,7 @@ class Run:
     manifest: dict
     data_dir: Path | None = None
     changes: pd.DataFrame | None = None
+    resolution: object | None = None     # fdnet.resolution.Resolved when entity resolution is on
 
     def __repr__(self) -> str:
         sizes = ", ".join(f"{n}={len(self.lists[n])}" for n in LIST_NAMES if n in self.lists)
@@ -98,6 +99,8 @@ class Run:
             "scores": lambda: self.scores,
             "disparity": lambda: self.disparity,
             "changes": lambda: self.changes,
+            "resolution": lambda: self.resolution.table if self.resolution is not None else None,
+            "resolution_review": lambda: self.resolution.review if self.resolution is not None else None,
         }.get(key, lambda: None)()
 
     @property
@@ -308,6 +311,9 @@ def run(data_dir: str | Path, *, as_of: str | None = None, policy=None, mapping_
     listed = listed_of(lists)
     expl = explain_listed(net, rec.involvements, scores, policy, listed, analytics=an, persons=rec.persons,
                           lists={k: v for k, v in lists.items() if k != "call_in_groups"})
+    if st.resolution is not None:
+        from .resolution.explain import with_entities
+        expl = with_entities(expl, st.resolution)
 
     changes = None
     if prev_rf is not None:
@@ -367,6 +373,8 @@ def run(data_dir: str | Path, *, as_of: str | None = None, policy=None, mapping_
         "network": {"capped_incidents": list(getattr(net, "capped_incidents", None) or [])},
         "environment": _versions(),
     }
+    if st.resolution is not None:
+        manifest["resolution"] = st.resolution.summary
     capped = manifest["network"]["capped_incidents"]
     if capped:
         cap = getattr(getattr(policy, "network", None), "max_pairs_per_incident", None)
@@ -378,7 +386,7 @@ def run(data_dir: str | Path, *, as_of: str | None = None, policy=None, mapping_
             + " (manifest network.capped_incidents)")
     return Run(policy=policy, records=rec, network=net, analytics=an, scores=scores, lists=lists,
                explanations=expl, disparity=disparity, summary=summary, manifest=manifest,
-               data_dir=Path(data_dir), changes=changes)
+               data_dir=Path(data_dir), changes=changes, resolution=st.resolution)
 
 
 def _shootings_by_month(net) -> list[dict]:
