@@ -176,9 +176,14 @@ def link(table: pd.DataFrame, cfg, *, spark=None) -> Linkage:
                      "Splink's default prior was kept")
     linker.training.estimate_u_using_random_sampling(max_pairs=cfg.max_pairs_u, seed=cfg.seed)
     for r in cfg.training_blocking_rules:
+        # a session that fails (no pairs in the block, or EM driving an m probability below what a float
+        # holds) leaves Splink's model half-changed (its comparisons filtered, the prior replaced): the model
+        # is put back as it was before that session
+        saved = linker._settings_obj.core_model_settings.copy()
         try:
             linker.training.estimate_parameters_using_expectation_maximisation(_rule(r))
         except Exception as e:   # noqa: BLE001 - a block with no pairs, or one that trains nothing
+            linker._settings_obj.core_model_settings = saved
             notes.append(f"resolution: expectation maximisation in block {'+'.join(r)} was skipped "
                          f"({type(e).__name__})")
     model = linker.misc.save_model_to_json()
