@@ -274,13 +274,13 @@ def explain(
     as_json: bool = typer.Option(False, "--json", help="Print the full explanation as JSON."),
 ):
     """Print why a person is or is not on each list, with the evidence behind every point."""
-    from .explain_cli import component_rows, explain_person, headline, list_lines
+    from .explain_cli import component_rows, explain_person, headline, list_lines, resolution_lines
 
     info = explain_person(run_dir, person_id)
     if as_json:
         print(json.dumps(info, indent=2, ensure_ascii=False))
         return
-    for line in headline(info) + list_lines(info):
+    for line in headline(info) + resolution_lines(info) + list_lines(info):
         out.print(line, markup=False, highlight=False)
     rows = component_rows(info)
     if rows:
