@@ -36,6 +36,7 @@ class Study:
     analytics: Analytics
     scores: pd.DataFrame       # scores.csv as a DataFrame
     policy: Policy
+    resolution: object | None = None    # fdnet.resolution.Resolved when the policy's resolution is on
 
     @property
     def groups(self) -> pd.DataFrame:
@@ -76,6 +77,10 @@ def study(data_dir: str | Path, *, as_of: str | None = None, policy: Policy | di
     policy = policy or Policy()
     step("read and validate")
     rec = apply_retention(load_records(data_dir, as_of=as_of, mapping_path=mapping_path, today=today), policy.retention_days)
+    resolved = None
+    if policy.resolution.enabled:      # person records linked into entities: every later stage names entities
+        from .resolution import resolve
+        rec, resolved = resolve(rec, policy, data_dir)
     step("build networks")
     net = build_network(rec.incidents, rec.involvements, as_of_day=rec.as_of_day,
                         window_days=policy.window_days, half_life_days=policy.half_life_days,
@@ -91,4 +96,4 @@ def study(data_dir: str | Path, *, as_of: str | None = None, policy: Policy | di
                              group_recent_days=policy.features.group_recent_days)
     scores = score_table(net.person_ids, feats, policy, rec.persons, an.groups.primary, rec.as_of,
                          analytics=an.person.drop(columns=["person_id"]))
-    return Study(rec, net, an, scores, policy)
+    return Study(rec, net, an, scores, policy, resolved)

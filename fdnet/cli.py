@@ -198,6 +198,10 @@ def synth(
         None, "--place-effect",
         help="Write place_features.csv (vacant buildings, 311 requests near them, bus stops) with this relative "
              "risk of shootings within 300 m of a vacant building (1 = no effect; docs/places.md)."),
+    duplicates: Optional[float] = typer.Option(
+        None, "--duplicates",
+        help="Give people names and birth dates, and this share of them a second agency's record under a new "
+             "ID with a misspelt name or a wrong birth date (truth in truth/identities.csv; docs/resolution.md)."),
 ):
     """Write a synthetic city's input folder (truth kept apart in OUT/truth/). See docs/synthetic-city.md."""
     from .synth import generate_city, write_city
@@ -208,6 +212,9 @@ def synth(
         raise typer.BadParameter("must be more than 0 and at most 1 (1: no effect)", param_hint="--call-in-effect")
     if place_effect is not None and not 1 <= place_effect <= 100:
         raise typer.BadParameter("must be at least 1 (1: no effect) and at most 100", param_hint="--place-effect")
+    if duplicates is not None and not 0 <= duplicates <= 1:
+        raise typer.BadParameter("must be between 0 and 1 (the share of people with a second record)",
+                                 param_hint="--duplicates")
     from .runfolder import check_run_dir   # the one new-or-empty check
     check_run_dir(out_dir, what="the synthetic city's folder", earlier="earlier files")
     with err.status(f"generating a city of {people:,} people (seed {seed})"):
@@ -218,9 +225,16 @@ def synth(
         if place_effect is not None:
             from .synth.places import plant_place_features
             city = plant_place_features(city, relative_risk=place_effect, seed=seed)
+        if duplicates is not None:
+            from .synth.resolution import add_identities
+            city = add_identities(city, duplicates=duplicates, seed=seed)
         write_city(city, out_dir, fmt=fmt)
     out.print(f"wrote {city.n_rows('incidents'):,} incidents and {city.n_rows('involvements'):,} involvements "
               f"to {out_dir} (input period ends {city.end_date})")
+    if "identities" in city.stats:
+        c = city.stats["identities"]
+        out.print(f"gave {c['people']:,} people names and birth dates; {c['duplicates']:,} have a second agency's "
+                  f"record ({c['involvements_moved']:,} involvements moved to it; truth in {out_dir}/truth/identities.csv)")
     if "call_in" in city.stats:
         c = city.stats["call_in"]
         out.print(f"planted a call-in on {c['date']}: {c['invited']:,} invited, {c['attended']:,} attended, "
@@ -275,13 +289,13 @@ def explain(
     as_json: bool = typer.Option(False, "--json", help="Print the full explanation as JSON."),
 ):
     """Print why a person is or is not on each list, with the evidence behind every point."""
-    from .explain_cli import component_rows, explain_person, headline, list_lines
+    from .explain_cli import component_rows, explain_person, headline, list_lines, resolution_lines
 
     info = explain_person(run_dir, person_id)
     if as_json:
         print(json.dumps(info, indent=2, ensure_ascii=False))
         return
-    for line in headline(info) + list_lines(info):
+    for line in headline(info) + resolution_lines(info) + list_lines(info):
         out.print(line, markup=False, highlight=False)
     rows = component_rows(info)
     if rows:

@@ -23,10 +23,16 @@ def explain_person(run_dir: str | Path, person_id: str) -> dict:
     """Everything known about ``person_id`` in a run, as plain data."""
     rf = open_run(run_dir, action="explain")
     manifest = rf.manifest
+    entity = None
+    if rf.has("resolution.csv"):      # entity resolution was on: a record's ID names its entity
+        person_id, entity = _entity_of(rf, person_id)
     policy = manifest["policy"]
     horizon = ((policy.get("calibration") or {}).get("horizon_days")) or 120
     out = {"person_id": person_id, "as_of": manifest["as_of"], "horizon_days": horizon, "lists": {},
            "explanation": rf.explanation(person_id), "scores": None}
+    if entity is not None:
+        out["entity"] = (out["explanation"] or {}).get("entity") or entity
+        out["record_id"] = entity.get("record_id")
     scores = rf.table("scores")
     row = scores[scores["person_id"] == person_id]
     if len(row):
@@ -46,6 +52,51 @@ def explain_person(run_dir: str | Path, person_id: str) -> dict:
             groups = rf.table("call_in_groups") if name == "call_in" and rf.has("call_in_groups.csv") else None
             out["lists"][name] = {"on_list": False,
                                   "why_not": _why_not(name, out["scores"], lst, policy, call_in_groups=groups)}
+    return out
+
+
+def _entity_of(rf, person_id: str) -> tuple[str, dict | None]:
+    """(the entity's ID, its records and the uncertain pairs awaiting review) for a record or entity ID."""
+    res = rf.table("resolution")
+    hit = res[res["person_id"] == person_id]
+    if not len(hit):
+        return person_id, None
+    eid = hit["entity_id"].iloc[0]
+    members = res[res["entity_id"] == eid]
+    records = [{k: r[k] for k in ("person_id", "source", "joined_by", "linked_to", "match_probability")}
+               for _, r in members.iterrows()]
+    review = []
+    if rf.has("resolution_review.csv"):
+        rv = rf.table("resolution_review")
+        ids = set(members["person_id"])
+        mine = rv[rv["person_a"].isin(ids) | rv["person_b"].isin(ids)]
+        review = [{k: r[k] for k in ("person_a", "person_b", "match_probability", "waterfall")}
+                  for _, r in mine.iterrows()]
+    return eid, {"entity_id": eid, "record_id": person_id, "records": records, "review": review}
+
+
+def resolution_lines(info: dict) -> list[str]:
+    """What ``fdnet explain`` says about the entity: its records, the links that joined them (with each
+    link's match-weight waterfall for a listed entity), and uncertain pairs not merged."""
+    e = info.get("entity")
+    if not e:
+        return []
+    out = []
+    if info.get("record_id") and info["record_id"] != e.get("entity_id"):
+        out.append(f"{info['record_id']} is one record of entity {e['entity_id']} (entity resolution)")
+    if e.get("links"):
+        from .resolution.explain import entity_text
+        out += entity_text(e)
+    elif len(e.get("records", [])) > 1:
+        out.append(f"Entity {e['entity_id']}: {len(e['records'])} records linked")
+        for r in e["records"]:
+            how = ("" if not r.get("joined_by") else f", joined to {r['linked_to']} by "
+                   + ("a must-link decision" if r["joined_by"] == "must_link"
+                      else f"a link of match probability {r['match_probability']}"))
+            out.append(f"  {r['person_id']} ({r.get('source') or 'no source'}){how}")
+    for r in e.get("review") or []:
+        out.append(f"  not merged (awaiting clerical review): {r['person_a']} - {r['person_b']}, match probability "
+                   f"{r['match_probability']}: {r['waterfall']}")
     return out
 
 

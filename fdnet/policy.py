@@ -519,6 +519,119 @@ class Places(_Strict):
         if any(x > 1 for x in v):
             raise ValueError("area shares are fractions of the study area: at most 1")
         return v
+RESOLUTION_COLUMNS = ("first_name", "last_name", "middle_name", "birth_date", "sex", "address")
+#: columns a blocking rule may name: the persons columns above and these derived keys (docs/resolution.md)
+RESOLUTION_KEYS = RESOLUTION_COLUMNS + ("first_name_key", "first_initial", "last_initial", "birth_year",
+                                        "birth_month_day", "birth_date_missing")
+
+
+class ResolutionComparison(_Strict):
+    """One comparison of the linkage model: how two records' values of one column are told apart."""
+
+    column: Literal["first_name", "last_name", "middle_name", "birth_date", "sex", "address"] = Field(
+        description="the persons column compared (a comparison whose column the persons table lacks is left out, "
+        "and the run's notes say so)")
+    method: Literal["forename", "surname", "birth_date", "exact", "address"] = Field(
+        description="forename: exact, same name after nicknames (Bill = William), Jaro-Winkler bands, initial "
+        "against a full name; surname: exact, Jaro-Winkler bands; birth_date: exact, day and month swapped, one "
+        "character off (a typo), within a year; exact: equal or not; address: exact, Jaro-Winkler bands")
+    jaro_winkler: list[float] = Field(default=[0.92, 0.85], description="Jaro-Winkler similarity bands, "
+                                      "highest first (forename, surname and address)")
+
+    @field_validator("jaro_winkler")
+    @classmethod
+    def _bands(cls, v):
+        if any(not 0 < x < 1 for x in v) or list(v) != sorted(v, reverse=True) or len(set(v)) != len(v):
+            raise ValueError("Jaro-Winkler bands must be distinct, between 0 and 1, highest first")
+        return v
+
+
+def _default_comparisons() -> list:
+    return [ResolutionComparison(column="first_name", method="forename"),
+            ResolutionComparison(column="last_name", method="surname"),
+            ResolutionComparison(column="middle_name", method="forename"),
+            ResolutionComparison(column="birth_date", method="birth_date"),
+            ResolutionComparison(column="sex", method="exact"),
+            ResolutionComparison(column="address", method="address")]
+
+
+class ResolutionSpark(_Strict):
+    """The Spark backend's session (docs/resolution.md: pointing it at a cluster)."""
+
+    master: str = Field(default="local[2]", description="Spark master URL: local[N] on this machine, "
+                        "spark://host:7077, yarn or k8s://... for a cluster")
+    app_name: str = Field(default="fdnet-resolution", description="the Spark application's name")
+    shuffle_partitions: int = Field(default=8, ge=1, description="spark.sql.shuffle.partitions")
+    config: dict[str, str] = Field(default_factory=dict, description="further Spark settings (key: value), "
+                                   "e.g. spark.executor.memory")
+
+
+class Resolution(_Strict):
+    """Entity resolution across agencies (CONTRACT.md section 5; docs/resolution.md). Off by default: with it
+    off each person_id is its own entity and no output changes."""
+
+    enabled: bool = Field(default=False, description="link person records into entities before the networks "
+                          "are built")
+    backend: Literal["duckdb", "spark"] = Field(default="duckdb", description="Splink's SQL engine: DuckDB "
+                                                "on this machine, or Spark for records beyond one machine")
+    high: float = Field(default=0.9, gt=0, lt=1, description="a link merges two records only at or above this "
+                        "match probability (or by a must-link decision)")
+    review: float = Field(default=0.5, gt=0, lt=1, description="links from this probability up to `high` are "
+                          "never merged: they go to clerical review (resolution_review.csv)")
+    comparisons: list[ResolutionComparison] = Field(default_factory=_default_comparisons,
+                                                    description="the model's comparisons")
+    blocking_rules: list[list[str]] = Field(
+        default=[["first_name_key", "last_name", "birth_year"], ["first_name_key", "last_name", "birth_month_day"],
+                 ["birth_date", "last_initial"], ["birth_date", "first_initial"],
+                 ["first_name_key", "last_name", "birth_date_missing"]],
+        description="candidate pairs: records equal on every column of at least one rule (derived keys: "
+        "first_name_key, first_initial, last_initial, birth_year, birth_month_day; birth_date_missing: the "
+        "birth date missing on one side or both)")
+    training_blocking_rules: list[list[str]] = Field(
+        default=[["birth_date"], ["first_name_key", "last_name"], ["last_name", "birth_month_day"]],
+        description="the blocks in which expectation maximisation estimates the m probabilities (each rule "
+        "leaves its own columns' comparisons out of that round)")
+    deterministic_rules: list[list[str]] = Field(
+        default=[["first_name_key", "last_name", "birth_year", "sex"], ["last_name", "birth_date", "sex"]],
+        description="pairs taken as matches to estimate the prior probability that two records match")
+    deterministic_recall: float = Field(default=0.7, gt=0, le=1,
+                                        description="the share of true matches the deterministic rules find")
+    max_pairs_u: int = Field(default=1_000_000, ge=1000, description="random pairs sampled to estimate the "
+                             "u probabilities")
+    seed: int = Field(default=42, description="seed of that sample (runs are deterministic)")
+    duckdb_threads: int = Field(default=1, ge=1, le=256, description="DuckDB threads (results are sorted and "
+                                "rounded, so any count gives the same files)")
+    spark: ResolutionSpark = Field(default_factory=ResolutionSpark)
+    entity_id: Literal["smallest_person_id", "preferred_source"] = Field(
+        default="smallest_person_id", description="the entity's ID: its smallest person_id, or the smallest "
+        "person_id among its records from the first of preferred_sources it has")
+    preferred_sources: list[str] = Field(default_factory=list, description="sources in order of preference "
+                                         "for entity_id: preferred_source")
+    decisions_file: str = Field(default="resolution_decisions", description="the input table of must-link and "
+                                "cannot-link decisions (.csv or .parquet in the data folder), applied every run")
+
+    @field_validator("blocking_rules", "training_blocking_rules", "deterministic_rules")
+    @classmethod
+    def _keys(cls, v):
+        for rule in v:
+            if not rule:
+                raise ValueError("a rule names at least one column")
+            bad = [c for c in rule if c not in RESOLUTION_KEYS]
+            if bad:
+                raise ValueError(f"{', '.join(bad)} is not a column a rule may name ({', '.join(RESOLUTION_KEYS)})")
+        return v
+
+    @model_validator(mode="after")
+    def _bands(self):
+        if self.review >= self.high:
+            raise ValueError("resolution.review must be below resolution.high")
+        if not self.blocking_rules:
+            raise ValueError("resolution.blocking_rules: give at least one rule")
+        if self.entity_id == "preferred_source" and not self.preferred_sources:
+            raise ValueError("resolution.entity_id preferred_source needs preferred_sources")
+        if not re.fullmatch(r"[A-Za-z0-9_\-]{1,64}", self.decisions_file):
+            raise ValueError("resolution.decisions_file is a table name (letters, digits, _ and -), no path")
+        return self
 
 
 class Policy(_Strict):
@@ -543,6 +656,7 @@ class Policy(_Strict):
     review: Review = Field(default_factory=Review)
     evaluation: Evaluation = Field(default_factory=Evaluation)
     places: Places = Field(default_factory=Places)
+    resolution: Resolution = Field(default_factory=Resolution)
 
     @field_validator("components", mode="before")
     @classmethod

@@ -66,6 +66,7 @@ class Run:
     data_dir: Path | None = None
     changes: pd.DataFrame | None = None
     places: object | None = None      # fdnet.places.Places when incidents carry lat/lon, else None
+    resolution: object | None = None     # fdnet.resolution.Resolved when entity resolution is on
 
     def __repr__(self) -> str:
         sizes = ", ".join(f"{n}={len(self.lists[n])}" for n in LIST_NAMES if n in self.lists)
@@ -102,6 +103,8 @@ class Run:
             **({"places": lambda: self.places.cells, "risk_factors": lambda: self.places.factors,
                 "place_list": lambda: self.places.place_list, "near_repeats": lambda: self.places.knox}
                if self.places is not None else {}),
+            "resolution": lambda: self.resolution.table if self.resolution is not None else None,
+            "resolution_review": lambda: self.resolution.review if self.resolution is not None else None,
         }.get(key, lambda: None)()
 
     @property
@@ -314,6 +317,9 @@ def run(data_dir: str | Path, *, as_of: str | None = None, policy=None, mapping_
     listed = listed_of(lists)
     expl = explain_listed(net, rec.involvements, scores, policy, listed, analytics=an, persons=rec.persons,
                           lists={k: v for k, v in lists.items() if k != "call_in_groups"})
+    if st.resolution is not None:
+        from .resolution.explain import with_entities
+        expl = with_entities(expl, st.resolution)
 
     from .places import analyze_places
     places = analyze_places(rec, net, an, policy)     # None without coordinates; never touches the lists
@@ -379,6 +385,8 @@ def run(data_dir: str | Path, *, as_of: str | None = None, policy=None, mapping_
     }
     if places is not None:
         manifest["notes"].extend(places.notes)
+    if st.resolution is not None:
+        manifest["resolution"] = st.resolution.summary
     capped = manifest["network"]["capped_incidents"]
     if capped:
         cap = getattr(getattr(policy, "network", None), "max_pairs_per_incident", None)
@@ -390,7 +398,7 @@ def run(data_dir: str | Path, *, as_of: str | None = None, policy=None, mapping_
             + " (manifest network.capped_incidents)")
     return Run(policy=policy, records=rec, network=net, analytics=an, scores=scores, lists=lists,
                explanations=expl, disparity=disparity, summary=summary, manifest=manifest,
-               data_dir=Path(data_dir), changes=changes, places=places)
+               data_dir=Path(data_dir), changes=changes, places=places, resolution=st.resolution)
 
 
 def _shootings_by_month(net) -> list[dict]:

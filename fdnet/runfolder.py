@@ -118,6 +118,10 @@ FILES: tuple[FileSpec, ...] = (
              about="when incidents carry lat and lon: the Knox test of shootings near in space and time"),
     FileSpec("resolution.csv", "csv", "resolution", ("person_id", "source", "entity_id"), ("person_id", "entity_id"),
              always=False, about="when entity resolution is on: every input ID and its entity"),
+    FileSpec("resolution_review.csv", "csv", "resolution_review", ("person_a", "person_b", "match_probability",
+                                                                   "waterfall"), ("person_a", "person_b"),
+             always=False, about="when entity resolution is on: the uncertain pairs for clerical review (never "
+             "merged)"),
     FileSpec("changes.csv", "csv", "changes", ("list", "person_id", "change", "previous_rank", "rank",
                                                "previous_score", "score", "group", "reason"), ("person_id",),
              always=False, about="with --previous: who entered, left or stayed on each list since that run, "

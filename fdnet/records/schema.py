@@ -136,6 +136,8 @@ PERSONS = TableSpec(
         Col("supervision", "enum", choices=SUPERVISION),
         Col("supervision_end", "date"),
         Col("deceased", "bool"), Col("incarcerated", "bool"),
+        # for entity resolution (CONTRACT.md section 5): the agency that issued the ID, and the identity
+        Col("source"), Col("first_name"), Col("last_name"), Col("middle_name"), Col("address"),
     ),
     key=("person_id",),
     optional_file=True,

@@ -575,7 +575,28 @@ def build_context(src, manifest: dict | None = None) -> dict:
         "inventory": _inventory(src.stats()),
         "outputs_in_manifest": "outputs" in manifest,
         "places": places_context(src, manifest),
+        "resolution": _resolution(manifest, src),
     }
+
+
+RESOLUTION_REVIEW_ROWS = 50
+
+
+def _resolution(manifest: dict, src) -> dict | None:
+    """The entity-resolution section: what was merged, the thresholds, and the first uncertain pairs."""
+    r = manifest.get("resolution")
+    if not isinstance(r, dict):
+        return None
+    rows = [(k.replace("_", " "), r[k]) for k in ("backend", "high", "review", "entity_id", "records", "entities",
+                                                  "records_merged", "links_at_or_above_high", "review_pairs",
+                                                  "links_cut_by_decisions") if k in r]
+    dec = r.get("decisions") if isinstance(r.get("decisions"), dict) else {}
+    rows += [(f"decisions: {k.replace('_', ' ')}", v) for k, v in dec.items()]
+    review = src.table("resolution_review")
+    if review is not None:
+        review = review[[c for c in ("person_a", "person_b", "match_probability", "source_a", "source_b",
+                                     "waterfall") if c in review.columns]]
+    return {"rows": rows, "review": _table(review, RESOLUTION_REVIEW_ROWS)}
 
 
 def _titles(entries: list[tuple[str, int]]) -> list[tuple[str, int]]:
