@@ -52,7 +52,7 @@ def parse_formats(spec: str | Iterable[str] | None) -> tuple[str, ...]:
     >>> parse_formats("pdf")
     Traceback (most recent call last):
     ...
-    fdnet.errors.UsageError: --format: unknown format(s) pdf; choose from graphml, gexf, xlsx, i2, csv or all
+    fdnet.errors.UsageError: --format: unknown format(s) pdf; choose from graphml, gexf, xlsx, i2, csv, geo or all
     """
     if spec is None:
         return FORMATS
