@@ -89,3 +89,21 @@ def webdriver_or_skip(what: str):
         from selenium import webdriver
         return webdriver
     return pytest.importorskip("selenium.webdriver")
+
+
+def headless_chrome(webdriver):
+    """Debian's Chromium, headless, offline-ready, with browser and network logs: the one set-up of the
+    browser tests (the report's and the evaluation page's)."""
+    from selenium.webdriver.chrome.service import Service
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = str(CHROMIUM)
+    for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1300,1000",
+              "--no-first-run", "--disable-background-networking", "--disable-component-update",
+              "--disable-default-apps", "--disable-sync"):
+        opts.add_argument(a)
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
+    drv = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=opts)
+    drv.execute_cdp_cmd("Network.enable", {})
+    drv.execute_cdp_cmd("Network.emulateNetworkConditions", {
+        "offline": True, "latency": 0, "downloadThroughput": 0, "uploadThroughput": 0})
+    return drv

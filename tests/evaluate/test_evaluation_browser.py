@@ -10,10 +10,9 @@ import json
 
 import pytest
 
-from helpers import CHROMEDRIVER, CHROMIUM, webdriver_or_skip  # noqa: E402
+from helpers import headless_chrome, webdriver_or_skip  # noqa: E402
 
 webdriver = webdriver_or_skip("the evaluation page's browser test")
-from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 
 from fdnet.evaluate import evaluate, write_evaluation  # noqa: E402
@@ -36,18 +35,8 @@ def page(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser(page):
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = str(CHROMIUM)
-    for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1300,1000",
-              "--no-first-run", "--disable-background-networking", "--disable-component-update",
-              "--disable-default-apps", "--disable-sync"):
-        opts.add_argument(a)
-    opts.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
-    drv = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=opts)
+    drv = headless_chrome(webdriver)
     try:
-        drv.execute_cdp_cmd("Network.enable", {})
-        drv.execute_cdp_cmd("Network.emulateNetworkConditions", {
-            "offline": True, "latency": 0, "downloadThroughput": 0, "uploadThroughput": 0})
         drv.get(page[0].resolve().as_uri())
         drv.fdnet_perf = drv.get_log("performance")
         drv.fdnet_console = drv.get_log("browser")
