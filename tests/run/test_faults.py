@@ -265,3 +265,18 @@ def test_sigterm_while_the_command_is_still_starting(computed, tmp_path, delay):
     assert p.returncode == 143, (p.returncode, err)
     assert "stopped by SIGTERM" in err and "Traceback" not in err
     assert not run.exists() and siblings(run) == []
+
+
+def test_a_signal_while_the_cli_imports_exits_143_without_a_traceback():
+    """CI once saw SIGTERM land inside SciPy's HiGHS initialisation: the handler's SystemExit became
+    ``ImportError: initialization failed`` and exit 1. The import-time handler leaves with os._exit."""
+    code = ("import os, signal\n"
+            "from fdnet.__main__ import _while_importing\n"
+            "signal.signal(signal.SIGTERM, _while_importing)\n"
+            "os.kill(os.getpid(), signal.SIGTERM)\n"
+            "import time; time.sleep(5)\n"
+            "print('not reached')\n")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 143
+    assert p.stderr == "fdnet: error: stopped by SIGTERM; nothing partial was left behind\n"
+    assert "not reached" not in p.stdout
