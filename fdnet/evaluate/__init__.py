@@ -35,8 +35,6 @@ from ..errors import InputError
 from ..policy import Policy, load_policy, policy_from_dict
 from ..records.retention import apply_retention
 from ..records.validate import Records, day_to_iso, load_records
-from .cohort import Context, first_any_day, treatments
-from .person import balance as balance_table, design, outcome_effects
 
 __all__ = ["Evaluation", "evaluate", "write_evaluation", "merge_interventions", "STEPS"]
 
@@ -113,6 +111,10 @@ def evaluate(data_dir: str | Path, *, as_of: str | None = None, policy=None, aud
              mapping_path: str | Path | None = None, today: str | None = None,
              progress=None) -> Evaluation:
     """Evaluate every intervention kind found in ``data_dir`` (and the workspace's log at ``audit_db``)."""
+    # imported here, not at the top: ``fdnet.cli`` imports this package to register ``fdnet evaluate``, and
+    # the cohort's network analytics pull in scipy.optimize (about 0.5 s), which no other command should pay
+    from .cohort import Context, first_any_day, treatments
+    from .person import balance as balance_table, design, outcome_effects
     step = progress or (lambda name: None)
     pol = _policy(policy)
     cfg = pol.evaluation
