@@ -39,7 +39,7 @@ from .runfolder import (LIST_NAMES, MANIFEST_FILE, listed_of, REPORT_FILE, file_
                         sha256_bytes, write_run_folder)
 
 STEPS = ("read and validate", "build networks", "network analytics", "features and scores", "lists",
-         "explanations", "report")
+         "explanations", "places", "report")
 
 
 @dataclass(frozen=True)
@@ -78,11 +78,6 @@ class Run:
         """edges.csv as a frame (co-offending rows, then victimization), made from the network's layers each
         time it is asked for and not kept: at a million people it is about 260 MB that no stage needs held."""
         return edges_frame(self.network)
-
-    def evidence(self) -> pd.Series:
-        """edges.csv's ``incident_ids`` column alone (what the report's network views need), from the layers."""
-        return pd.concat([self.network.layers[n].evidence_text(self.network) for n in EDGE_LAYERS],
-                         ignore_index=True).rename("incident_ids")
 
     # ------------------------------------------------------------------ the tables, by run-folder key
     def table(self, key: str) -> pd.DataFrame | None:
@@ -321,6 +316,7 @@ def run(data_dir: str | Path, *, as_of: str | None = None, policy=None, mapping_
         from .resolution.explain import with_entities
         expl = with_entities(expl, st.resolution)
 
+    step("places")
     from .places import analyze_places
     places = analyze_places(rec, net, an, policy)     # None without coordinates; never touches the lists
 

@@ -437,8 +437,8 @@ class RunSource:
         return networks.score_view(self.run.scores)
 
     def edges(self) -> networks.EdgeView | None:
-        # the view takes only the evidence column from the edges frame: built alone, not the whole frame
-        return networks.EdgeView.from_network(self.run.network, pd.DataFrame({"incident_ids": self.run.evidence()}))
+        # straight from the network's arrays; the evidence IDs are joined only for the ties drawn
+        return networks.EdgeView.from_network(self.run.network)
 
     def has_edges_file(self) -> bool:
         return True

@@ -264,10 +264,10 @@ class EdgeView:
         self.n = n
 
     @classmethod
-    def from_network(cls, net, edges: pd.DataFrame) -> "EdgeView":
+    def from_network(cls, net) -> "EdgeView":
         """The view straight from the network's arrays (person indices are already codes into the sorted
-        person IDs): no string sorting. ``edges`` is the run's edges frame (co-offending rows, then
-        victimization), which supplies the evidence column."""
+        person IDs): no string sorting. Rows are edges.csv's (co-offending, then victimization); the
+        evidence column is joined from the layers for the rows a view draws (:meth:`evidence_of`)."""
         self = cls.__new__(cls)
         layers = [net.layers[n] for n in ("co_offending", "victimization")]
         self.ids = np.asarray(net.person_ids, dtype=object)
@@ -280,11 +280,25 @@ class EdgeView:
         last = np.concatenate([L.last_day for L in layers]).astype(np.int64)
         self.first = (first + shift).astype(float)
         self.span = (last - first).astype(float)
-        self.evidence = _text(edges["incident_ids"])
         self.n = len(self.a)
-        if len(self.evidence) != self.n:
-            raise ValueError("the edges frame does not match the network")
+        # the evidence IDs are joined only for the ties a view draws (a few thousand), not for all of them:
+        # at a million people the whole column is about 200 MB of strings the report never shows
+        self._net, self._layers = net, layers
         return self
+
+    def evidence_of(self, rows: np.ndarray) -> list[str]:
+        """edges.csv's ``incident_ids`` of these rows (ties joined by ';', as the file holds them)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        if "_net" not in self.__dict__:
+            return self.evidence[rows].tolist()
+        out = np.empty(len(rows), dtype=object)
+        lo = 0
+        for L in self._layers:
+            sel = np.flatnonzero((rows >= lo) & (rows < lo + L.n_edges))
+            if len(sel):
+                out[sel] = L.evidence_text(self._net, rows[sel] - lo).to_numpy(dtype=object)
+            lo += L.n_edges
+        return out.tolist()
 
     def code(self, people) -> np.ndarray:
         """Codes of ``people`` in :attr:`ids` (-1 for people with no tie)."""
@@ -321,7 +335,7 @@ class EdgeView:
         first, span = self.first[rows], self.span[rows]
         # tuples: the page's JSON writes them as arrays, like lists
         return list(zip(a.tolist(), b.tolist(), self.layer[rows].tolist(), self.inc[rows].tolist(),
-                        _ints_or_none(first), _ints_or_none(span), self.evidence[rows].tolist()))
+                        _ints_or_none(first), _ints_or_none(span), self.evidence_of(rows)))
 
 
 def _ints_or_none(x: np.ndarray) -> list:
