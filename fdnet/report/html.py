@@ -32,6 +32,7 @@ import hashlib
 import json
 import math
 import re
+import secrets
 from collections.abc import Mapping
 from functools import lru_cache
 from importlib import resources
@@ -70,10 +71,38 @@ def script_json(obj) -> Markup:
     JavaScript line separators are escaped, so no value can close the script
     element or open an HTML comment.
     """
-    s = json.dumps(obj, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    raw = _RawJSON()
+    s = raw.put_back(json.dumps(obj, ensure_ascii=False, separators=(",", ":"), allow_nan=False, default=raw.hold))
     s = (s.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
          .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
     return Markup(s)
+
+
+class _RawJSON:
+    """Lets :func:`script_json` take values already written as JSON (:class:`~fdnet.report.networks.TiesJSON`):
+    ``json.dumps`` writes a placeholder string for each, and the placeholder is replaced by the text after.
+    A placeholder carries a fresh random token, so no input string can pose as one."""
+
+    def __init__(self):
+        self._held: dict[str, str] = {}
+
+    def hold(self, o):
+        from .networks import TiesJSON
+        if not isinstance(o, TiesJSON):
+            raise TypeError(f"Object of type {type(o).__name__} is not JSON serializable")
+        key = f"fdnet-raw-json-{secrets.token_hex(16)}"
+        self._held[key] = o.text
+        return key
+
+    def put_back(self, s: str) -> str:
+        held, self._held = self._held, {}
+        for key, text in held.items():
+            quoted = json.dumps(key)
+            if s.count(quoted) != 1:     # pragma: no cover  (a 128-bit token cannot be guessed)
+                raise ValueError("a raw JSON placeholder is not where it was put")
+            s = s.replace(quoted, text, 1)
+        return s
+
 
 
 @lru_cache(maxsize=1)
@@ -493,7 +522,8 @@ def build_context(src, manifest: dict | None = None) -> dict:
     picker = networks.picker_order(listed)
     ego = None
     if edges is not None and picker:
-        ego = networks.ego_data(edges, picker, scores=scores, explanations=src.explanations(), listed=listed)
+        ego = networks.ego_data(edges, picker, scores=scores, explanations=src.explanations(), listed=listed,
+                                ties_json=True)
         ego["horizon"] = ((policy.get("calibration") or {}).get("horizon_days")
                           if isinstance(policy.get("calibration"), dict) else None) or 120
     groupnet = None
@@ -501,7 +531,7 @@ def build_context(src, manifest: dict | None = None) -> dict:
     if scores is not None and edges is not None and {"person_id", "group"} <= set(scores.columns) and len(scores):
         chosen = networks.top_groups(present, call_in_groups, group_table, scores)
         if chosen:
-            groupnet = networks.group_network(edges, scores, chosen, listed)
+            groupnet = networks.group_network(edges, scores, chosen, listed, ties_json=True)
     conflict = None
     if conflicts is not None and len(conflicts) and {"group_a", "group_b"} <= set(conflicts.columns):
         conflict = networks.conflict_map(conflicts, group_table, scores, chosen)

@@ -325,17 +325,73 @@ class EdgeView:
         A.data[:] = 1
         return A
 
-    def ties(self, rows: np.ndarray, index_of: np.ndarray) -> list[list]:
+    def ties(self, rows: np.ndarray, index_of: np.ndarray, *, as_json: bool = False) -> "list[tuple] | TiesJSON":
         """Rows as ``[a, b, layer, incidents, first, span, incident_ids]``, ends renumbered by ``index_of``
-        (code -> position in the view's people), sorted."""
+        (code -> position in the view's people), sorted. With ``as_json`` the same rows already written as
+        the JSON array :func:`fdnet.report.html.script_json` would write for them (:class:`TiesJSON`)."""
         rows = np.asarray(rows, dtype=np.int64)
         a, b = index_of[self.a[rows]], index_of[self.b[rows]]
         order = np.lexsort((self.layer[rows], b, a))
         rows, a, b = rows[order], a[order], b[order]
         first, span = self.first[rows], self.span[rows]
+        if as_json:
+            return TiesJSON.build([a, b, self.layer[rows], self.inc[rows], first, span], self.evidence_of(rows))
         # tuples: the page's JSON writes them as arrays, like lists
         return list(zip(a.tolist(), b.tolist(), self.layer[rows].tolist(), self.inc[rows].tolist(),
                         _ints_or_none(first), _ints_or_none(span), self.evidence_of(rows)))
+
+
+class TiesJSON:
+    r"""Ties written as JSON text in Arrow, column by column: the bytes ``json.dumps`` gives for
+    :meth:`EdgeView.ties`' tuples (compact, non-ASCII kept), without a Python tuple, int and string per tie.
+    At a million people the report's ego networks hold about half a million ties: 120 MB as tuples.
+
+    >>> t = TiesJSON.build([np.array([0, 1]), np.array([1, 2]), np.array([0, 1]), np.array([1, 3]),
+    ...                     np.array([5.0, np.nan]), np.array([0.0, 2.0])], ["I1", 'a"b\\c é'])
+    >>> print(t.text)
+    [[0,1,0,1,5,0,"I1"],[1,2,1,3,null,2,"a\"b\\c é"]]
+    >>> import json; json.loads(t.text)[1]
+    [1, 2, 1, 3, None, 2, 'a"b\\c é']
+    """
+
+    __slots__ = ("text", "n")
+
+    def __init__(self, text: str, n: int):
+        self.text, self.n = text, n
+
+    @classmethod
+    def build(cls, numbers: list[np.ndarray], evidence) -> "TiesJSON":
+        import json
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        n = len(evidence)
+        if n == 0:
+            return cls("[]", 0)
+        cols = []
+        for x in numbers:
+            x = np.asarray(x)
+            nan = np.isnan(x) if x.dtype.kind == "f" else np.zeros(len(x), bool)
+            ints = pa.array(np.where(nan, 0, x).astype(np.int64), mask=nan)
+            cols.append(pc.fill_null(pc.cast(ints, pa.large_string()), "null"))
+        ev = pa.array(list(evidence), type=pa.large_string())
+
+        def lit(t: str):
+            return pa.scalar(t, pa.large_string())
+
+        quoted = pc.binary_join_element_wise(
+            lit('"'), pc.replace_substring(pc.replace_substring(ev, "\\", "\\\\"), '"', '\\"'), lit('"'), lit(""))
+        # control characters take json's own escapes (\n, \u001f, ...): rare in IDs, written one by one
+        ctrl = pc.match_substring_regex(ev, r"[\x00-\x1f]").to_numpy(zero_copy_only=False)
+        if ctrl.any():
+            q = quoted.to_numpy(zero_copy_only=False).astype(object)
+            for i in np.flatnonzero(ctrl):
+                q[i] = json.dumps(ev[int(i)].as_py(), ensure_ascii=False)
+            quoted = pa.array(q, type=pa.large_string())
+        row = pc.binary_join_element_wise(*cols, quoted, lit(","))
+        row = pc.binary_join_element_wise(lit("["), row, lit("]"), lit(""))
+        whole = pc.binary_join(pa.LargeListArray.from_arrays(pa.array([0, n], pa.int64()), row), lit(","))
+        return cls("[" + whole[0].as_py() + "]", n)
 
 
 def _ints_or_none(x: np.ndarray) -> list:
@@ -357,8 +413,10 @@ def _days(col: pd.Series) -> np.ndarray:
 
 
 def ego_data(edges: pd.DataFrame | EdgeView, people: list[str], *, scores: pd.DataFrame | None,
-             explanations: dict[str, dict], listed: dict[str, list[tuple[str, int]]] | None = None) -> dict:
-    """One JSON-ready dict with every tie the ego networks of ``people`` need.
+             explanations: dict[str, dict], listed: dict[str, list[tuple[str, int]]] | None = None,
+             ties_json: bool = False) -> dict:
+    """One JSON-ready dict with every tie the ego networks of ``people`` need (``edges`` as a
+    :class:`TiesJSON` with ``ties_json``: what the report embeds).
 
     ``explanations`` maps person_id to its explanations.jsonl object (may be
     empty); each listed person carries their score components from it.
@@ -402,7 +460,7 @@ def ego_data(edges: pd.DataFrame | EdgeView, people: list[str], *, scores: pd.Da
     named = _named_scores(sv, people)
     groups = sorted({g for g in group_of if g})
     gindex = {g: i for i, g in enumerate(groups)}
-    ties = ev.ties(rows, index_of)
+    ties = ev.ties(rows, index_of, as_json=ties_json)
     egos = []
     for p in people:
         ex = explanations.get(p) or {}
@@ -508,8 +566,9 @@ def top_groups(lists: dict[str, pd.DataFrame], call_in_groups: pd.DataFrame | No
 
 
 def group_network(edges: pd.DataFrame | EdgeView, scores: pd.DataFrame, groups: list[str],
-                  listed: dict[str, list[tuple[str, int]]]) -> dict:
-    """Members of ``groups`` (their primary group in scores.csv) and every tie among them."""
+                  listed: dict[str, list[tuple[str, int]]], ties_json: bool = False) -> dict:
+    """Members of ``groups`` (their primary group in scores.csv) and every tie among them (``edges`` as a
+    :class:`TiesJSON` with ``ties_json``)."""
     ev = edges if isinstance(edges, EdgeView) else EdgeView(edges)
     sv = _as_view(scores)
     gindex = {g: i for i, g in enumerate(groups)}
@@ -527,7 +586,7 @@ def group_network(edges: pd.DataFrame | EdgeView, scores: pd.DataFrame, groups: 
     # a person repeated in scores.csv keeps their last position, as a dict built in order would
     index_of[c[c >= 0]] = np.array([index[p] for p in np.asarray(ids, dtype=object)[c >= 0]], dtype=np.int64)
     rows = np.flatnonzero((index_of[ev.a] >= 0) & (index_of[ev.b] >= 0)) if ev.n else np.array([], dtype=np.int64)
-    return {"groups": groups, "nodes": nodes, "edges": ev.ties(rows, index_of), "base": BASE}
+    return {"groups": groups, "nodes": nodes, "edges": ev.ties(rows, index_of, as_json=ties_json), "base": BASE}
 
 
 def conflict_map(conflicts: pd.DataFrame, group_table: pd.DataFrame | None, scores: pd.DataFrame | None,

@@ -170,6 +170,10 @@ def test_build_network_matches_pandas_and_networkx(tables):
             assert g["decayed_weight"] == pytest.approx(e["decayed"], abs=2e-6)
         # the decayed weight in the layer arrays, unrounded
         L = net.layers[name]
+        # the evidence of chosen edges (the report's views), in any order and repeated, is the column's rows
+        pick = np.random.default_rng(L.n_edges).integers(0, L.n_edges, size=2 * L.n_edges) if L.n_edges else []
+        assert L.evidence_text(net, pick).tolist() == L.evidence_text(net).to_numpy()[pick].tolist()
+        assert L.evidence_text(net).tolist() == L.edges_frame(net)["incident_ids"].tolist()
         for k in range(L.n_edges):
             a, b = net.person_ids[L.src[k]], net.person_ids[L.dst[k]]
             assert L.decayed[k] == pytest.approx(exp.loc[(a, b), "decayed"], rel=1e-12, abs=1e-12)

@@ -74,7 +74,7 @@ def test_fdnet_run_is_the_module_and_the_function(run):
 
 def test_run_fields_and_repr(run, steps):
     from fdnet.run import STEPS
-    # fdnet.run computes (the first six stages); the seventh, "report", is the write (Run.write(progress=))
+    # fdnet.run computes every stage but the last; the last, "report", is the write (Run.write(progress=))
     assert steps == list(STEPS[:-1])
     assert set(run.lists) == {*LIST_NAMES, "call_in_groups"}
     assert all(len(run.lists[n]) for n in LIST_NAMES)
