@@ -271,34 +271,41 @@ class EdgeView:
         self = cls.__new__(cls)
         layers = [net.layers[n] for n in ("co_offending", "victimization")]
         self.ids = np.asarray(net.person_ids, dtype=object)
-        self.a = np.concatenate([L.src for L in layers]).astype(np.int64)
-        self.b = np.concatenate([L.dst for L in layers]).astype(np.int64)
-        self.layer = np.concatenate([np.full(L.n_edges, i, dtype=np.int64) for i, L in enumerate(layers)])
-        self.inc = np.concatenate([L.n_incidents for L in layers]).astype(np.int64)
+        # 32-bit codes, counts and days (8-bit layer): the network's own widths, half the memory of int64
+        # at a million people; every value the views write is the same
+        self.a = np.concatenate([L.src for L in layers]).astype(np.int32)
+        self.b = np.concatenate([L.dst for L in layers]).astype(np.int32)
+        self.layer = np.concatenate([np.full(L.n_edges, i, dtype=np.int8) for i, L in enumerate(layers)])
+        self.inc = np.concatenate([L.n_incidents for L in layers]).astype(np.int32)
         shift = date(1970, 1, 1).toordinal() - BASE_DAY
-        first = np.concatenate([L.first_day for L in layers]).astype(np.int64)
-        last = np.concatenate([L.last_day for L in layers]).astype(np.int64)
-        self.first = (first + shift).astype(float)
-        self.span = (last - first).astype(float)
+        first = np.concatenate([L.first_day for L in layers]).astype(np.int32)
+        last = np.concatenate([L.last_day for L in layers]).astype(np.int32)
+        self.first = first + np.int32(shift)
+        self.span = last - first
         self.n = len(self.a)
-        # the evidence IDs are joined only for the ties a view draws (a few thousand), not for all of them:
-        # at a million people the whole column is about 200 MB of strings the report never shows
+        # the evidence IDs are joined only for the ties a view draws, not for all of them: at a million
+        # people the whole column is about 200 MB of strings, and the views draw a quarter of the ties
         self._net, self._layers = net, layers
         return self
 
     def evidence_of(self, rows: np.ndarray) -> list[str]:
         """edges.csv's ``incident_ids`` of these rows (ties joined by ';', as the file holds them)."""
+        return self.evidence_arrow(rows).to_pylist()
+
+    def evidence_arrow(self, rows: np.ndarray):
+        """:meth:`evidence_of` as a ``pyarrow`` large-string array (no Python string per tie)."""
+        import pyarrow as pa
+
         rows = np.asarray(rows, dtype=np.int64)
         if "_net" not in self.__dict__:
-            return self.evidence[rows].tolist()
-        out = np.empty(len(rows), dtype=object)
-        lo = 0
+            return pa.array(self.evidence[rows], type=pa.large_string())
+        parts, where, lo, got = [], np.empty(len(rows), dtype=np.int64), 0, 0
         for L in self._layers:
             sel = np.flatnonzero((rows >= lo) & (rows < lo + L.n_edges))
-            if len(sel):
-                out[sel] = L.evidence_text(self._net, rows[sel] - lo).to_numpy(dtype=object)
-            lo += L.n_edges
-        return out.tolist()
+            parts.append(pa.array(L.evidence_text(self._net, rows[sel] - lo), type=pa.large_string()))
+            where[sel] = got + np.arange(len(sel))
+            lo, got = lo + L.n_edges, got + len(sel)
+        return pa.concat_arrays(parts).take(pa.array(where))
 
     def code(self, people) -> np.ndarray:
         """Codes of ``people`` in :attr:`ids` (-1 for people with no tie)."""
@@ -335,7 +342,7 @@ class EdgeView:
         rows, a, b = rows[order], a[order], b[order]
         first, span = self.first[rows], self.span[rows]
         if as_json:
-            return TiesJSON.build([a, b, self.layer[rows], self.inc[rows], first, span], self.evidence_of(rows))
+            return TiesJSON.build([a, b, self.layer[rows], self.inc[rows], first, span], self.evidence_arrow(rows))
         # tuples: the page's JSON writes them as arrays, like lists
         return list(zip(a.tolist(), b.tolist(), self.layer[rows].tolist(), self.inc[rows].tolist(),
                         _ints_or_none(first), _ints_or_none(span), self.evidence_of(rows)))
@@ -368,29 +375,30 @@ class TiesJSON:
         n = len(evidence)
         if n == 0:
             return cls("[]", 0)
-        cols = []
-        for x in numbers:
-            x = np.asarray(x)
-            nan = np.isnan(x) if x.dtype.kind == "f" else np.zeros(len(x), bool)
-            ints = pa.array(np.where(nan, 0, x).astype(np.int64), mask=nan)
-            cols.append(pc.fill_null(pc.cast(ints, pa.large_string()), "null"))
-        ev = pa.array(list(evidence), type=pa.large_string())
+        ev = evidence if isinstance(evidence, (pa.Array, pa.ChunkedArray)) else pa.array(list(evidence), pa.large_string())
 
         def lit(t: str):
             return pa.scalar(t, pa.large_string())
 
-        quoted = pc.binary_join_element_wise(
-            lit('"'), pc.replace_substring(pc.replace_substring(ev, "\\", "\\\\"), '"', '\\"'), lit('"'), lit(""))
+        pieces = [lit("[")]
+        for x in numbers:
+            x = np.asarray(x)
+            nan = np.isnan(x) if x.dtype.kind == "f" else np.zeros(len(x), bool)
+            ints = pa.array(np.where(nan, 0, x).astype(np.int64), mask=nan)
+            pieces += [pc.fill_null(pc.cast(ints, pa.large_string()), "null"), lit(",")]
+        quoted = pc.replace_substring(pc.replace_substring(ev, "\\", "\\\\"), '"', '\\"')
         # control characters take json's own escapes (\n, \u001f, ...): rare in IDs, written one by one
         ctrl = pc.match_substring_regex(ev, r"[\x00-\x1f]").to_numpy(zero_copy_only=False)
         if ctrl.any():
             q = quoted.to_numpy(zero_copy_only=False).astype(object)
             for i in np.flatnonzero(ctrl):
-                q[i] = json.dumps(ev[int(i)].as_py(), ensure_ascii=False)
+                q[i] = json.dumps(ev[int(i)].as_py(), ensure_ascii=False)[1:-1]
             quoted = pa.array(q, type=pa.large_string())
-        row = pc.binary_join_element_wise(*cols, quoted, lit(","))
-        row = pc.binary_join_element_wise(lit("["), row, lit("]"), lit(""))
+        # one pass: [a,b,layer,incidents,first,span,"ids"]
+        row = pc.binary_join_element_wise(*pieces, lit('"'), quoted, lit('"]'), lit(""))
+        del pieces, quoted
         whole = pc.binary_join(pa.LargeListArray.from_arrays(pa.array([0, n], pa.int64()), row), lit(","))
+        del row
         return cls("[" + whole[0].as_py() + "]", n)
 
 
