@@ -368,24 +368,35 @@ class TiesJSON:
 
     @classmethod
     def build(cls, numbers: list[np.ndarray], evidence) -> "TiesJSON":
-        import json
         import pyarrow as pa
-        import pyarrow.compute as pc
 
         n = len(evidence)
         if n == 0:
             return cls("[]", 0)
         ev = evidence if isinstance(evidence, (pa.Array, pa.ChunkedArray)) else pa.array(list(evidence), pa.large_string())
+        numbers = [np.asarray(x) for x in numbers]
+        # a piece of rows at a time, so that the Arrow intermediates stay small next to the text
+        text = [cls._rows(numbers, ev, lo, min(lo + cls.PIECE, n)) for lo in range(0, n, cls.PIECE)]
+        return cls("[" + ",".join(text) + "]", n)
+
+    PIECE = 1 << 16
+
+    @staticmethod
+    def _rows(numbers: list[np.ndarray], ev, lo: int, hi: int) -> str:
+        import json
+        import pyarrow as pa
+        import pyarrow.compute as pc
 
         def lit(t: str):
             return pa.scalar(t, pa.large_string())
 
         pieces = [lit("[")]
         for x in numbers:
-            x = np.asarray(x)
+            x = x[lo:hi]
             nan = np.isnan(x) if x.dtype.kind == "f" else np.zeros(len(x), bool)
             ints = pa.array(np.where(nan, 0, x).astype(np.int64), mask=nan)
             pieces += [pc.fill_null(pc.cast(ints, pa.large_string()), "null"), lit(",")]
+        ev = ev.slice(lo, hi - lo)
         quoted = pc.replace_substring(pc.replace_substring(ev, "\\", "\\\\"), '"', '\\"')
         # control characters take json's own escapes (\n, \u001f, ...): rare in IDs, written one by one
         ctrl = pc.match_substring_regex(ev, r"[\x00-\x1f]").to_numpy(zero_copy_only=False)
@@ -396,10 +407,8 @@ class TiesJSON:
             quoted = pa.array(q, type=pa.large_string())
         # one pass: [a,b,layer,incidents,first,span,"ids"]
         row = pc.binary_join_element_wise(*pieces, lit('"'), quoted, lit('"]'), lit(""))
-        del pieces, quoted
-        whole = pc.binary_join(pa.LargeListArray.from_arrays(pa.array([0, n], pa.int64()), row), lit(","))
-        del row
-        return cls("[" + whole[0].as_py() + "]", n)
+        return pc.binary_join(pa.LargeListArray.from_arrays(pa.array([0, len(row)], pa.int64()), row),
+                              lit(","))[0].as_py()
 
 
 def _ints_or_none(x: np.ndarray) -> list:
