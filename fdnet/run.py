@@ -186,7 +186,7 @@ class Run:
         and fills ``manifest["outputs"]``. ``progress`` is called with "report", the last stage
         (:data:`STEPS`): serialising the tables, rendering the report and writing happen here."""
         from .report.html import render_run_report
-        from .runfolder import FILES, EXPLANATIONS_FILE, explanations_bytes
+        from .runfolder import FILES, EXPLANATIONS_FILE, TableFrames, explanations_bytes
         release_memory()
         if progress:
             progress("report")
@@ -194,7 +194,10 @@ class Run:
 
         def items():
             for f in FILES:
-                if f.kind == "csv":
+                if f.kind == "csv" and f.source == "edges":
+                    # streamed a piece of ties at a time: the whole frame is about 260 MB at a million people
+                    yield f.name, TableFrames(lambda: edge_frames(self.network))
+                elif f.kind == "csv":
                     df = self.table(f.source)
                     if df is not None:
                         yield f.name, df
@@ -213,6 +216,18 @@ def edges_frame(net) -> pd.DataFrame:
     """edges.csv's rows for ``net``: each layer's :meth:`~fdnet.graph.layers.Layer.edges_frame`, in
     :data:`EDGE_LAYERS` order."""
     return pd.concat([net.layers[n].edges_frame(net) for n in EDGE_LAYERS], ignore_index=True)
+
+
+EDGE_PIECE = 1 << 18
+
+
+def edge_frames(net) -> Iterator[pd.DataFrame]:
+    """:func:`edges_frame` in pieces of :data:`EDGE_PIECE` ties (each layer at least one, so that the file
+    has its header when there are no ties): what :meth:`Run.write` streams into edges.csv."""
+    for n in EDGE_LAYERS:
+        L = net.layers[n]
+        for lo in range(0, max(L.n_edges, 1), EDGE_PIECE):
+            yield L.edges_frame(net, lo, lo + EDGE_PIECE)
 
 
 def release_memory() -> None:

@@ -380,6 +380,15 @@ def file_stats(name: str, data: bytes) -> dict:
     return {"bytes": len(data), "rows": rows, "sha256": sha256_bytes(data)}
 
 
+class TableFrames:
+    """A table given to :func:`write_run_folder` as the frames of its rows in order, made again on each call
+    of ``frames()`` (a file that turns out to need quoting is written a second time), so that no more than
+    one frame is in memory: edges.csv at a million people is about 260 MB as one frame."""
+
+    def __init__(self, frames):
+        self.frames = frames
+
+
 def write_run_folder(files, manifest: dict, out_dir: str | Path, *, sign_key: bytes | None = None,
                      what: str = "run folder", stats: dict | None = None) -> Path:
     """Stream ``files`` into the new or empty folder ``out_dir``, then ``manifest`` with its ``outputs``
@@ -387,25 +396,27 @@ def write_run_folder(files, manifest: dict, out_dir: str | Path, *, sign_key: by
     (:class:`fdnet.atomic.StagedFolder`).
 
     ``files`` yields (name, payload) pairs, made one at a time: ``payload`` is the file's bytes, or a
-    DataFrame, which is written as CSV piece by piece (:func:`fdnet.tables.csv_chunks`: the same bytes as
+    DataFrame (or :class:`TableFrames`), which is written as CSV piece by piece (:func:`fdnet.tables.csv_chunks`: the same bytes as
     :func:`~fdnet.tables.csv_bytes`, never the whole text in memory). ``stats``, when given, is filled
     with each file's :func:`file_stats` as it is written (the report's inventory reads it).
     """
     from .atomic import StagedFolder
-    from .tables import NeedsQuoting, csv_chunks
+    from .tables import NeedsQuoting, csv_frames
     out_dir = Path(out_dir)
     check_run_dir(out_dir)
     outputs: dict[str, dict] = {}
     stats = {} if stats is None else stats
     with StagedFolder(out_dir, what=what) as st:
         for name, payload in files:
-            if isinstance(payload, pd.DataFrame):
+            if isinstance(payload, (pd.DataFrame, TableFrames)):
+                frames = payload.frames if isinstance(payload, TableFrames) else (lambda p=payload: [p])
                 try:
-                    meta = st.write_iter(name, csv_chunks(payload))
+                    meta = st.write_iter(name, csv_frames(frames()))
                 except NeedsQuoting:
-                    meta = st.write_iter(name, csv_chunks(payload, quoting="needed"))
+                    meta = st.write_iter(name, csv_frames(frames(), quoting="needed"))
                 except ValueError:   # a column of mixed types: one piece of text, as csv_bytes writes it
-                    meta = st.write_iter(name, [csv_bytes(payload)])
+                    meta = st.write_iter(name, [csv_bytes(pd.concat(list(frames()), ignore_index=True))])
+                del frames
                 stats[name] = {"bytes": meta["bytes"], "rows": max(meta["newlines"] - 1, 0) if meta["bytes"] else 0,
                                "sha256": meta["sha256"]}
                 outputs[name] = {"sha256": meta["sha256"], "bytes": meta["bytes"]}

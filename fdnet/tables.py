@@ -275,7 +275,8 @@ class NeedsQuoting(Exception):
 CHUNK_ROWS = 1 << 18
 
 
-def csv_chunks(df: pd.DataFrame, *, quoting: str = "none", rows: int | None = None) -> Iterator[bytes]:
+def csv_chunks(df: pd.DataFrame, *, quoting: str = "none", rows: int | None = None, header: bool = True,
+               types: dict | None = None) -> Iterator[bytes]:
     """:func:`csv_bytes` of ``df`` in pieces of ``rows`` rows (the header first): joined, exactly the same
     bytes, but never more than one piece's Arrow table and text in memory at once.
 
@@ -293,11 +294,12 @@ def csv_chunks(df: pd.DataFrame, *, quoting: str = "none", rows: int | None = No
     """
     import pyarrow.csv as pacsv
 
-    yield _header(df.columns, "\n")
+    if header:
+        yield _header(df.columns, "\n")
     if len(df.columns) == 0:
         return
     rows = rows or CHUNK_ROWS
-    types: dict[int, pa.DataType] = {}
+    types = {} if types is None else types       # column -> Arrow type, shared by the pieces of one file
     opts = pacsv.WriteOptions(quoting_style=quoting, include_header=False, eol=b"\n")
     for start in range(0, max(len(df), 1), rows):
         table = _safe_table(df.iloc[start:start + rows], frozenset())
@@ -314,6 +316,23 @@ def csv_chunks(df: pd.DataFrame, *, quoting: str = "none", rows: int | None = No
                 raise NeedsQuoting() from None
             raise
         yield buf.getvalue()
+
+
+def csv_frames(frames: Iterable[pd.DataFrame], *, quoting: str = "none") -> Iterator[bytes]:
+    """:func:`csv_chunks` of several frames with the same columns, written as one file (the first frame's
+    header once): the same bytes as :func:`csv_bytes` of their concatenation, one frame in memory at a time.
+
+    >>> a, b = pd.DataFrame({"x": ["p"], "n": [1]}), pd.DataFrame({"x": ["=q"], "n": [2]})
+    >>> b"".join(csv_frames([a, b])) == csv_bytes(pd.concat([a, b], ignore_index=True))
+    True
+    """
+    types: dict = {}
+    columns = None
+    for df in frames:
+        if columns is not None and list(df.columns) != columns:
+            raise ValueError("the frames of one file have different columns")
+        yield from csv_chunks(df, quoting=quoting, header=columns is None, types=types)
+        columns = list(df.columns)
 
 
 def read_csv_table(source: bytes | str | Path) -> pd.DataFrame:

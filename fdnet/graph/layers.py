@@ -302,24 +302,28 @@ class Layer:
     def evidence(self, e: int) -> np.ndarray:
         return self.ev_incident[self.ev_indptr[e]:self.ev_indptr[e + 1]]
 
-    def edges_frame(self, net: "Network") -> pd.DataFrame:
-        """The layer as edges.csv rows (CONTRACT.md section 3)."""
+    def edges_frame(self, net: "Network", lo: int = 0, hi: int | None = None) -> pd.DataFrame:
+        """The layer as edges.csv rows (CONTRACT.md section 3); its edges ``lo`` to ``hi`` only, when given."""
         # every string column is built in Arrow (gathers, the ';'-joins of each edge's
         # evidence IDs, dates formatted once per distinct day), no Python loop per edge
         def text(arr):
             return pd.array(arr, dtype="str")
 
+        hi = self.n_edges if hi is None else min(hi, self.n_edges)
+        lo = min(lo, hi)
+        part = slice(lo, hi)
+        whole = lo == 0 and hi == self.n_edges
         pid = net.person_ids_arrow()
         return pd.DataFrame({
-            "person_a": text(pid.take(np.ascontiguousarray(self.src))),
-            "person_b": text(pid.take(np.ascontiguousarray(self.dst))),
+            "person_a": text(pid.take(np.ascontiguousarray(self.src[part]))),
+            "person_b": text(pid.take(np.ascontiguousarray(self.dst[part]))),
             "layer": self.name,
-            "weight": self.n_incidents,
-            "incidents": self.n_incidents,
-            "decayed_weight": np.round(self.decayed, 6),
-            "first_date": text(iso_days(self.first_day)),
-            "last_date": text(iso_days(self.last_day)),
-            "incident_ids": self.evidence_text(net),
+            "weight": self.n_incidents[part],
+            "incidents": self.n_incidents[part],
+            "decayed_weight": np.round(self.decayed[part], 6),
+            "first_date": text(iso_days(self.first_day[part])),
+            "last_date": text(iso_days(self.last_day[part])),
+            "incident_ids": self.evidence_text(net, None if whole else np.arange(lo, hi)),
         })
 
     def evidence_text(self, net: "Network", edges: np.ndarray | None = None) -> pd.Series:

@@ -150,11 +150,18 @@ def test_files_streams_every_file_with_the_manifest_last(run, written):
 def test_tables_written_piece_by_piece_are_the_same_bytes(run, written, tmp_path, monkeypatch):
     """Run.write streams each table in pieces (fdnet.tables.csv_chunks); with tiny pieces the folder is
     still byte for byte the one written in one piece."""
+    import fdnet.run
     import fdnet.tables
     monkeypatch.setattr(fdnet.tables, "CHUNK_ROWS", 97)
     again = run.write(tmp_path / "pieces")
     for p in sorted(written.iterdir()):
         assert (again / p.name).read_bytes() == p.read_bytes(), p.name
+    # edges.csv is made a piece of ties at a time too (fdnet.run.edge_frames): the same bytes as the frame
+    monkeypatch.setattr(fdnet.run, "EDGE_PIECE", 41)
+    assert sum(1 for _ in fdnet.run.edge_frames(run.network)) > 2
+    again = run.write(tmp_path / "edge-pieces")
+    assert (again / "edges.csv").read_bytes() == (written / "edges.csv").read_bytes() \
+        == fdnet.tables.csv_bytes(run.edges)
 
 
 def test_open_run_tables_are_lazy_text_and_checked(written):
