@@ -25,6 +25,9 @@ from .effects import Z95, match, match_weights, propensity
 from .events import NO_DAY
 from .person import _r, design, outcome_effects
 
+#: the city series' change terms past this log rate ratio (10^8 either way) are reported as not estimable
+MAX_LOG_RATIO = math.log(1e8)
+
 
 def spillover_effects(ctx: Context, iv: pd.DataFrame, first_any: np.ndarray, *, as_of_day: int, cfg) -> list[dict]:
     """Effects on the untreated co-offenders of each kind in ``cfg.spillover_kinds``."""
@@ -215,6 +218,14 @@ def city_series(rec, iv: pd.DataFrame, *, cfg) -> dict:
     except Exception as exc:     # a degenerate series (all zeros): reported, not raised
         return {**base, "estimable": False, "reason": f"the model could not be fitted ({type(exc).__name__})"}
     ci = fit.conf_int()
+    # a city with a handful of shootings a month can give a fit whose change terms are unbounded (a
+    # rate ratio past 10^8 either way, or no estimate at all): reported as not estimable, not overflowed
+    est = np.array([[fit.params[n], ci.loc[n, 0], ci.loc[n, 1]] for n in ("level_change", "trend_change")],
+                   dtype=float)
+    if not np.isfinite(est).all() or np.abs(est).max() > MAX_LOG_RATIO:
+        return {**base, "estimable": False,
+                "reason": "the monthly shootings are too few for a level and a trend change: the fitted change "
+                          "is unbounded"}
     cf = X.copy()
     cf["level_change"] = 0.0
     cf["trend_change"] = 0.0

@@ -154,3 +154,23 @@ def test_city_series_recovers_a_level_change():
     short = city_series(SimpleNamespace(incidents=inc[inc["day"] > 19400], involvements=inv, as_of="2024-12-31"),
                         iv, cfg=Evaluation())
     assert not short["estimable"] and "12 whole months" in short["reason"]
+
+
+def test_city_series_with_no_shooting_after_the_start_is_not_estimable():
+    # the monthly shootings of a 3,000-person synthetic city: a few before the start, none in the 12 months
+    # after. The level change's estimate runs off towards minus infinity and math.exp overflowed; it is
+    # reported as not estimable, not raised
+    counts = [0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 1, 2, 2, 0, 0, 0, 1, 0, 1, 1, 1, 0, 0] + [0] * 12
+    months = pd.date_range("2023-01-01", periods=len(counts), freq="MS")
+    rows_i = [(f"I{m:%Y%m}-{j}", (m - pd.Timestamp("1970-01-01")).days + 3, True)
+              for m, c in zip(months, counts) for j in range(c)]
+    rows_i.append(("I-first", (months[0] - pd.Timestamp("1970-01-01")).days, False))   # the records' first day
+    inc = pd.DataFrame(rows_i, columns=["incident_id", "day", "gun"])
+    inv = pd.DataFrame({"incident_id": inc["incident_id"], "person_id": [f"P{k}" for k in range(len(inc))],
+                        "role": "victim"})
+    rec = SimpleNamespace(incidents=inc, involvements=inv, as_of="2025-11-30")
+    iv = pd.DataFrame({"person_id": ["P1"], "kind": ["call_in_attended"], "date": ["2024-12-16"]})
+    c = city_series(rec, iv, cfg=Evaluation())
+    assert (c["months_before"], c["months_after"]) == (23, 12)
+    assert [r["shootings"] for r in c["series"]] == counts
+    assert not c["estimable"] and "unbounded" in c["reason"]
