@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
@@ -44,30 +43,9 @@ err = _con.err
 
 
 def _progress(enabled: bool, steps: int | None = None):
+    """:func:`fdnet.console.progress` over ``fdnet run``'s stages (:data:`fdnet.run.STEPS`) unless told."""
     from .pipeline import STEPS
-    total = steps or len(STEPS)
-
-    class _P:
-        def __enter__(self):
-            self.p = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
-                              TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
-                              console=err, disable=not enabled, transient=True)
-            self.p.__enter__()
-            self.task = self.p.add_task("starting", total=total)
-            self.n = 0
-            return self
-
-        def __call__(self, name: str):
-            if self.n:
-                self.p.advance(self.task)
-            self.n += 1
-            self.p.update(self.task, description=name)
-
-        def __exit__(self, *exc):
-            if exc[0] is None:
-                self.p.update(self.task, completed=total, description="done")
-            self.p.__exit__(*exc)
-    return _P()
+    return _con.progress(enabled, steps or len(STEPS))
 
 
 def _summary_table(result, out_dir: Path) -> None:

@@ -1,4 +1,5 @@
-"""The command line's consoles and its one table printer (shared by fdnet.cli and the audit commands).
+"""The command line's consoles, its progress bar and its one table printer (shared by fdnet.cli and the
+commands that live beside their stage: audit, export, evaluate, workspace).
 
 A terminal gets rich's layout; a file or pipe gets lines that are never wrapped (docs/cli.md), and
 tables as tab-separated rows.
@@ -55,3 +56,31 @@ def print_table(t: Table, console: Console | None = None) -> None:
         lines.append("\t".join(plain_cell(c[i]) if i < len(c) else "" for c in cells))
     console.file.write("\n".join(lines) + "\n")
     console.file.flush()
+
+
+def progress(enabled: bool, total: int):
+    """A context manager for a command's stages: called with each stage's name as it starts, it shows
+    the name and ``done/total`` on standard error (nothing when not ``enabled``, or once it is done)."""
+    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    class _P:
+        def __enter__(self):
+            self.p = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+                              TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
+                              console=err, disable=not enabled, transient=True)
+            self.p.__enter__()
+            self.task = self.p.add_task("starting", total=total)
+            self.n = 0
+            return self
+
+        def __call__(self, name: str):
+            if self.n:
+                self.p.advance(self.task)
+            self.n += 1
+            self.p.update(self.task, description=name)
+
+        def __exit__(self, *exc):
+            if exc[0] is None:
+                self.p.update(self.task, completed=total, description="done")
+            self.p.__exit__(*exc)
+    return _P()

@@ -50,15 +50,14 @@ def register(app: typer.Typer) -> None:
         """
         from rich.table import Table
 
-        from ..cli import _progress
-        from ..console import err, out, print_table
+        from ..console import err, out, print_table, progress
         from ..policy import load_policy
         from ..runfolder import check_run_dir
         from . import STEPS, evaluate, write_evaluation
 
         check_run_dir(out_dir, what="DIR", earlier="an earlier evaluation")
         pol = load_policy(policy)
-        with _progress(not quiet and not as_json, steps=len(STEPS)) as prog:
+        with progress(not quiet and not as_json, len(STEPS)) as prog:
             ev = evaluate(data_dir, as_of=as_of, policy=pol, audit_db=audit_db, mapping_path=mapping, progress=prog)
             prog("write the evaluation")
             write_evaluation(ev, out_dir)
