@@ -64,6 +64,28 @@ def test_no_effect_no_factor(null_city):
     assert not null_city.factors["selected"].any(), null_city.factors
 
 
+def _vacant_fit(city, rr, seed, tmp_path):
+    d = tmp_path / f"city_{rr:g}"
+    write_city(plant_place_features(city, relative_risk=rr, seed=seed), d)
+    st = study(d)
+    return analyze_places(st.records, st.network, st.analytics, st.policy).factors.set_index("factor")
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_planted_relative_risk_covered_across_cities(seed, tmp_path):
+    """On cities nobody tuned for, the interval covers the planted RR, no null kind is credited, and the
+    estimate over the unplanted twin's (same features, RR 1: the city's chance association) is the planted RR."""
+    city = generate_city(30_000, seed=seed)
+    f = _vacant_fit(city, PLANTED, seed, tmp_path)
+    twin = _vacant_fit(city, 1.0, seed, tmp_path)
+    row = f.loc["vacant_building:within_300m"]
+    assert bool(row["selected"]) and row["ci95_low"] <= PLANTED <= row["ci95_high"], row
+    assert sorted(f.loc[f["selected"], "kind"]) == ["vacant_building"]
+    assert not twin["selected"].any(), twin
+    ratio = row["relative_risk"] / twin.loc["vacant_building:within_300m", "relative_risk"]
+    assert abs(ratio / PLANTED - 1) < 0.15, ratio
+
+
 def test_risk_surface_beats_past_shootings(planted):
     acc = planted[2].accuracy
     assert acc["holdout_shootings"] > 20
