@@ -78,7 +78,8 @@ def analyze_places(rec, net, analytics, policy) -> Places | None:
     cfg = policy.places
     if not cfg.enabled or not has_coordinates(rec):
         return None
-    notes: list[str] = []
+    notes: list[str] = []       # printed after the run and kept in the manifest's notes
+    quiet: list[str] = []       # kept in the manifest's places.notes only: true of most runs, not a warning
     lat, lon = _window_points(rec, net)
     placed = np.isfinite(lat) & np.isfinite(lon)
     if not placed.any():
@@ -105,7 +106,7 @@ def analyze_places(rec, net, analytics, policy) -> Places | None:
     else:
         fx = fy = np.zeros(0)
         factors, kind_of = {}, {}
-        notes.append("places: no place_features table: the risk surface rests on the other incidents alone")
+        quiet.append("places: no place_features table: the risk surface rests on the other incidents alone")
 
     fit, risk = _fit_surface(grid, shootings, other, factors, kind_of, cfg)
     trisk = terrain_risk(fit, factors, n)
@@ -145,7 +146,7 @@ def analyze_places(rec, net, analytics, policy) -> Places | None:
         "selected_factors": list(fit.selected), "entry_threshold": round(fit.threshold, 6),
         "dispersion": round(fit.dispersion, 6), "background_coefficient": round(fit.background_coef, 6),
         "selection_steps": fit.steps, "hot_spot_cells": int(hot.sum()),
-        "accuracy": accuracy, "territories": int(len(terr)),
+        "accuracy": accuracy, "territories": int(len(terr)), "notes": notes + quiet,
     }
     return Places(grid, cells, fit.table, place_list, kn, accuracy, terr, tcells, lines, shoot_pts, summary, notes)
 

@@ -238,3 +238,20 @@ def test_geo_export_layers_and_byte_identical(tmp_path):
     assert len(cells["features"]) == n_cells and cells["features"][0]["geometry"]["type"] == "Polygon"
     layers = dict(pyogrio.list_layers(tmp_path / "e1" / "places.gpkg").tolist())
     assert layers["cells"] == "Polygon" and layers["territories"] == "Point"
+
+
+def test_missing_place_features_note_kept_in_manifest_not_printed(tmp_path):
+    """Most cities have coordinates and no place_features: the note is kept in the manifest's places section
+    (and the report), not printed after every run; a lost coordinate is still a printed note."""
+    d = tmp_path / "city"
+    write_city(generate_city(1500, seed=2), d)
+    r = fdnet.run(d, today="2026-06-01")
+    assert r.places is not None
+    assert not any("place_features" in n for n in r.manifest["notes"])
+    assert any("no place_features table" in n for n in r.manifest["places"]["notes"])
+    assert "no place_features table" in dict(r.files())["report.html"].decode()
+    inc = pd.read_csv(d / "incidents.csv", dtype=str)
+    inc.loc[inc.index[:3], ["lat", "lon"]] = ""
+    inc.to_csv(d / "incidents.csv", index=False)
+    r2 = fdnet.run(d, today="2026-06-01")
+    assert any("have no lat/lon" in n for n in r2.manifest["notes"])
