@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from .accuracy import pai_pei
-from .grid import Grid
+from .grid import Grid, H3Grid
 from .knox import knox
 from .rtm import Fit, factor_columns, select, terrain_risk
 from .territory import TERRITORY_COLUMNS, territories
@@ -66,9 +66,7 @@ def has_coordinates(rec) -> bool:
 
 def _fit_surface(grid, y, other, factors, kind_of, cfg) -> tuple[Fit, np.ndarray]:
     bg = np.log(grid.smooth(other, cfg.background_bandwidth_m) + 1.0)
-    b = max(1, int(round(cfg.block_m / grid.cell_m)))
-    k = np.arange(grid.n_cells)
-    blocks = (k // grid.n_cols // b) * (grid.n_cols // b + 1) + (k % grid.n_cols) // b
+    blocks = grid.blocks(cfg.block_m)
     fit = select(y, bg, factors, kind_of, max_factors=cfg.max_factors, blocks=blocks)
     return fit, fit.mu / max(float(fit.mu.mean()), 1e-300)
 
@@ -87,7 +85,10 @@ def analyze_places(rec, net, analytics, policy) -> Places | None:
     if (~placed).any():
         notes.append(f"places: {int((~placed).sum())} of {len(placed)} incidents in the window have no lat/lon "
                      "and are not placed on the map")
-    grid = Grid.covering(lat[placed], lon[placed], cell_m=cfg.cell_m, max_cells=cfg.max_cells)
+    if cfg.grid == "h3":
+        grid = H3Grid.covering(lat[placed], lon[placed], resolution=cfg.h3_resolution, max_cells=cfg.max_cells)
+    else:
+        grid = Grid.covering(lat[placed], lon[placed], cell_m=cfg.cell_m, max_cells=cfg.max_cells)
     x = np.full(len(lat), np.nan)
     y = np.full(len(lat), np.nan)
     x[placed], y[placed] = grid.project(lat[placed], lon[placed])
@@ -139,7 +140,9 @@ def analyze_places(rec, net, analytics, policy) -> Places | None:
 
     terr, tcells, lines = _territories(grid, net, analytics, placed, x, y, cfg)
     summary = {
-        "cell_m": float(cfg.cell_m), "crs": grid.crs, "rows": grid.n_rows, "columns": grid.n_cols, "cells": n,
+        "cell_m": float(cfg.cell_m) if grid.kind == "square" else round(grid.cell_m, 3), "crs": grid.crs,
+        "rows": grid.n_rows, "columns": grid.n_cols, "cells": n,
+        **({"grid": "h3", "h3_resolution": grid.resolution} if grid.kind == "h3" else {}),
         "incidents_placed": int(placed.sum()), "incidents_unplaced": int((~placed).sum()),
         "shootings_placed": int(shootings.sum()), "other_incidents_placed": int(other.sum()),
         "place_features": int(0 if pf is None else len(pf)),

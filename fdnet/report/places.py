@@ -4,7 +4,8 @@ conflicts between them), the risk factors, PAI/PEI, the Knox table and the place
 Built from the run folder's tables (places.csv, risk_factors.csv, place_list.csv, near_repeats.csv,
 group_table.csv, conflicts.csv; every cell read as text) and ``manifest["places"]``, so the same section comes
 from a run in memory and from a folder re-read by ``fdnet verify``. Every text from input (group names) is
-escaped; numbers are parsed, never pasted.
+escaped; numbers are parsed, never pasted. The map's elements are built a column at a time (numpy and pandas
+string operations), never a Python loop per cell.
 
 >>> import pandas as pd
 >>> cells = pd.DataFrame({"cell_id": ["R0C0", "R0C1"], "lat": ["40.0", "40.0"], "lon": ["-100.0", "-99.998"],
@@ -27,6 +28,19 @@ W = 720
 
 def _f(s) -> np.ndarray:
     return pd.to_numeric(pd.Series(s), errors="coerce").to_numpy(dtype=float)
+
+
+def _fmt(v, digits: int) -> np.ndarray:
+    """Numbers as text with ``digits`` decimals (as f"{v:.{digits}f}"), a whole column at once."""
+    return np.char.mod(f"%.{digits}f", np.asarray(v, float)).astype(object)
+
+
+def _escape(s: pd.Series) -> np.ndarray:
+    """HTML-escaped text (as :func:`markupsafe.escape`), a whole column at once."""
+    t = s.astype(str)
+    for ch, rep in (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"), ('"', "&#34;"), ("'", "&#39;")):
+        t = t.str.replace(ch, rep, regex=False)
+    return t.to_numpy(dtype=object)
 
 
 def map_svg(cells: pd.DataFrame, groups: pd.DataFrame | None, conflicts: pd.DataFrame | None, *,
@@ -63,34 +77,35 @@ def map_svg(cells: pd.DataFrame, groups: pd.DataFrame | None, conflicts: pd.Data
     if len(top):
         rmax = float(np.nanmax(risk[top])) or 1.0
         rmin = float(np.nanmin(risk[top]))
-        for i in top:
-            if not ok[i]:
-                continue
-            t = 0.15 + 0.85 * ((risk[i] - rmin) / (rmax - rmin) if rmax > rmin else 1.0)
-            out.append(f'<rect x="{px(xs[i]) - cdeg / 2:.1f}" y="{py(ys[i]) - cdeg / 2:.1f}" width="{max(cdeg, 1):.1f}" '
-                       f'height="{max(cdeg, 1):.1f}" fill="#d7301f" fill-opacity="{t:.2f}"/>')
+        i = top[ok[top]]
+        t = 0.15 + 0.85 * ((risk[i] - rmin) / (rmax - rmin) if rmax > rmin else np.ones(len(i)))
+        side = f"{max(cdeg, 1):.1f}"
+        out.extend('<rect x="' + _fmt(px(xs[i]) - cdeg / 2, 1) + '" y="' + _fmt(py(ys[i]) - cdeg / 2, 1)
+                   + f'" width="{side}" height="{side}" fill="#d7301f" fill-opacity="' + _fmt(t, 2) + '"/>')
     sh = _f(cells["shootings"])
-    for i in np.flatnonzero(np.nan_to_num(sh) > 0):
-        if ok[i]:
-            out.append(f'<circle cx="{px(xs[i]):.1f}" cy="{py(ys[i]):.1f}" r="{1.5 + 1.2 * math.sqrt(sh[i]):.1f}" '
-                       'fill="none" stroke="#08306b" stroke-width="0.8"/>')
+    i = np.flatnonzero((np.nan_to_num(sh) > 0) & ok)
+    out.extend('<circle cx="' + _fmt(px(xs[i]), 1) + '" cy="' + _fmt(py(ys[i]), 1) + '" r="'
+               + _fmt(1.5 + 1.2 * np.sqrt(sh[i]), 1) + '" fill="none" stroke="#08306b" stroke-width="0.8"/>')
     if groups is not None and {"territory_lat", "territory_lon", "group"} <= set(groups.columns):
         glat, glon = _f(groups["territory_lat"]), _f(groups["territory_lon"])
-        pos = {str(g): (px(glon[i] * k), py(glat[i])) for i, g in enumerate(groups["group"].astype(str))
-               if np.isfinite(glat[i]) and np.isfinite(glon[i])}
+        fin = np.isfinite(glat) & np.isfinite(glon)
+        pos = pd.DataFrame({"group": groups["group"].astype(str).to_numpy()[fin], "x": px(glon[fin] * k),
+                            "y": py(glat[fin])}).groupby("group", sort=False).last()
         if conflicts is not None and len(conflicts) and {"group_a", "group_b"} <= set(conflicts.columns):
             rel = conflicts["relation"].astype(str) if "relation" in conflicts else pd.Series(["conflict"] * len(conflicts))
             shoot = _f(conflicts["shootings"]) if "shootings" in conflicts else np.zeros(len(conflicts))
-            for a, b, r, n in zip(conflicts["group_a"].astype(str), conflicts["group_b"].astype(str), rel, shoot):
-                if r != "conflict" or a not in pos or b not in pos:
-                    continue
-                (xa, ya), (xb, yb) = pos[a], pos[b]
-                w = 0.8 + (math.sqrt(n) if np.isfinite(n) else 0)
-                out.append(f'<line x1="{xa:.1f}" y1="{ya:.1f}" x2="{xb:.1f}" y2="{yb:.1f}" stroke="#6a51a3" '
-                           f'stroke-opacity="0.7" stroke-width="{w:.1f}"><title>{escape(a)} – {escape(b)}: '
-                           f'{int(n) if np.isfinite(n) else 0} shootings between them</title></line>')
-        for g, (x, y) in pos.items():
-            out.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3" fill="#6a51a3"><title>{escape(g)}</title></circle>')
+            a, b = conflicts["group_a"].astype(str), conflicts["group_b"].astype(str)
+            m = ((rel.to_numpy() == "conflict") & a.isin(pos.index).to_numpy() & b.isin(pos.index).to_numpy())
+            pa, pb, n = pos.reindex(a[m]).to_numpy(), pos.reindex(b[m]).to_numpy(), shoot[m]
+            fn = np.isfinite(n)
+            w = 0.8 + np.where(fn, np.sqrt(np.where(fn, n, 0)), 0)
+            out.extend('<line x1="' + _fmt(pa[:, 0], 1) + '" y1="' + _fmt(pa[:, 1], 1) + '" x2="' + _fmt(pb[:, 0], 1)
+                       + '" y2="' + _fmt(pb[:, 1], 1) + '" stroke="#6a51a3" stroke-opacity="0.7" stroke-width="'
+                       + _fmt(w, 1) + '"><title>' + _escape(a[m]) + " – " + _escape(b[m]) + ": "
+                       + np.where(fn, np.where(fn, n, 0), 0).astype(np.int64).astype(str).astype(object)
+                       + " shootings between them</title></line>")
+        out.extend('<circle cx="' + _fmt(pos["x"].to_numpy(), 1) + '" cy="' + _fmt(pos["y"].to_numpy(), 1)
+                   + '" r="3" fill="#6a51a3"><title>' + _escape(pd.Series(pos.index)) + "</title></circle>")
     out.append("</svg>")
     return "\n".join(out)
 

@@ -255,3 +255,85 @@ def test_missing_place_features_note_kept_in_manifest_not_printed(tmp_path):
     inc.to_csv(d / "incidents.csv", index=False)
     r2 = fdnet.run(d, today="2026-06-01")
     assert any("have no lat/lon" in n for n in r2.manifest["notes"])
+
+
+def test_h3_grid_counts_match_square_and_cells_stable(tmp_path):
+    """places.grid: h3 places every incident in its own H3 cell (as h3.latlng_to_cell says), keeps the square
+    grid's totals, and gives the same cells run after run; the geo export draws the hexagons."""
+    h3 = pytest.importorskip("h3")
+    from fdnet.export.core import export_run
+    from fdnet.places import _window_points
+    from fdnet.policy import policy_from_dict
+    d = tmp_path / "city"
+    write_city(plant_place_features(generate_city(4000, seed=3), relative_risk=2.0, seed=1), d)
+    st = study(d)
+    sq = analyze_places(st.records, st.network, st.analytics, st.policy)
+    pol = policy_from_dict({"places": {"grid": "h3", "h3_resolution": 9}})
+    hx = analyze_places(st.records, st.network, st.analytics, pol)
+    for col in ("shootings", "other_incidents"):
+        assert int(hx.cells[col].sum()) == int(sq.cells[col].sum()) > 0, col
+    ids = hx.cells["cell_id"].to_numpy(dtype=object)
+    assert list(ids) == sorted(set(ids)) and all(h3.get_resolution(c) == 9 for c in ids[:50])
+    lat, lon = _window_points(st.records, st.network)
+    ok = np.isfinite(lat)
+    x, y = hx.grid.project(lat[ok], lon[ok])
+    mine = hx.grid.cell_ids[hx.grid.cell_of(x, y)]
+    assert (mine == np.array([h3.latlng_to_cell(a, b, 9) for a, b in zip(lat[ok], lon[ok])])).all()
+    again = analyze_places(st.records, st.network, st.analytics, pol)
+    assert again.cells.equals(hx.cells) and again.factors.equals(hx.factors)
+    assert hx.summary["grid"] == "h3" and hx.summary["h3_resolution"] == 9 and hx.summary["rows"] is None
+    run_dir = fdnet.run(d, today="2026-06-01", policy={"places": {"grid": "h3", "h3_resolution": 9}}).write(
+        tmp_path / "run")
+    export_run(run_dir, tmp_path / "geo", formats="geo")
+    import json
+    f0 = json.loads((tmp_path / "geo" / "places.geojson").read_text())["features"][0]
+    ring = f0["geometry"]["coordinates"][0]
+    assert len(ring) == 7 and ring[0] == ring[-1]
+    want = [[round(b, 7), round(a, 7)] for a, b in h3.cell_to_boundary(f0["id"])]
+    assert ring[:6] == want
+
+
+def test_h3_not_installed_is_a_one_line_error(monkeypatch):
+    import sys
+
+    from fdnet.places.grid import H3Grid
+    monkeypatch.setitem(sys.modules, "h3", None)
+    with pytest.raises(UsageError, match=r"places.grid is h3 but the h3 package is not installed: pip install") as e:
+        H3Grid.covering(np.array([40.0, 40.01]), np.array([-100.0, -100.01]), resolution=9)
+    assert "\n" not in str(e.value)
+
+
+def test_geo_export_text_is_json_dumps_and_escaped():
+    """The column-at-a-time GeoJSON is what json.dumps writes for the same features, byte for byte, for
+    awkward text (quotes, backslashes, control characters, non-ASCII) and numbers (whole, decimal, empty)."""
+    import json
+
+    from fdnet.export.geo import geo_files
+    odd = ['a"b', "back\\slash", "new\nline\ttab\x01", "Ünïcode – ok", "<script>"]
+    cells = pd.DataFrame({"cell_id": odd, "lat": ["40.0", "40.001", "40.002", "40.003", "40.004"],
+                          "lon": ["-100.0"] * 5, "shootings": ["3", "0", "", "1", "2"],
+                          "risk": ["1.5", "3.0", "1e-05", "-0.25", "7"], "note": odd[::-1]})
+    cells.attrs["number_columns"] = ["lat", "lon", "shootings", "risk"]
+    gt = pd.DataFrame({"group": odd[:3], "territory_lat": ["40.0", "40.001", ""], "territory_lon": ["-100.0"] * 3,
+                       "territory_incidents": ["4", "5", "6"]})
+    gt.attrs["number_columns"] = ["territory_lat", "territory_lon", "territory_incidents"]
+    conf = pd.DataFrame({"group_a": [odd[0], odd[0]], "group_b": [odd[1], odd[2]], "relation": ["conflict"] * 2,
+                         "shootings": ["2", "1"]})
+    conf.attrs["number_columns"] = ["shootings"]
+    man = {"places": {"cell_m": 100.0, "crs": "+proj=aeqd +lat_0=40.000000 +lon_0=-100.000000 +datum=WGS84 "
+                                              "+units=m +no_defs"}}
+    files = geo_files({"places": cells, "group_table": gt, "conflicts": conf}, man)
+    doc = json.loads(files["places.geojson"])
+    assert [f["id"] for f in doc["features"]] == odd
+    assert [f["properties"]["note"] for f in doc["features"]] == odd[::-1]
+    assert [f["properties"]["shootings"] for f in doc["features"]] == [3, 0, None, 1, 2]
+    assert [f["properties"]["risk"] for f in doc["features"]] == [1.5, 3.0, 1e-05, -0.25, 7]
+    assert isinstance(doc["features"][4]["properties"]["risk"], int)
+    assert files["places.geojson"] == (json.dumps(doc, ensure_ascii=False, separators=(",", ":"),
+                                                  allow_nan=False) + "\n").encode()
+    terr = json.loads(files["territories.geojson"])
+    kinds = [f["geometry"]["type"] for f in terr["features"]]
+    assert kinds == ["Point", "Point", "LineString"]            # the third group has no centre: no point, no line
+    assert terr["features"][2]["properties"]["group_b"] == odd[1]
+    assert files["territories.geojson"] == (json.dumps(terr, ensure_ascii=False, separators=(",", ":"))
+                                            + "\n").encode()
