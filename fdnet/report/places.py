@@ -110,14 +110,46 @@ def map_svg(cells: pd.DataFrame, groups: pd.DataFrame | None, conflicts: pd.Data
     return "\n".join(out)
 
 
-def _rows(df: pd.DataFrame | None, cols: list[str], limit: int | None = None) -> dict | None:
+def _text(v, kind: str) -> np.ndarray:
+    """A column of numbers as people read them: ``int`` (thousands separated), ``d1``/``d2``/``d3`` (that many
+    decimals), ``pct`` (a share as a percentage, one decimal), ``yes`` (true/false as yes/no); missing is –."""
+    if kind == "yes":
+        t = pd.Series(v).astype(str).str.lower()
+        return np.where(t.isin(["true", "1"]), "yes", np.where(t.isin(["false", "0"]), "no", "–")).astype(object)
+    f = _f(v)
+    ok = np.isfinite(f)
+    g = np.where(ok, f, 0.0)
+    if kind == "int":
+        out = pd.Series(np.round(g).astype(np.int64)).map("{:,}".format).to_numpy(dtype=object)
+    elif kind == "pct":
+        out = (np.char.mod("%.1f", 100 * g).astype(object) + "%")
+    else:
+        out = np.char.mod(f"%.{int(kind[1])}f", g).astype(object)
+    return np.where(ok, out, "–").astype(object)
+
+
+def _rows(df: pd.DataFrame | None, cols: list[tuple], limit: int | None = None) -> dict | None:
+    """A report table from a run table: ``cols`` are (header, column, format) with format a kind of
+    :func:`_text`, ``None`` (text as it is) or ``"interval"`` (column names the low and high: [low, high])."""
     if df is None:
         return None
-    cols = [c for c in cols if c in df.columns]
-    d = df[cols] if limit is None else df[cols].head(limit)
-    return {"columns": cols, "rows": d.astype(str).to_numpy().tolist(), "total": int(len(df)),
-            "numeric": [c not in ("factor", "cell_id", "drivers", "selected", "hot_spot", "map") for c in cols],
-            "flags": None}
+    d = df if limit is None else df.head(limit)
+    heads, data, numeric = [], [], []
+    for head, col, kind in cols:
+        if kind == "interval":
+            lo, hi = col
+            if lo not in d.columns or hi not in d.columns:
+                continue
+            a, b = _text(d[lo], "d2"), _text(d[hi], "d2")
+            data.append(np.where((a == "–") | (b == "–"), "–", "[" + a + ", " + b + "]").astype(object))
+        else:
+            if col not in d.columns:
+                continue
+            data.append(d[col].astype(str).to_numpy(dtype=object) if kind is None else _text(d[col], kind))
+        heads.append(head)
+        numeric.append(kind not in (None, "yes"))
+    rows = np.column_stack(data).tolist() if data and len(d) else []
+    return {"columns": heads, "rows": rows, "total": int(len(df)), "numeric": numeric, "flags": None}
 
 
 def places_context(src, manifest: dict) -> dict | None:
@@ -134,17 +166,24 @@ def places_context(src, manifest: dict) -> dict | None:
               "past_shootings_kde": "past shootings (kernel density)"}
     for key, label in labels.items():
         for m in (acc.get("maps") or {}).get(key) or []:
-            acc_rows.append([label, f"{100 * float(m.get('area_share', 0)):g}%", m.get("hit_rate"), m.get("pai"),
-                             m.get("pei")])
+            acc_rows.append([label, f"{100 * float(m.get('area_share', 0)):g}%", _text([m.get("hit_rate")], "pct")[0],
+                             _text([m.get("pai")], "d2")[0], _text([m.get("pei")], "d2")[0]])
     return {
         "svg": Markup(svg),
         "summary": summ,
-        "factors": _rows(src.table("risk_factors"), ["factor", "relative_risk", "ci95_low", "ci95_high", "selected",
-                                                     "statistic", "entry_threshold", "cells_exposed"]),
-        "place_list": _rows(src.table("place_list"), ["rank", "cell_id", "lat", "lon", "risk", "terrain_risk",
-                                                      "shootings", "other_incidents", "drivers"]),
-        "knox": _rows(src.table("near_repeats"), ["distance_from_m", "distance_to_m", "days_from", "days_to",
-                                                  "observed", "expected", "ratio", "p_value"]),
+        "factors": _rows(src.table("risk_factors"), [
+            ("factor", "factor", None), ("relative risk", "relative_risk", "d2"),
+            ("95% interval", ("ci95_low", "ci95_high"), "interval"), ("selected", "selected", "yes"),
+            ("statistic", "statistic", "d1"), ("entry threshold", "entry_threshold", "d1"),
+            ("cells exposed", "cells_exposed", "int")]),
+        "place_list": _rows(src.table("place_list"), [
+            ("rank", "rank", "int"), ("cell", "cell_id", None), ("lat", "lat", "d5"), ("lon", "lon", "d5"),
+            ("risk", "risk", "d2"), ("terrain risk", "terrain_risk", "d2"), ("shootings", "shootings", "int"),
+            ("other incidents", "other_incidents", "int"), ("drivers", "drivers", None)]),
+        "knox": _rows(src.table("near_repeats"), [
+            ("from (m)", "distance_from_m", "int"), ("to (m)", "distance_to_m", "int"),
+            ("from (days)", "days_from", "int"), ("to (days)", "days_to", "int"), ("observed pairs", "observed", "int"),
+            ("expected pairs", "expected", "d1"), ("ratio", "ratio", "d2"), ("p-value", "p_value", "d2")]),
         "accuracy": {"columns": ["map", "area share", "hit rate", "PAI", "PEI"], "rows": acc_rows,
                      "total": len(acc_rows), "numeric": [False, True, True, True, True], "flags": None}
         if acc_rows else None,

@@ -337,3 +337,47 @@ def test_geo_export_text_is_json_dumps_and_escaped():
     assert terr["features"][2]["properties"]["group_b"] == odd[1]
     assert files["territories.geojson"] == (json.dumps(terr, ensure_ascii=False, separators=(",", ":"))
                                             + "\n").encode()
+
+
+def test_report_tables_are_formatted_for_people():
+    """Relative risks to two decimals with the interval in brackets, counts as integers, shares as
+    percentages: no raw float of the run's files in the report's places tables."""
+    from fdnet.report.places import _rows, _text
+    rf = pd.DataFrame({"factor": ["a:within_300m", "b:density_300m"], "relative_risk": ["1.731287", ""],
+                       "ci95_low": ["1.512346", ""], "ci95_high": ["1.975945", ""], "selected": ["True", "False"],
+                       "cells_exposed": ["12263", "5"]})
+    t = _rows(rf, [("factor", "factor", None), ("relative risk", "relative_risk", "d2"),
+                   ("95% interval", ("ci95_low", "ci95_high"), "interval"), ("selected", "selected", "yes"),
+                   ("cells exposed", "cells_exposed", "int")])
+    assert t["columns"] == ["factor", "relative risk", "95% interval", "selected", "cells exposed"]
+    assert t["rows"] == [["a:within_300m", "1.73", "[1.51, 1.98]", "yes", "12,263"],
+                         ["b:density_300m", "–", "–", "no", "5"]]
+    assert list(_text([0.146718, None], "pct")) == ["14.7%", "–"]
+
+
+def test_report_places_section_has_no_raw_floats(planted):
+    import re
+
+    from fdnet.report.places import places_context
+
+    class Src:
+        def __init__(self, tables):
+            self.tables = tables
+
+        def table(self, name):
+            return self.tables.get(name)
+    p = planted[2]
+    txt = lambda df: df.astype(str)                                          # noqa: E731 - as a run folder reads
+    src = Src({"places": txt(p.cells), "risk_factors": txt(p.factors), "place_list": txt(p.place_list),
+               "near_repeats": txt(p.knox)})
+    ctx = places_context(src, {"places": p.summary})
+    for k in ("factors", "place_list", "knox", "accuracy"):
+        for r in ctx[k]["rows"]:
+            for v in r:                     # no raw float: lat/lon have five decimals, the rest two at most
+                assert not re.fullmatch(r"-?[\d,]*\.\d{6,}%?", v), (k, v)
+    fac = ctx["factors"]
+    col = {c: [r[j] for r in fac["rows"]] for j, c in enumerate(fac["columns"])}
+    assert all(re.fullmatch(r"\d+\.\d\d|–", v) for v in col["relative risk"])
+    assert all(re.fullmatch(r"\[\d+\.\d\d, \d+\.\d\d\]|–", v) for v in col["95% interval"])
+    assert set(col["selected"]) == {"yes", "no"}
+    assert all(re.fullmatch(r"\d+\.\d%", r[2]) for r in ctx["accuracy"]["rows"])
