@@ -20,7 +20,7 @@ import math
 
 import numpy as np
 import pandas as pd
-from markupsafe import Markup, escape
+from markupsafe import Markup
 
 MAX_RISK_CELLS = 8000
 W = 720

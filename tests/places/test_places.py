@@ -381,3 +381,21 @@ def test_report_places_section_has_no_raw_floats(planted):
     assert all(re.fullmatch(r"\[\d+\.\d\d, \d+\.\d\d\]|–", v) for v in col["95% interval"])
     assert set(col["selected"]) == {"yes", "no"}
     assert all(re.fullmatch(r"\d+\.\d%", r[2]) for r in ctx["accuracy"]["rows"])
+
+
+def test_map_svg_escapes_group_names():
+    from markupsafe import escape
+
+    from fdnet.report.places import map_svg
+    cells = pd.DataFrame({"cell_id": ["R0C0", "R0C1", "R1C0"], "lat": ["40.0", "40.0", "40.002"],
+                          "lon": ["-100.0", "-99.998", "-100.0"], "shootings": ["2", "0", "1"],
+                          "risk": ["1.5", "0.5", "1.0"]})
+    bad = ['<script>alert("x")</script>', "O'Neil & Sons"]
+    groups = pd.DataFrame({"group": bad, "territory_lat": ["40.0", "40.002"], "territory_lon": ["-100.0", "-100.0"]})
+    conf = pd.DataFrame({"group_a": [bad[0]], "group_b": [bad[1]], "relation": ["conflict"], "shootings": ["4"]})
+    svg = map_svg(cells, groups, conf, cell_m=150)
+    assert "<script" not in svg and "O'Neil" not in svg
+    for g in bad:
+        assert f"<title>{escape(g)}</title>" in svg
+    assert f"<title>{escape(bad[0])} – {escape(bad[1])}: 4 shootings between them</title>" in svg
+    assert svg.count("<circle") == 2 + 2 and svg.count("<line") == 1     # two shooting cells, two centres
