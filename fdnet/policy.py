@@ -475,7 +475,12 @@ class Places(_Strict):
     """
 
     enabled: bool = Field(default=True, description="run the places analysis when incidents carry lat and lon")
+    grid: Literal["square", "h3"] = Field(default="square", description="cells of the study area: squares of "
+                                          "cell_m metres, or Uber's H3 hexagons at h3_resolution (needs the h3 "
+                                          "package: pip install 'fdnet[h3]')")
     cell_m: float = Field(default=150.0, gt=0, description="side of a square cell of the study-area grid, metres")
+    h3_resolution: int = Field(default=10, ge=0, le=15, description="H3 resolution of the hexagons when grid is "
+                               "h3 (10: 0.015 km², edge about 66 m; 9: 0.105 km², edge about 174 m)")
     max_cells: int = Field(default=4_000_000, ge=1, description="a grid needing more cells is refused (exit 2): "
                            "it means a coordinate far from the rest")
     kde_bandwidth_m: float = Field(default=250.0, gt=0, description="standard deviation of the Gaussian kernel of "

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from .accuracy import pai_pei
-from .grid import Grid
+from .grid import Grid, H3Grid
 from .knox import knox
 from .rtm import Fit, factor_columns, select, terrain_risk
 from .territory import TERRITORY_COLUMNS, territories
@@ -66,9 +66,7 @@ def has_coordinates(rec) -> bool:
 
 def _fit_surface(grid, y, other, factors, kind_of, cfg) -> tuple[Fit, np.ndarray]:
     bg = np.log(grid.smooth(other, cfg.background_bandwidth_m) + 1.0)
-    b = max(1, int(round(cfg.block_m / grid.cell_m)))
-    k = np.arange(grid.n_cells)
-    blocks = (k // grid.n_cols // b) * (grid.n_cols // b + 1) + (k % grid.n_cols) // b
+    blocks = grid.blocks(cfg.block_m)
     fit = select(y, bg, factors, kind_of, max_factors=cfg.max_factors, blocks=blocks)
     return fit, fit.mu / max(float(fit.mu.mean()), 1e-300)
 
@@ -78,7 +76,8 @@ def analyze_places(rec, net, analytics, policy) -> Places | None:
     cfg = policy.places
     if not cfg.enabled or not has_coordinates(rec):
         return None
-    notes: list[str] = []
+    notes: list[str] = []       # printed after the run and kept in the manifest's notes
+    quiet: list[str] = []       # kept in the manifest's places.notes only: true of most runs, not a warning
     lat, lon = _window_points(rec, net)
     placed = np.isfinite(lat) & np.isfinite(lon)
     if not placed.any():
@@ -86,7 +85,10 @@ def analyze_places(rec, net, analytics, policy) -> Places | None:
     if (~placed).any():
         notes.append(f"places: {int((~placed).sum())} of {len(placed)} incidents in the window have no lat/lon "
                      "and are not placed on the map")
-    grid = Grid.covering(lat[placed], lon[placed], cell_m=cfg.cell_m, max_cells=cfg.max_cells)
+    if cfg.grid == "h3":
+        grid = H3Grid.covering(lat[placed], lon[placed], resolution=cfg.h3_resolution, max_cells=cfg.max_cells)
+    else:
+        grid = Grid.covering(lat[placed], lon[placed], cell_m=cfg.cell_m, max_cells=cfg.max_cells)
     x = np.full(len(lat), np.nan)
     y = np.full(len(lat), np.nan)
     x[placed], y[placed] = grid.project(lat[placed], lon[placed])
@@ -105,7 +107,7 @@ def analyze_places(rec, net, analytics, policy) -> Places | None:
     else:
         fx = fy = np.zeros(0)
         factors, kind_of = {}, {}
-        notes.append("places: no place_features table: the risk surface rests on the other incidents alone")
+        quiet.append("places: no place_features table: the risk surface rests on the other incidents alone")
 
     fit, risk = _fit_surface(grid, shootings, other, factors, kind_of, cfg)
     trisk = terrain_risk(fit, factors, n)
@@ -138,14 +140,16 @@ def analyze_places(rec, net, analytics, policy) -> Places | None:
 
     terr, tcells, lines = _territories(grid, net, analytics, placed, x, y, cfg)
     summary = {
-        "cell_m": float(cfg.cell_m), "crs": grid.crs, "rows": grid.n_rows, "columns": grid.n_cols, "cells": n,
+        "cell_m": float(cfg.cell_m) if grid.kind == "square" else round(grid.cell_m, 3), "crs": grid.crs,
+        "rows": grid.n_rows, "columns": grid.n_cols, "cells": n,
+        **({"grid": "h3", "h3_resolution": grid.resolution} if grid.kind == "h3" else {}),
         "incidents_placed": int(placed.sum()), "incidents_unplaced": int((~placed).sum()),
         "shootings_placed": int(shootings.sum()), "other_incidents_placed": int(other.sum()),
         "place_features": int(0 if pf is None else len(pf)),
         "selected_factors": list(fit.selected), "entry_threshold": round(fit.threshold, 6),
         "dispersion": round(fit.dispersion, 6), "background_coefficient": round(fit.background_coef, 6),
         "selection_steps": fit.steps, "hot_spot_cells": int(hot.sum()),
-        "accuracy": accuracy, "territories": int(len(terr)),
+        "accuracy": accuracy, "territories": int(len(terr)), "notes": notes + quiet,
     }
     return Places(grid, cells, fit.table, place_list, kn, accuracy, terr, tcells, lines, shoot_pts, summary, notes)
 

@@ -131,3 +131,173 @@ class Grid:
         a = np.asarray(per_cell, float).reshape(self.n_rows, self.n_cols)
         s = gaussian_filter(a, sigma=bandwidth_m / self.cell_m, mode="constant", truncate=4.0)
         return s.ravel() / (self.cell_m / 1000.0) ** 2
+
+    def blocks(self, block_m: float) -> np.ndarray:
+        """Block of ``block_m`` metres of every cell (for the block-robust intervals)."""
+        b = max(1, int(round(block_m / self.cell_m)))
+        k = np.arange(self.n_cells)
+        return (k // self.n_cols // b) * (self.n_cols // b + 1) + (k % self.n_cols) // b
+
+    @property
+    def kind(self) -> str:
+        return "square"
+
+
+def _h3():
+    try:
+        import h3
+    except ImportError:
+        raise UsageError("places.grid is h3 but the h3 package is not installed: pip install 'fdnet[h3]' "
+                         "(or set places.grid: square)") from None
+    return h3
+
+
+@dataclass(frozen=True, eq=False)
+class H3Grid:
+    """Uber's H3 hexagons at ``resolution`` over the study area (``places.grid: h3``; docs/places.md).
+
+    The cells are every H3 cell whose centre lies in the incidents' bounding box grown by two edge lengths
+    (so every incident's own cell is in), sorted by their H3 index (``cell_id``). A point's cell is the nearest
+    cell centre in the local plane (a :class:`scipy.spatial.cKDTree` query), and :func:`h3.latlng_to_cell`
+    itself decides the points that are nearly as close to a second centre (within a tenth of an edge): H3's
+    hexagons are not quite regular in the local plane, so only there could the nearest centre differ. The
+    cells tile the area with equal areas to well under 1% in a city; ``cell_m`` is the side of the square of
+    the same mean area (territory areas, the map). Counts and the kernel density are those of the square
+    grid with the hexagons' centres: the density is a Gaussian kernel over the centres within four bandwidths
+    (a sparse sum), per km². h3-py has no array interface, so the grid's cells are listed by one
+    :func:`h3.cell_to_latlng` call each, once per run."""
+
+    crs: str
+    resolution: int
+    ids: np.ndarray          # H3 indexes (text), sorted
+    cx: np.ndarray           # centres in the local plane, metres
+    cy: np.ndarray
+    cell_m: float
+    edge_m: float
+
+    @classmethod
+    def covering(cls, lat: np.ndarray, lon: np.ndarray, *, resolution: int, max_cells: int = 4_000_000,
+                 crs: str | None = None) -> "H3Grid":
+        h3 = _h3()
+        lat = np.asarray(lat, float)
+        lon = np.asarray(lon, float)
+        crs = crs or local_crs(float(np.median(lat)), float(np.median(lon)))
+        from pyproj import Transformer
+        fwd = Transformer.from_crs("EPSG:4326", crs, always_xy=True)
+        inv = Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
+        x, y = fwd.transform(lon, lat)
+        edge = float(h3.average_hexagon_edge_length(resolution, unit="m"))
+        area = float(h3.average_hexagon_area(resolution, unit="m^2"))
+        pad = 2.0 * edge
+        bx0, bx1, by0, by1 = x.min() - pad, x.max() + pad, y.min() - pad, y.max() + pad
+        est = (bx1 - bx0) * (by1 - by0) / area
+        if est > max_cells:
+            raise UsageError(
+                f"places: the incidents' coordinates span {(bx1 - bx0) / 1000:,.1f} km by {(by1 - by0) / 1000:,.1f} "
+                f"km, about {int(est):,} H3 cells of resolution {resolution}, more than places.max_cells "
+                f"({max_cells:,}); check incidents.csv for coordinates far from the rest, or lower "
+                "places.h3_resolution")
+        # the box's outline, densified so its edges stay straight in the plane
+        t = np.linspace(0.0, 1.0, 33)[:-1]
+        ox = np.concatenate([bx0 + t * (bx1 - bx0), np.full(32, bx1), bx1 - t * (bx1 - bx0), np.full(32, bx0)])
+        oy = np.concatenate([np.full(32, by0), by0 + t * (by1 - by0), np.full(32, by1), by1 - t * (by1 - by0)])
+        olon, olat = inv.transform(ox, oy)
+        cells = h3.polygon_to_cells(h3.LatLngPoly(list(zip(np.asarray(olat).tolist(), np.asarray(olon).tolist()))),
+                                    resolution)
+        ids = np.array(sorted(cells), dtype=object)
+        ll = np.array([h3.cell_to_latlng(c) for c in ids], dtype=float).reshape(-1, 2)
+        cx, cy = fwd.transform(ll[:, 1], ll[:, 0])
+        return cls(crs, int(resolution), ids, np.asarray(cx, float), np.asarray(cy, float), float(np.sqrt(area)),
+                   edge)
+
+    @property
+    def kind(self) -> str:
+        return "h3"
+
+    @property
+    def n_cells(self) -> int:
+        return len(self.ids)
+
+    n_rows = None
+    n_cols = None
+
+    def _tree(self):
+        t = self.__dict__.get("_kd")
+        if t is None:
+            from scipy.spatial import cKDTree
+            t = cKDTree(np.column_stack([self.cx, self.cy]))
+            object.__setattr__(self, "_kd", t)
+        return t
+
+    project = Grid.project
+    unproject = Grid.unproject
+    _fwd = Grid._fwd
+    _inv = Grid._inv
+
+    def cell_of(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Index (into ``cell_ids``) of each point's H3 cell; -1 when it is not one of the grid's."""
+        x = np.asarray(x, float)
+        y = np.asarray(y, float)
+        out = np.full(len(x), -1, dtype=np.int64)
+        if not len(x) or not self.n_cells:
+            return out
+        d, i = self._tree().query(np.column_stack([x, y]), k=min(2, self.n_cells))
+        d, i = d.reshape(len(x), -1), i.reshape(len(x), -1)
+        out[:] = i[:, 0]
+        if d.shape[1] > 1:
+            near = np.flatnonzero(d[:, 1] - d[:, 0] < 0.1 * self.edge_m)
+            if len(near):
+                h3 = _h3()
+                lat, lon = self.unproject(x[near], y[near])
+                exact = np.array([h3.latlng_to_cell(a, b, self.resolution) for a, b in zip(lat, lon)], dtype=object)
+                pos = np.searchsorted(self.ids, exact)
+                pos = np.minimum(pos, self.n_cells - 1)
+                out[near] = np.where(self.ids[pos] == exact, pos, -1)
+        return out
+
+    def centres(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.cx, self.cy
+
+    def subpoints(self, m: int = 3) -> tuple[np.ndarray, np.ndarray]:
+        """Seven points per cell (its centre and six at 0.6 of the edge length around it, cell-major), for the
+        share of a cell's area within a distance of something (``m`` is the square grid's and is ignored)."""
+        a = np.deg2rad(np.arange(6) * 60.0 + 30.0)
+        ox = np.r_[0.0, 0.6 * self.edge_m * np.cos(a)]
+        oy = np.r_[0.0, 0.6 * self.edge_m * np.sin(a)]
+        return (self.cx[:, None] + ox[None, :]).ravel(), (self.cy[:, None] + oy[None, :]).ravel()
+
+    @property
+    def cell_ids(self) -> np.ndarray:
+        return self.ids
+
+    counts = Grid.counts
+
+    def smooth(self, per_cell: np.ndarray, bandwidth_m: float) -> np.ndarray:
+        """Gaussian kernel density (standard deviation ``bandwidth_m``) of the counts at the cell centres, per
+        km², kernels cut at four bandwidths."""
+        v = np.asarray(per_cell, float)
+        pairs = self._tree().query_pairs(4.0 * bandwidth_m, output_type="ndarray")
+        i, j = pairs[:, 0], pairs[:, 1]
+        d2 = (self.cx[i] - self.cx[j]) ** 2 + (self.cy[i] - self.cy[j]) ** 2
+        w = np.exp(-d2 / (2.0 * bandwidth_m ** 2))
+        s = v + np.bincount(i, weights=w * v[j], minlength=self.n_cells) \
+            + np.bincount(j, weights=w * v[i], minlength=self.n_cells)
+        return s / (2.0 * np.pi * (bandwidth_m / 1000.0) ** 2)
+
+    def blocks(self, block_m: float) -> np.ndarray:
+        bx = np.floor((self.cx - self.cx.min()) / block_m).astype(np.int64)
+        by = np.floor((self.cy - self.cy.min()) / block_m).astype(np.int64)
+        return by * (int(bx.max()) + 1) + bx
+
+
+def h3_rings(ids) -> np.ndarray:
+    """(cells, 7, 2) closed lon/lat rings of H3 cells (a pentagon repeats its last vertex): one
+    :func:`h3.cell_to_boundary` call per cell, h3-py having no array interface."""
+    h3 = _h3()
+    rings = [h3.cell_to_boundary(str(c)) for c in ids]
+    if not rings:
+        return np.zeros((0, 7, 2))
+    if any(len(r) != 6 for r in rings):         # a pentagon (none lies in a city; twelve on the globe)
+        rings = [tuple(r) + (r[-1],) * (6 - len(r)) for r in rings]
+    a = np.asarray(rings, float)[:, :, ::-1]
+    return np.concatenate([a, a[:, :1]], axis=1)

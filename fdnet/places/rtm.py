@@ -58,7 +58,7 @@ def proximity_shares(grid, fx: np.ndarray, fy: np.ndarray, distances_m: list[flo
     px, py = grid.subpoints(m)
     dmax = float(max(distances_m))
     d, _ = cKDTree(np.column_stack([fx, fy])).query(np.column_stack([px, py]), k=1, distance_upper_bound=dmax)
-    d = d.reshape(grid.n_cells, m * m)
+    d = d.reshape(grid.n_cells, -1)         # m×m points per square cell, seven per hexagon
     return np.stack([(d <= float(r)).mean(axis=1) for r in distances_m], axis=1)
 
 

@@ -4,7 +4,8 @@ conflicts between them), the risk factors, PAI/PEI, the Knox table and the place
 Built from the run folder's tables (places.csv, risk_factors.csv, place_list.csv, near_repeats.csv,
 group_table.csv, conflicts.csv; every cell read as text) and ``manifest["places"]``, so the same section comes
 from a run in memory and from a folder re-read by ``fdnet verify``. Every text from input (group names) is
-escaped; numbers are parsed, never pasted.
+escaped; numbers are parsed, never pasted. The map's elements are built a column at a time (numpy and pandas
+string operations), never a Python loop per cell.
 
 >>> import pandas as pd
 >>> cells = pd.DataFrame({"cell_id": ["R0C0", "R0C1"], "lat": ["40.0", "40.0"], "lon": ["-100.0", "-99.998"],
@@ -19,7 +20,7 @@ import math
 
 import numpy as np
 import pandas as pd
-from markupsafe import Markup, escape
+from markupsafe import Markup
 
 MAX_RISK_CELLS = 8000
 W = 720
@@ -27,6 +28,19 @@ W = 720
 
 def _f(s) -> np.ndarray:
     return pd.to_numeric(pd.Series(s), errors="coerce").to_numpy(dtype=float)
+
+
+def _fmt(v, digits: int) -> np.ndarray:
+    """Numbers as text with ``digits`` decimals (as f"{v:.{digits}f}"), a whole column at once."""
+    return np.char.mod(f"%.{digits}f", np.asarray(v, float)).astype(object)
+
+
+def _escape(s: pd.Series) -> np.ndarray:
+    """HTML-escaped text (as :func:`markupsafe.escape`), a whole column at once."""
+    t = s.astype(str)
+    for ch, rep in (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"), ('"', "&#34;"), ("'", "&#39;")):
+        t = t.str.replace(ch, rep, regex=False)
+    return t.to_numpy(dtype=object)
 
 
 def map_svg(cells: pd.DataFrame, groups: pd.DataFrame | None, conflicts: pd.DataFrame | None, *,
@@ -63,46 +77,79 @@ def map_svg(cells: pd.DataFrame, groups: pd.DataFrame | None, conflicts: pd.Data
     if len(top):
         rmax = float(np.nanmax(risk[top])) or 1.0
         rmin = float(np.nanmin(risk[top]))
-        for i in top:
-            if not ok[i]:
-                continue
-            t = 0.15 + 0.85 * ((risk[i] - rmin) / (rmax - rmin) if rmax > rmin else 1.0)
-            out.append(f'<rect x="{px(xs[i]) - cdeg / 2:.1f}" y="{py(ys[i]) - cdeg / 2:.1f}" width="{max(cdeg, 1):.1f}" '
-                       f'height="{max(cdeg, 1):.1f}" fill="#d7301f" fill-opacity="{t:.2f}"/>')
+        i = top[ok[top]]
+        t = 0.15 + 0.85 * ((risk[i] - rmin) / (rmax - rmin) if rmax > rmin else np.ones(len(i)))
+        side = f"{max(cdeg, 1):.1f}"
+        out.extend('<rect x="' + _fmt(px(xs[i]) - cdeg / 2, 1) + '" y="' + _fmt(py(ys[i]) - cdeg / 2, 1)
+                   + f'" width="{side}" height="{side}" fill="#d7301f" fill-opacity="' + _fmt(t, 2) + '"/>')
     sh = _f(cells["shootings"])
-    for i in np.flatnonzero(np.nan_to_num(sh) > 0):
-        if ok[i]:
-            out.append(f'<circle cx="{px(xs[i]):.1f}" cy="{py(ys[i]):.1f}" r="{1.5 + 1.2 * math.sqrt(sh[i]):.1f}" '
-                       'fill="none" stroke="#08306b" stroke-width="0.8"/>')
+    i = np.flatnonzero((np.nan_to_num(sh) > 0) & ok)
+    out.extend('<circle cx="' + _fmt(px(xs[i]), 1) + '" cy="' + _fmt(py(ys[i]), 1) + '" r="'
+               + _fmt(1.5 + 1.2 * np.sqrt(sh[i]), 1) + '" fill="none" stroke="#08306b" stroke-width="0.8"/>')
     if groups is not None and {"territory_lat", "territory_lon", "group"} <= set(groups.columns):
         glat, glon = _f(groups["territory_lat"]), _f(groups["territory_lon"])
-        pos = {str(g): (px(glon[i] * k), py(glat[i])) for i, g in enumerate(groups["group"].astype(str))
-               if np.isfinite(glat[i]) and np.isfinite(glon[i])}
+        fin = np.isfinite(glat) & np.isfinite(glon)
+        pos = pd.DataFrame({"group": groups["group"].astype(str).to_numpy()[fin], "x": px(glon[fin] * k),
+                            "y": py(glat[fin])}).groupby("group", sort=False).last()
         if conflicts is not None and len(conflicts) and {"group_a", "group_b"} <= set(conflicts.columns):
             rel = conflicts["relation"].astype(str) if "relation" in conflicts else pd.Series(["conflict"] * len(conflicts))
             shoot = _f(conflicts["shootings"]) if "shootings" in conflicts else np.zeros(len(conflicts))
-            for a, b, r, n in zip(conflicts["group_a"].astype(str), conflicts["group_b"].astype(str), rel, shoot):
-                if r != "conflict" or a not in pos or b not in pos:
-                    continue
-                (xa, ya), (xb, yb) = pos[a], pos[b]
-                w = 0.8 + (math.sqrt(n) if np.isfinite(n) else 0)
-                out.append(f'<line x1="{xa:.1f}" y1="{ya:.1f}" x2="{xb:.1f}" y2="{yb:.1f}" stroke="#6a51a3" '
-                           f'stroke-opacity="0.7" stroke-width="{w:.1f}"><title>{escape(a)} – {escape(b)}: '
-                           f'{int(n) if np.isfinite(n) else 0} shootings between them</title></line>')
-        for g, (x, y) in pos.items():
-            out.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3" fill="#6a51a3"><title>{escape(g)}</title></circle>')
+            a, b = conflicts["group_a"].astype(str), conflicts["group_b"].astype(str)
+            m = ((rel.to_numpy() == "conflict") & a.isin(pos.index).to_numpy() & b.isin(pos.index).to_numpy())
+            pa, pb, n = pos.reindex(a[m]).to_numpy(), pos.reindex(b[m]).to_numpy(), shoot[m]
+            fn = np.isfinite(n)
+            w = 0.8 + np.where(fn, np.sqrt(np.where(fn, n, 0)), 0)
+            out.extend('<line x1="' + _fmt(pa[:, 0], 1) + '" y1="' + _fmt(pa[:, 1], 1) + '" x2="' + _fmt(pb[:, 0], 1)
+                       + '" y2="' + _fmt(pb[:, 1], 1) + '" stroke="#6a51a3" stroke-opacity="0.7" stroke-width="'
+                       + _fmt(w, 1) + '"><title>' + _escape(a[m]) + " – " + _escape(b[m]) + ": "
+                       + np.where(fn, np.where(fn, n, 0), 0).astype(np.int64).astype(str).astype(object)
+                       + " shootings between them</title></line>")
+        out.extend('<circle cx="' + _fmt(pos["x"].to_numpy(), 1) + '" cy="' + _fmt(pos["y"].to_numpy(), 1)
+                   + '" r="3" fill="#6a51a3"><title>' + _escape(pd.Series(pos.index)) + "</title></circle>")
     out.append("</svg>")
     return "\n".join(out)
 
 
-def _rows(df: pd.DataFrame | None, cols: list[str], limit: int | None = None) -> dict | None:
+def _text(v, kind: str) -> np.ndarray:
+    """A column of numbers as people read them: ``int`` (thousands separated), ``d1``/``d2``/``d3`` (that many
+    decimals), ``pct`` (a share as a percentage, one decimal), ``yes`` (true/false as yes/no); missing is –."""
+    if kind == "yes":
+        t = pd.Series(v).astype(str).str.lower()
+        return np.where(t.isin(["true", "1"]), "yes", np.where(t.isin(["false", "0"]), "no", "–")).astype(object)
+    f = _f(v)
+    ok = np.isfinite(f)
+    g = np.where(ok, f, 0.0)
+    if kind == "int":
+        out = pd.Series(np.round(g).astype(np.int64)).map("{:,}".format).to_numpy(dtype=object)
+    elif kind == "pct":
+        out = (np.char.mod("%.1f", 100 * g).astype(object) + "%")
+    else:
+        out = np.char.mod(f"%.{int(kind[1])}f", g).astype(object)
+    return np.where(ok, out, "–").astype(object)
+
+
+def _rows(df: pd.DataFrame | None, cols: list[tuple], limit: int | None = None) -> dict | None:
+    """A report table from a run table: ``cols`` are (header, column, format) with format a kind of
+    :func:`_text`, ``None`` (text as it is) or ``"interval"`` (column names the low and high: [low, high])."""
     if df is None:
         return None
-    cols = [c for c in cols if c in df.columns]
-    d = df[cols] if limit is None else df[cols].head(limit)
-    return {"columns": cols, "rows": d.astype(str).to_numpy().tolist(), "total": int(len(df)),
-            "numeric": [c not in ("factor", "cell_id", "drivers", "selected", "hot_spot", "map") for c in cols],
-            "flags": None}
+    d = df if limit is None else df.head(limit)
+    heads, data, numeric = [], [], []
+    for head, col, kind in cols:
+        if kind == "interval":
+            lo, hi = col
+            if lo not in d.columns or hi not in d.columns:
+                continue
+            a, b = _text(d[lo], "d2"), _text(d[hi], "d2")
+            data.append(np.where((a == "–") | (b == "–"), "–", "[" + a + ", " + b + "]").astype(object))
+        else:
+            if col not in d.columns:
+                continue
+            data.append(d[col].astype(str).to_numpy(dtype=object) if kind is None else _text(d[col], kind))
+        heads.append(head)
+        numeric.append(kind not in (None, "yes"))
+    rows = np.column_stack(data).tolist() if data and len(d) else []
+    return {"columns": heads, "rows": rows, "total": int(len(df)), "numeric": numeric, "flags": None}
 
 
 def places_context(src, manifest: dict) -> dict | None:
@@ -119,17 +166,24 @@ def places_context(src, manifest: dict) -> dict | None:
               "past_shootings_kde": "past shootings (kernel density)"}
     for key, label in labels.items():
         for m in (acc.get("maps") or {}).get(key) or []:
-            acc_rows.append([label, f"{100 * float(m.get('area_share', 0)):g}%", m.get("hit_rate"), m.get("pai"),
-                             m.get("pei")])
+            acc_rows.append([label, f"{100 * float(m.get('area_share', 0)):g}%", _text([m.get("hit_rate")], "pct")[0],
+                             _text([m.get("pai")], "d2")[0], _text([m.get("pei")], "d2")[0]])
     return {
         "svg": Markup(svg),
         "summary": summ,
-        "factors": _rows(src.table("risk_factors"), ["factor", "relative_risk", "ci95_low", "ci95_high", "selected",
-                                                     "statistic", "entry_threshold", "cells_exposed"]),
-        "place_list": _rows(src.table("place_list"), ["rank", "cell_id", "lat", "lon", "risk", "terrain_risk",
-                                                      "shootings", "other_incidents", "drivers"]),
-        "knox": _rows(src.table("near_repeats"), ["distance_from_m", "distance_to_m", "days_from", "days_to",
-                                                  "observed", "expected", "ratio", "p_value"]),
+        "factors": _rows(src.table("risk_factors"), [
+            ("factor", "factor", None), ("relative risk", "relative_risk", "d2"),
+            ("95% interval", ("ci95_low", "ci95_high"), "interval"), ("selected", "selected", "yes"),
+            ("statistic", "statistic", "d1"), ("entry threshold", "entry_threshold", "d1"),
+            ("cells exposed", "cells_exposed", "int")]),
+        "place_list": _rows(src.table("place_list"), [
+            ("rank", "rank", "int"), ("cell", "cell_id", None), ("lat", "lat", "d5"), ("lon", "lon", "d5"),
+            ("risk", "risk", "d2"), ("terrain risk", "terrain_risk", "d2"), ("shootings", "shootings", "int"),
+            ("other incidents", "other_incidents", "int"), ("drivers", "drivers", None)]),
+        "knox": _rows(src.table("near_repeats"), [
+            ("from (m)", "distance_from_m", "int"), ("to (m)", "distance_to_m", "int"),
+            ("from (days)", "days_from", "int"), ("to (days)", "days_to", "int"), ("observed pairs", "observed", "int"),
+            ("expected pairs", "expected", "d1"), ("ratio", "ratio", "d2"), ("p-value", "p_value", "d2")]),
         "accuracy": {"columns": ["map", "area share", "hit rate", "PAI", "PEI"], "rows": acc_rows,
                      "total": len(acc_rows), "numeric": [False, True, True, True, True], "flags": None}
         if acc_rows else None,

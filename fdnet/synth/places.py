@@ -6,15 +6,18 @@ checked against it (docs/synthetic-city.md, docs/places.md).
 * ``vacant_building``: uniform at random, ``vacant_per_km2`` per km²; **the planted effect**: a shooting
   at more than ``radius_m`` metres from every vacant building is removed (the incident and all its
   involvements) with probability ``1 − 1/relative_risk``, one draw per shooting. So the shooting rate within
-  ``radius_m`` of a vacant building is ``relative_risk`` times the rate elsewhere, whatever else drives it;
-  ``relative_risk=1`` plants no effect and removes nothing.
+  ``radius_m`` of a vacant building, against the rate elsewhere, is ``relative_risk`` times what it is in the
+  same city without the planting; ``relative_risk=1`` plants no effect and removes nothing.
 * ``request_311``: a *correlated null*: around 70% of the vacant buildings, a Poisson(3) number of requests
   scattered with a 120 m standard deviation, plus a uniform background of ``requests_per_km2``; they sit near
   vacant buildings and have no effect of their own.
 * ``bus_stop``: a *pure null*: uniform, ``bus_stops_per_km2`` per km², no effect.
 
 Vacant buildings are placed without regard to where incidents happen, so the planted relative risk is the
-effect over the background. A shooting is ``gun=true`` with a victim (CONTRACT.md section 1). The future
+effect over the background **on average over placements**. In one city the buildings land, by chance, a little
+nearer to or farther from its shooting clusters, and the model estimates ``relative_risk`` times that chance
+association (docs/places.md, *The synthetic check*). The features and their places depend on ``seed`` only,
+never on ``relative_risk``, so ``relative_risk=1`` with the same seed is the unplanted twin that measures it. A shooting is ``gun=true`` with a victim (CONTRACT.md section 1). The future
 shootings of the truth (``truth/future_shootings.csv``, no coordinates) are left as they are. The truth
 ``truth/place_effect.csv`` names each kind, its factor and its planted relative risk.
 

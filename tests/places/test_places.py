@@ -64,6 +64,28 @@ def test_no_effect_no_factor(null_city):
     assert not null_city.factors["selected"].any(), null_city.factors
 
 
+def _vacant_fit(city, rr, seed, tmp_path):
+    d = tmp_path / f"city_{rr:g}"
+    write_city(plant_place_features(city, relative_risk=rr, seed=seed), d)
+    st = study(d)
+    return analyze_places(st.records, st.network, st.analytics, st.policy).factors.set_index("factor")
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_planted_relative_risk_covered_across_cities(seed, tmp_path):
+    """On cities nobody tuned for, the interval covers the planted RR, no null kind is credited, and the
+    estimate over the unplanted twin's (same features, RR 1: the city's chance association) is the planted RR."""
+    city = generate_city(30_000, seed=seed)
+    f = _vacant_fit(city, PLANTED, seed, tmp_path)
+    twin = _vacant_fit(city, 1.0, seed, tmp_path)
+    row = f.loc["vacant_building:within_300m"]
+    assert bool(row["selected"]) and row["ci95_low"] <= PLANTED <= row["ci95_high"], row
+    assert sorted(f.loc[f["selected"], "kind"]) == ["vacant_building"]
+    assert not twin["selected"].any(), twin
+    ratio = row["relative_risk"] / twin.loc["vacant_building:within_300m", "relative_risk"]
+    assert abs(ratio / PLANTED - 1) < 0.15, ratio
+
+
 def test_risk_surface_beats_past_shootings(planted):
     acc = planted[2].accuracy
     assert acc["holdout_shootings"] > 20
@@ -216,3 +238,164 @@ def test_geo_export_layers_and_byte_identical(tmp_path):
     assert len(cells["features"]) == n_cells and cells["features"][0]["geometry"]["type"] == "Polygon"
     layers = dict(pyogrio.list_layers(tmp_path / "e1" / "places.gpkg").tolist())
     assert layers["cells"] == "Polygon" and layers["territories"] == "Point"
+
+
+def test_missing_place_features_note_kept_in_manifest_not_printed(tmp_path):
+    """Most cities have coordinates and no place_features: the note is kept in the manifest's places section
+    (and the report), not printed after every run; a lost coordinate is still a printed note."""
+    d = tmp_path / "city"
+    write_city(generate_city(1500, seed=2), d)
+    r = fdnet.run(d, today="2026-06-01")
+    assert r.places is not None
+    assert not any("place_features" in n for n in r.manifest["notes"])
+    assert any("no place_features table" in n for n in r.manifest["places"]["notes"])
+    assert "no place_features table" in dict(r.files())["report.html"].decode()
+    inc = pd.read_csv(d / "incidents.csv", dtype=str)
+    inc.loc[inc.index[:3], ["lat", "lon"]] = ""
+    inc.to_csv(d / "incidents.csv", index=False)
+    r2 = fdnet.run(d, today="2026-06-01")
+    assert any("have no lat/lon" in n for n in r2.manifest["notes"])
+
+
+def test_h3_grid_counts_match_square_and_cells_stable(tmp_path):
+    """places.grid: h3 places every incident in its own H3 cell (as h3.latlng_to_cell says), keeps the square
+    grid's totals, and gives the same cells run after run; the geo export draws the hexagons."""
+    h3 = pytest.importorskip("h3")
+    from fdnet.export.core import export_run
+    from fdnet.places import _window_points
+    from fdnet.policy import policy_from_dict
+    d = tmp_path / "city"
+    write_city(plant_place_features(generate_city(4000, seed=3), relative_risk=2.0, seed=1), d)
+    st = study(d)
+    sq = analyze_places(st.records, st.network, st.analytics, st.policy)
+    pol = policy_from_dict({"places": {"grid": "h3", "h3_resolution": 9}})
+    hx = analyze_places(st.records, st.network, st.analytics, pol)
+    for col in ("shootings", "other_incidents"):
+        assert int(hx.cells[col].sum()) == int(sq.cells[col].sum()) > 0, col
+    ids = hx.cells["cell_id"].to_numpy(dtype=object)
+    assert list(ids) == sorted(set(ids)) and all(h3.get_resolution(c) == 9 for c in ids[:50])
+    lat, lon = _window_points(st.records, st.network)
+    ok = np.isfinite(lat)
+    x, y = hx.grid.project(lat[ok], lon[ok])
+    mine = hx.grid.cell_ids[hx.grid.cell_of(x, y)]
+    assert (mine == np.array([h3.latlng_to_cell(a, b, 9) for a, b in zip(lat[ok], lon[ok])])).all()
+    again = analyze_places(st.records, st.network, st.analytics, pol)
+    assert again.cells.equals(hx.cells) and again.factors.equals(hx.factors)
+    assert hx.summary["grid"] == "h3" and hx.summary["h3_resolution"] == 9 and hx.summary["rows"] is None
+    run_dir = fdnet.run(d, today="2026-06-01", policy={"places": {"grid": "h3", "h3_resolution": 9}}).write(
+        tmp_path / "run")
+    export_run(run_dir, tmp_path / "geo", formats="geo")
+    import json
+    f0 = json.loads((tmp_path / "geo" / "places.geojson").read_text())["features"][0]
+    ring = f0["geometry"]["coordinates"][0]
+    assert len(ring) == 7 and ring[0] == ring[-1]
+    want = [[round(b, 7), round(a, 7)] for a, b in h3.cell_to_boundary(f0["id"])]
+    assert ring[:6] == want
+
+
+def test_h3_not_installed_is_a_one_line_error(monkeypatch):
+    import sys
+
+    from fdnet.places.grid import H3Grid
+    monkeypatch.setitem(sys.modules, "h3", None)
+    with pytest.raises(UsageError, match=r"places.grid is h3 but the h3 package is not installed: pip install") as e:
+        H3Grid.covering(np.array([40.0, 40.01]), np.array([-100.0, -100.01]), resolution=9)
+    assert "\n" not in str(e.value)
+
+
+def test_geo_export_text_is_json_dumps_and_escaped():
+    """The column-at-a-time GeoJSON is what json.dumps writes for the same features, byte for byte, for
+    awkward text (quotes, backslashes, control characters, non-ASCII) and numbers (whole, decimal, empty)."""
+    import json
+
+    from fdnet.export.geo import geo_files
+    odd = ['a"b', "back\\slash", "new\nline\ttab\x01", "Ünïcode – ok", "<script>"]
+    cells = pd.DataFrame({"cell_id": odd, "lat": ["40.0", "40.001", "40.002", "40.003", "40.004"],
+                          "lon": ["-100.0"] * 5, "shootings": ["3", "0", "", "1", "2"],
+                          "risk": ["1.5", "3.0", "1e-05", "-0.25", "7"], "note": odd[::-1]})
+    cells.attrs["number_columns"] = ["lat", "lon", "shootings", "risk"]
+    gt = pd.DataFrame({"group": odd[:3], "territory_lat": ["40.0", "40.001", ""], "territory_lon": ["-100.0"] * 3,
+                       "territory_incidents": ["4", "5", "6"]})
+    gt.attrs["number_columns"] = ["territory_lat", "territory_lon", "territory_incidents"]
+    conf = pd.DataFrame({"group_a": [odd[0], odd[0]], "group_b": [odd[1], odd[2]], "relation": ["conflict"] * 2,
+                         "shootings": ["2", "1"]})
+    conf.attrs["number_columns"] = ["shootings"]
+    man = {"places": {"cell_m": 100.0, "crs": "+proj=aeqd +lat_0=40.000000 +lon_0=-100.000000 +datum=WGS84 "
+                                              "+units=m +no_defs"}}
+    files = geo_files({"places": cells, "group_table": gt, "conflicts": conf}, man)
+    doc = json.loads(files["places.geojson"])
+    assert [f["id"] for f in doc["features"]] == odd
+    assert [f["properties"]["note"] for f in doc["features"]] == odd[::-1]
+    assert [f["properties"]["shootings"] for f in doc["features"]] == [3, 0, None, 1, 2]
+    assert [f["properties"]["risk"] for f in doc["features"]] == [1.5, 3.0, 1e-05, -0.25, 7]
+    assert isinstance(doc["features"][4]["properties"]["risk"], int)
+    assert files["places.geojson"] == (json.dumps(doc, ensure_ascii=False, separators=(",", ":"),
+                                                  allow_nan=False) + "\n").encode()
+    terr = json.loads(files["territories.geojson"])
+    kinds = [f["geometry"]["type"] for f in terr["features"]]
+    assert kinds == ["Point", "Point", "LineString"]            # the third group has no centre: no point, no line
+    assert terr["features"][2]["properties"]["group_b"] == odd[1]
+    assert files["territories.geojson"] == (json.dumps(terr, ensure_ascii=False, separators=(",", ":"))
+                                            + "\n").encode()
+
+
+def test_report_tables_are_formatted_for_people():
+    """Relative risks to two decimals with the interval in brackets, counts as integers, shares as
+    percentages: no raw float of the run's files in the report's places tables."""
+    from fdnet.report.places import _rows, _text
+    rf = pd.DataFrame({"factor": ["a:within_300m", "b:density_300m"], "relative_risk": ["1.731287", ""],
+                       "ci95_low": ["1.512346", ""], "ci95_high": ["1.975945", ""], "selected": ["True", "False"],
+                       "cells_exposed": ["12263", "5"]})
+    t = _rows(rf, [("factor", "factor", None), ("relative risk", "relative_risk", "d2"),
+                   ("95% interval", ("ci95_low", "ci95_high"), "interval"), ("selected", "selected", "yes"),
+                   ("cells exposed", "cells_exposed", "int")])
+    assert t["columns"] == ["factor", "relative risk", "95% interval", "selected", "cells exposed"]
+    assert t["rows"] == [["a:within_300m", "1.73", "[1.51, 1.98]", "yes", "12,263"],
+                         ["b:density_300m", "–", "–", "no", "5"]]
+    assert list(_text([0.146718, None], "pct")) == ["14.7%", "–"]
+
+
+def test_report_places_section_has_no_raw_floats(planted):
+    import re
+
+    from fdnet.report.places import places_context
+
+    class Src:
+        def __init__(self, tables):
+            self.tables = tables
+
+        def table(self, name):
+            return self.tables.get(name)
+    p = planted[2]
+    txt = lambda df: df.astype(str)                                          # noqa: E731 - as a run folder reads
+    src = Src({"places": txt(p.cells), "risk_factors": txt(p.factors), "place_list": txt(p.place_list),
+               "near_repeats": txt(p.knox)})
+    ctx = places_context(src, {"places": p.summary})
+    for k in ("factors", "place_list", "knox", "accuracy"):
+        for r in ctx[k]["rows"]:
+            for v in r:                     # no raw float: lat/lon have five decimals, the rest two at most
+                assert not re.fullmatch(r"-?[\d,]*\.\d{6,}%?", v), (k, v)
+    fac = ctx["factors"]
+    col = {c: [r[j] for r in fac["rows"]] for j, c in enumerate(fac["columns"])}
+    assert all(re.fullmatch(r"\d+\.\d\d|–", v) for v in col["relative risk"])
+    assert all(re.fullmatch(r"\[\d+\.\d\d, \d+\.\d\d\]|–", v) for v in col["95% interval"])
+    assert set(col["selected"]) == {"yes", "no"}
+    assert all(re.fullmatch(r"\d+\.\d%", r[2]) for r in ctx["accuracy"]["rows"])
+
+
+def test_map_svg_escapes_group_names():
+    from markupsafe import escape
+
+    from fdnet.report.places import map_svg
+    cells = pd.DataFrame({"cell_id": ["R0C0", "R0C1", "R1C0"], "lat": ["40.0", "40.0", "40.002"],
+                          "lon": ["-100.0", "-99.998", "-100.0"], "shootings": ["2", "0", "1"],
+                          "risk": ["1.5", "0.5", "1.0"]})
+    bad = ['<script>alert("x")</script>', "O'Neil & Sons"]
+    groups = pd.DataFrame({"group": bad, "territory_lat": ["40.0", "40.002"], "territory_lon": ["-100.0", "-100.0"]})
+    conf = pd.DataFrame({"group_a": [bad[0]], "group_b": [bad[1]], "relation": ["conflict"], "shootings": ["4"]})
+    svg = map_svg(cells, groups, conf, cell_m=150)
+    assert "<script" not in svg and "O'Neil" not in svg
+    for g in bad:
+        assert f"<title>{escape(g)}</title>" in svg
+    assert f"<title>{escape(bad[0])} – {escape(bad[1])}: 4 shootings between them</title>" in svg
+    assert svg.count("<circle") == 2 + 2 and svg.count("<line") == 1     # two shooting cells, two centres
