@@ -50,9 +50,12 @@ class Places:
 
 
 def _window_points(rec, net):
-    """Rows of rec.incidents for the network's window incidents, with their coordinates."""
-    ids = rec.incidents["incident_id"].to_numpy(dtype=object)
-    pos = np.searchsorted(ids, net.incident_ids)
+    """The coordinates of the network's window incidents (rows of rec.incidents, found by ID in Arrow: no
+    Python string per incident, 1.8 million of them at a million people)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    ids = pa.array(rec.incidents["incident_id"], type=pa.string())
+    pos = pc.index_in(net.incident_ids_arrow(), value_set=ids).to_numpy(zero_copy_only=False)
     lat = rec.incidents["lat"].to_numpy(dtype=float)[pos]
     lon = rec.incidents["lon"].to_numpy(dtype=float)[pos]
     return lat, lon
@@ -85,13 +88,14 @@ def analyze_places(rec, net, analytics, policy) -> Places | None:
     if (~placed).any():
         notes.append(f"places: {int((~placed).sum())} of {len(placed)} incidents in the window have no lat/lon "
                      "and are not placed on the map")
-    if cfg.grid == "h3":
-        grid = H3Grid.covering(lat[placed], lon[placed], resolution=cfg.h3_resolution, max_cells=cfg.max_cells)
-    else:
-        grid = Grid.covering(lat[placed], lon[placed], cell_m=cfg.cell_m, max_cells=cfg.max_cells)
     x = np.full(len(lat), np.nan)
     y = np.full(len(lat), np.nan)
-    x[placed], y[placed] = grid.project(lat[placed], lon[placed])
+    if cfg.grid == "h3":
+        grid = H3Grid.covering(lat[placed], lon[placed], resolution=cfg.h3_resolution, max_cells=cfg.max_cells)
+        x[placed], y[placed] = grid.project(lat[placed], lon[placed])
+    else:   # the square grid's extent comes from the projected points: projected once
+        grid, x[placed], y[placed] = Grid.covering_points(lat[placed], lon[placed], cell_m=cfg.cell_m,
+                                                          max_cells=cfg.max_cells)
     cell = np.full(len(lat), -1, dtype=np.int64)
     cell[placed] = grid.cell_of(x[placed], y[placed])
     shoot = net.shooting_incidents()
@@ -209,11 +213,17 @@ def _holdout(grid, cell, shoot, day, net, factors, kind_of, cfg, as_of_day) -> d
 def _territories(grid, net, analytics, placed, x, y, cfg):
     from ..graph.layers import FLAG_OFFENDING
     I = net.incidence
-    primary = analytics.groups.primary.reindex(net.person_ids).fillna("").to_numpy(dtype=object)
+    primary = analytics.groups.primary
+    if not primary.index.equals(pd.Index(net.person_ids)):       # the network's order, as analyze gives it
+        primary = primary.reindex(net.person_ids)
+    # groups as codes (one string per group, not one per involvement)
+    code, names = pd.factorize(primary.fillna("").to_numpy(dtype=object))
+    named = np.asarray(pd.Index(names, dtype=object) != "", dtype=bool)
     off = ((I.flags & FLAG_OFFENDING) != 0)
-    g = primary[I.person]
-    m = off & (g != "") & placed[I.inc]
-    terr, core = territories(grid, g[m], I.inc[m], x[I.inc[m]], y[I.inc[m]], share=cfg.territory_share)
+    gc = code[I.person]
+    m = off & named[gc] & placed[I.inc]
+    terr, core = territories(grid, np.asarray(names, dtype=object)[gc[m]], I.inc[m], x[I.inc[m]], y[I.inc[m]],
+                             share=cfg.territory_share)
     ids = grid.cell_ids
     tcells = pd.DataFrame({"group": core["group"].to_numpy(dtype=object),
                            "cell_id": ids[core["cell"].to_numpy(dtype=np.int64)] if len(core) else [],

@@ -50,12 +50,19 @@ class Grid:
         A box that would need more than ``max_cells`` cells is refused (UsageError, exit 2): one valid
         coordinate far from the rest (a geocoding default, a sign error) would otherwise ask for a grid the
         size of a continent."""
+        return cls.covering_points(lat, lon, cell_m=cell_m, max_cells=max_cells, crs=crs)[0]
+
+    @classmethod
+    def covering_points(cls, lat: np.ndarray, lon: np.ndarray, *, cell_m: float, max_cells: int = 4_000_000,
+                        crs: str | None = None) -> tuple["Grid", np.ndarray, np.ndarray]:
+        """:meth:`covering` and the points in the grid's plane (:meth:`project`), projected once."""
         lat = np.asarray(lat, float)
         lon = np.asarray(lon, float)
         crs = crs or local_crs(float(np.median(lat)), float(np.median(lon)))
         from pyproj import Transformer
         t = Transformer.from_crs("EPSG:4326", crs, always_xy=True)
         x, y = t.transform(lon, lat)
+        x, y = np.asarray(x, float), np.asarray(y, float)
         x0 = np.floor(x.min() / cell_m) * cell_m
         y0 = np.floor(y.min() / cell_m) * cell_m
         n_cols = int(np.floor((x.max() - x0) / cell_m)) + 1
@@ -66,7 +73,7 @@ class Grid:
                 f"{n_rows * cell_m / 1000:,.1f} km, {n_cols * n_rows:,} cells of {cell_m:g} m, more than "
                 f"places.max_cells ({max_cells:,}); check incidents.csv for coordinates far from the rest "
                 "(a geocoder's default point, a lost minus sign), or raise places.cell_m")
-        return cls(crs, float(x0), float(y0), float(cell_m), n_rows, n_cols)
+        return cls(crs, float(x0), float(y0), float(cell_m), n_rows, n_cols), x, y
 
     @property
     def n_cells(self) -> int:
