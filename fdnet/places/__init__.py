@@ -217,13 +217,13 @@ def _territories(grid, net, analytics, placed, x, y, cfg):
     if not primary.index.equals(pd.Index(net.person_ids)):       # the network's order, as analyze gives it
         primary = primary.reindex(net.person_ids)
     # groups as codes (one string per group, not one per involvement)
-    code, names = pd.factorize(primary.fillna("").to_numpy(dtype=object))
+    code, names = pd.factorize(primary.fillna("").to_numpy(dtype=object), sort=True)
     named = np.asarray(pd.Index(names, dtype=object) != "", dtype=bool)
     off = ((I.flags & FLAG_OFFENDING) != 0)
     gc = code[I.person]
     m = off & named[gc] & placed[I.inc]
-    terr, core = territories(grid, np.asarray(names, dtype=object)[gc[m]], I.inc[m], x[I.inc[m]], y[I.inc[m]],
-                             share=cfg.territory_share)
+    terr, core = territories(grid, gc[m], I.inc[m], x[I.inc[m]], y[I.inc[m]], share=cfg.territory_share,
+                             names=np.asarray(names, dtype=object))
     ids = grid.cell_ids
     tcells = pd.DataFrame({"group": core["group"].to_numpy(dtype=object),
                            "cell_id": ids[core["cell"].to_numpy(dtype=np.int64)] if len(core) else [],

@@ -24,11 +24,17 @@ TERRITORY_COLUMNS = ("territory_lat", "territory_lon", "territory_incidents", "t
 
 
 def territories(grid, group: np.ndarray, inc: np.ndarray, x: np.ndarray, y: np.ndarray, *,
-                share: float) -> tuple[pd.DataFrame, pd.DataFrame]:
+                share: float, names: np.ndarray | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(one row per group with the territory columns, the core cells: group, cell, incidents).
 
-    ``group``, ``inc``, ``x``, ``y``: one entry per (member's offending involvement) with coordinates."""
-    df = pd.DataFrame({"group": group, "inc": inc, "x": x, "y": y}).drop_duplicates(["group", "inc"])
+    ``group``, ``inc``, ``x``, ``y``: one entry per (member's offending involvement) with coordinates.
+    ``group`` holds the groups' names, or with ``names`` (sorted, distinct) codes into it: the work is done
+    on integer codes either way, ordered as the names are."""
+    if names is None:
+        group, names = pd.factorize(np.asarray(group, dtype=object), sort=True)
+    names = np.asarray(names, dtype=object)
+    df = pd.DataFrame({"group": np.asarray(group, dtype=np.int64), "inc": inc, "x": x, "y": y}) \
+        .drop_duplicates(["group", "inc"])
     df["cell"] = grid.cell_of(df["x"].to_numpy(), df["y"].to_numpy())
     df = df[df["cell"] >= 0]
     if not len(df):
@@ -44,7 +50,8 @@ def territories(grid, group: np.ndarray, inc: np.ndarray, x: np.ndarray, y: np.n
     lat, lon = grid.unproject(c["x"].to_numpy(), c["y"].to_numpy())
     n_inc = df.groupby("group", sort=True).size()
     n_cells = core.groupby("group", sort=True).size()
-    out = pd.DataFrame({"group": c.index.to_numpy(dtype=object), "territory_lat": np.round(lat, 6),
+    core["group"] = names[core["group"].to_numpy()]
+    out = pd.DataFrame({"group": names[c.index.to_numpy()], "territory_lat": np.round(lat, 6),
                         "territory_lon": np.round(lon, 6),
                         "territory_incidents": n_inc.reindex(c.index).to_numpy().astype(np.int64),
                         "territory_cells": n_cells.reindex(c.index).to_numpy().astype(np.int64)})
