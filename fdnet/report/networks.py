@@ -34,6 +34,7 @@ demand with the same rule (:func:`ego_ball` is the reference).
 """
 from __future__ import annotations
 
+import json
 import math
 from collections import defaultdict
 from datetime import date
@@ -284,7 +285,7 @@ class EdgeView:
         self.span = last - first
         self.n = len(self.a)
         # the evidence IDs are joined only for the ties a view draws, not for all of them: at a million
-        # people the whole column is about 200 MB of strings, and the views draw a quarter of the ties
+        # people the whole column is about 200 MB of strings, and the views draw a fifth of the ties
         self._net, self._layers = net, layers
         return self
 
@@ -362,6 +363,7 @@ class TiesJSON:
     """
 
     __slots__ = ("text", "n")
+    PIECE = 1 << 16          # rows written at a time
 
     def __init__(self, text: str, n: int):
         self.text, self.n = text, n
@@ -379,11 +381,8 @@ class TiesJSON:
         text = [cls._rows(numbers, ev, lo, min(lo + cls.PIECE, n)) for lo in range(0, n, cls.PIECE)]
         return cls("[" + ",".join(text) + "]", n)
 
-    PIECE = 1 << 16
-
     @staticmethod
     def _rows(numbers: list[np.ndarray], ev, lo: int, hi: int) -> str:
-        import json
         import pyarrow as pa
         import pyarrow.compute as pc
 
