@@ -126,7 +126,7 @@ def settings(cfg, present: list[str]):
     return SettingsCreator(
         link_type="dedupe_only", comparisons=comps,
         blocking_rules_to_generate_predictions=[_rule(r) for r in cfg.blocking_rules],
-        retain_matching_columns=False, retain_intermediate_calculation_columns=True,
+        retain_matching_columns=True, retain_intermediate_calculation_columns=True,   # gamma_ needs the first
         max_iterations=25, em_convergence=0.0001)
 
 
