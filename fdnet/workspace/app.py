@@ -708,6 +708,8 @@ def create_app(runs: str | Path, audit_db: str | None = None, *, idle_minutes: f
         from . import resolution as res
         s = need(request, "analyst", "auditor")
         run = run_of(run_id)
+        if not run.rf.has("resolution_review.csv"):
+            raise Refused(404, f"run {run_id} was made without entity resolution: no pairs to review")
         pairs = res.review_pairs(run)
         dec, problem = res.current_decisions(run)
         decided = {(a, b): d for a, b, d in zip(dec["person_id_a"], dec["person_id_b"], dec["decision"])}

@@ -69,6 +69,11 @@ def test_analysts_see_both_records_and_the_waterfall_auditors_read_without_names
     assert r.status_code == 200
     assert top["person_a"] not in r.text and top["last_name_a"] not in r.text.lower().replace("last name", "")
     assert 'value="must_link"' not in r.text and "Match-weight waterfall" in r.text
+    # a run made without entity resolution has nothing to review
+    from fdnet.run import run
+    run(app.state.data, as_of="2025-12-31").write(app.state.runs / "plain")
+    assert c.get("/runs/plain/resolution").status_code == 404
+    assert "/runs/plain/resolution" not in c.get("/runs/plain").text
     for role in ("prosecutor", "supervisor", "outreach"):
         x, _ = sign_in(app, role + "1")
         assert x.get("/runs/r1/resolution").status_code == 403, role
