@@ -195,12 +195,14 @@ def _train(sdf, creator, cfg, present: list[str]) -> tuple[dict, list[str]]:
 
     1. u probabilities from ``cfg.max_pairs_u`` random pairs (seeded), and the prior from the deterministic
        rules, on one linker; its model is the *base*.
-    2. Each training block starts a fresh linker from the base and runs expectation maximisation there. A
-       block's m estimates are kept for the comparisons it does not hold equal (:func:`_held_out`). A block
-       that fails (no pairs, or EM driving a probability to zero) contributes nothing: its linker is simply
-       dropped, and the next block starts again from the base.
-    3. Each level's m is the mean of its estimates over the blocks that learnt it (Splink's own rule), set
-       into the base model, which the caller loads into the linker that scores the pairs.
+    2. Each training block, in order, runs expectation maximisation on a fresh linker loaded with the model so
+       far (Splink's public ``Linker(table, settings_dict)``). A block's m estimates are kept for the
+       comparisons it does not hold equal (:func:`_held_out`). A block that fails (no pairs, or EM driving a
+       probability to zero) contributes nothing: its linker is simply dropped, and the model is as before it
+       (no private Splink state is patched back).
+    3. After each block, each level's m is the mean of its estimates over the blocks that learnt it so far
+       (Splink's own rule), set into the base model; the last such model is returned, and the caller loads it
+       into the linker that scores the pairs.
     """
     import copy
 
