@@ -177,9 +177,15 @@ def link(table: pd.DataFrame, cfg, *, spark=None) -> Linkage:
     notes += em_notes
     linker = Linker(sdf, model, log_level=logging.ERROR)
     pred = linker.inference.predict(threshold_match_probability=None)
-    df = pred.as_pandas_dataframe()
+    # only the columns kept, and only pairs near or above the review band, are brought into pandas (the
+    # matching columns and the many low pairs stay in the engine; the band is applied exactly, on the
+    # rounded weights, in _finish)
+    have = {str(c).strip('"`').lower() for c in pred.columns_escaped}
+    keep = [c for c in out_cols if c.lower() in have]
+    floor = max(float(cfg.review) - 1e-3, 0.0)
+    df = linker.misc.query_sql(f"SELECT {', '.join(keep)} FROM {pred.physical_name} "
+                               f"WHERE match_probability >= {floor!r}", output_type="pandas")
     levels, prior_w = _model_levels(model, present)
-    df = df[[c for c in out_cols if c in df.columns]]
     _cleanup(db, cfg)
     return _finish(df, present, levels, prior_w, model, notes, cfg.review)
 
