@@ -594,8 +594,9 @@ class Resolution(_Strict):
         "birth date missing on one side or both)")
     training_blocking_rules: list[list[str]] = Field(
         default=[["birth_date"], ["first_name_key", "last_name"], ["last_name", "birth_month_day"]],
-        description="the blocks in which expectation maximisation estimates the m probabilities (each rule "
-        "leaves its own columns' comparisons out of that round)")
+        description="the blocks in which expectation maximisation estimates the m probabilities, in order, each "
+        "starting from the estimates so far; a block leaves out the comparisons of its own columns, and a "
+        "level's m is the mean of its estimates over the blocks that learn it")
     deterministic_rules: list[list[str]] = Field(
         default=[["first_name_key", "last_name", "birth_year", "sex"], ["last_name", "birth_date", "sex"]],
         description="pairs taken as matches to estimate the prior probability that two records match")

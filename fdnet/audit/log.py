@@ -64,7 +64,10 @@ from ..errors import UsageError
 from ..runfolder import LIST_NAMES, canonical_json, open_files  # noqa: F401  (canonical_json: the one hashed serialisation)
 
 GENESIS = "0" * 64
-KINDS = ("run", "review", "export", "signin", "signin_failed", "signout", "release", "outreach", "user")
+KINDS = ("run", "review", "export", "signin", "signin_failed", "signout", "release", "outreach", "user",
+         "resolution")
+#: an analyst's clerical-review decision on a pair of person records (entity resolution)
+RESOLUTION_DECISIONS = ("must_link", "cannot_link")
 DECISIONS = ("approve", "decline", "defer")
 # The workspace's roles (CONTRACT.md §4); fdnet.workspace.accounts re-exports them.
 ROLES = ("analyst", "prosecutor", "supervisor", "outreach", "auditor", "admin")
@@ -688,6 +691,41 @@ class AuditLog:
                 raise UsageError(f"record_export details are not plain JSON data: {exc}") from None
         return self._append("export", str(run), payload, user)
 
+
+    def record_resolution(self, run_dir: str | os.PathLike, person_a: str, person_b: str, decision: str,
+                          reason: str, reviewer: str | None = None, *, role: str | None = None,
+                          decisions_file: str = "", match_probability: float | None = None) -> Entry:
+        """Log an analyst's clerical-review decision on an uncertain pair of a run's entity resolution:
+        ``must_link`` or ``cannot_link``, with a reason, the run's manifest hash and the decisions file the
+        workspace wrote it to (applied on the next run)."""
+        run = _run_folder(run_dir)
+        mbytes = (run / "manifest.json").read_bytes()
+        manifest = _parse_manifest(run, mbytes)
+        d = str(decision or "").strip().lower()
+        if d not in RESOLUTION_DECISIONS:
+            raise UsageError(f"decision must be one of {', '.join(RESOLUTION_DECISIONS)}, not {decision!r}")
+        why = str(reason or "").strip()
+        if not why:
+            raise UsageError("a decision needs a reason: say why, in words another reviewer or an auditor can follow")
+        _no_control(why, "the reason", allow_newlines=True)
+        a, b = str(person_a or ""), str(person_b or "")
+        for x in (a, b):
+            if not x.strip():
+                raise UsageError("a decision names two person IDs")
+            _no_control(x, "the person ID")
+        if a == b:
+            raise UsageError("a decision names two different person IDs")
+        if role is not None and role not in ROLES:
+            raise UsageError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
+        a, b = min(a, b), max(a, b)
+        payload = {"run_dir": str(run), "manifest_sha256": hashlib.sha256(mbytes).hexdigest(),
+                   "as_of": manifest.get("as_of"), "person_id_a": a, "person_id_b": b, "decision": d,
+                   "reason": why, "decisions_file": str(decisions_file)}
+        if match_probability is not None:
+            payload["match_probability"] = float(match_probability)
+        if role is not None:
+            payload["role"] = role
+        return self._append("resolution", str(run), payload, reviewer)
 
     # -- the workspace: sign-ins, releases, outreach, accounts -------------------------------
     def record_signin(self, user: str, role: str, client: str) -> Entry:

@@ -30,8 +30,9 @@ class Linkage:
     """The scored pairs and the trained model (see the module docstring).
 
     ``pairs``: person_a < person_b, match_weight, match_probability, then one ``mw_<comparison>`` column
-    per comparison (its level's match weight, 0 for a missing value) and one ``tf_<comparison>`` (the term-frequency
-    adjustment of an exact match on a rarer or commoner value than average); sorted by person_a, person_b.
+    per comparison (its level's match weight, 0 for a missing value), one ``tf_<comparison>`` (the term-frequency
+    adjustment of an exact match on a rarer or commoner value than average) and one ``gamma_<comparison>``
+    (Splink's comparison-vector value: the level, -1 for missing); sorted by person_a, person_b.
     ``levels``: comparison -> {gamma: (label, match weight)}; ``prior_weight``: log2 of the prior odds.
     """
 
@@ -42,22 +43,28 @@ class Linkage:
     model: dict
     notes: list[str] = field(default_factory=list)
 
+    def level_labels(self, c: str, gammas: np.ndarray) -> np.ndarray:
+        """The label of each pair's level of comparison ``c``: Splink's own ``label_for_charts`` of the level
+        its comparison vector names (``gamma_<c>``), ``missing`` for the null level (-1)."""
+        table = self.levels.get(c, {})
+        top = max(table) if table else 0
+        labs = np.array(["missing"] + [table.get(k, (f"level {k}", 0.0))[0] for k in range(top + 1)], dtype=object)
+        g = np.asarray(gammas, dtype=np.int64)
+        return labs[np.clip(g, -1, top) + 1]
+
     def waterfall(self, rows: pd.DataFrame) -> list[list[dict]]:
-        """For each row of ``rows`` (pairs' rows), the waterfall: the prior, then each comparison's level and
-        match weight (the level named by the trained weight nearest the pair's; a missing value weighs 0)."""
+        """For each row of ``rows`` (pairs' rows), the waterfall: the prior, then each comparison's level (the
+        level Splink's comparison vector gave the pair, by its label) and match weight (0 for a missing
+        value), with any term-frequency adjustment."""
         n = len(rows)
         steps: list[list[dict]] = [[{"comparison": "prior", "level": "two random records match",
                                      "match_weight": round(self.prior_weight, 4)}] for _ in range(n)]
         for c in self.comparisons:
             w = rows[f"mw_{c}"].to_numpy(dtype=np.float64)
-            table = sorted(((wt, lab) for lab, wt in self.levels.get(c, {}).values()))
-            ws = np.array([t[0] for t in table] + [0.0])
-            labs = [t[1] for t in table] + ["missing"]
-            near = np.abs(w[:, None] - ws[None, :]).argmin(axis=1) if len(ws) and n else np.zeros(n, int)
-            near = np.where(w == 0.0, len(ws) - 1, near)
+            labs = self.level_labels(c, rows[f"gamma_{c}"].to_numpy())
             tf = rows[f"tf_{c}"].to_numpy(dtype=np.float64)
-            for i, (k, wi, ti) in enumerate(zip(near.tolist(), w.tolist(), tf.tolist())):
-                step = {"comparison": c, "level": labs[k], "match_weight": round(wi + ti, 4)}
+            for i, (lab, wi, ti) in enumerate(zip(labs.tolist(), w.tolist(), tf.tolist())):
+                step = {"comparison": c, "level": lab, "match_weight": round(wi + ti, 4)}
                 if ti:
                     step["term_frequency_adjustment"] = round(ti, 4)
                 steps[i].append(step)
@@ -119,7 +126,7 @@ def settings(cfg, present: list[str]):
     return SettingsCreator(
         link_type="dedupe_only", comparisons=comps,
         blocking_rules_to_generate_predictions=[_rule(r) for r in cfg.blocking_rules],
-        retain_matching_columns=False, retain_intermediate_calculation_columns=True,
+        retain_matching_columns=True, retain_intermediate_calculation_columns=True,   # gamma_ needs the first
         max_iterations=25, em_convergence=0.0001)
 
 
@@ -159,15 +166,55 @@ def link(table: pd.DataFrame, cfg, *, spark=None) -> Linkage:
     for c in tab.columns:
         tab[c] = tab[c].astype(object).where(tab[c].notna(), None)
     out_cols = ["unique_id_l", "unique_id_r", "match_weight", "match_probability"] + [f"mw_{c}" for c in present] \
-        + [f"mw_tf_adj_{c}" for c in present]
+        + [f"mw_tf_adj_{c}" for c in present] + [f"gamma_{c}" for c in present]
     if len(tab) < 2:
         empty = pd.DataFrame({c: pd.Series([], dtype=object if c.startswith("unique") else float)
                               for c in out_cols})
         return _finish(empty, present, {}, 0.0, {}, notes)
     db = _db_api(cfg, spark)
-    s = settings(cfg, present)
     sdf = db.register(tab, table_name="fdnet_persons")
-    linker = Linker(sdf, s, log_level=logging.ERROR)
+    model, em_notes = _train(sdf, settings(cfg, present), cfg, present)
+    notes += em_notes
+    linker = Linker(sdf, model, log_level=logging.ERROR)
+    pred = linker.inference.predict(threshold_match_probability=None)
+    # only the columns kept, and only pairs near or above the review band, are brought into pandas (the
+    # matching columns and the many low pairs stay in the engine; the band is applied exactly, on the
+    # rounded weights, in _finish)
+    have = {str(c).strip('"`').lower() for c in pred.columns_escaped}
+    keep = [c for c in out_cols if c.lower() in have]
+    floor = max(float(cfg.review) - 1e-3, 0.0)
+    df = linker.misc.query_sql(f"SELECT {', '.join(keep)} FROM {pred.physical_name} "
+                               f"WHERE match_probability >= {floor!r}", output_type="pandas")
+    levels, prior_w = _model_levels(model, present)
+    _cleanup(db, cfg)
+    return _finish(df, present, levels, prior_w, model, notes, cfg.review)
+
+
+def _held_out(rule: list[str]) -> set[str]:
+    """The comparisons a training block does not learn: those of the columns it holds equal (Splink's own
+    rule; a derived key such as birth_month_day holds its column only partly equal, and that column is learnt)."""
+    return set(rule)
+
+
+def _train(sdf, creator, cfg, present: list[str]) -> tuple[dict, list[str]]:
+    """The trained model (Splink's settings dictionary) and the notes of training.
+
+    1. u probabilities from ``cfg.max_pairs_u`` random pairs (seeded), and the prior from the deterministic
+       rules, on one linker; its model is the *base*.
+    2. Each training block, in order, runs expectation maximisation on a fresh linker loaded with the model so
+       far (Splink's public ``Linker(table, settings_dict)``). A block's m estimates are kept for the
+       comparisons it does not hold equal (:func:`_held_out`). A block that fails (no pairs, or EM driving a
+       probability to zero) contributes nothing: its linker is simply dropped, and the model is as before it
+       (no private Splink state is patched back).
+    3. After each block, each level's m is the mean of its estimates over the blocks that learnt it so far
+       (Splink's own rule), set into the base model; the last such model is returned, and the caller loads it
+       into the linker that scores the pairs.
+    """
+    import copy
+
+    from splink import Linker
+    notes: list[str] = []
+    linker = Linker(sdf, creator, log_level=logging.ERROR)
     try:
         linker.training.estimate_probability_two_random_records_match(
             [_rule(r) for r in cfg.deterministic_rules], recall=cfg.deterministic_recall)
@@ -175,24 +222,49 @@ def link(table: pd.DataFrame, cfg, *, spark=None) -> Linkage:
         notes.append(f"resolution: the prior could not be estimated from the deterministic rules ({type(e).__name__}); "
                      "Splink's default prior was kept")
     linker.training.estimate_u_using_random_sampling(max_pairs=cfg.max_pairs_u, seed=cfg.seed)
-    for r in cfg.training_blocking_rules:
-        # a session that fails (no pairs in the block, or EM driving an m probability below what a float
-        # holds) leaves Splink's model half-changed (its comparisons filtered, the prior replaced): the model
-        # is put back as it was before that session
-        saved = linker._settings_obj.core_model_settings.copy()
+    base = linker.misc.save_model_to_json()
+    estimates: dict[tuple[str, int], list[float]] = {}
+    blocks = [(_rule(r), _held_out(r), "+".join(r)) for r in cfg.training_blocking_rules]
+    model = copy.deepcopy(base)
+    for rule, held, name in blocks:
+        learn = [c for c in present if c not in held]
+        if not learn:
+            notes.append(f"resolution: training block {name} constrains every comparison; it was skipped")
+            continue
+        trainer = Linker(sdf, copy.deepcopy(model), log_level=logging.ERROR)
         try:
-            linker.training.estimate_parameters_using_expectation_maximisation(_rule(r))
+            trainer.training.estimate_parameters_using_expectation_maximisation(rule)
         except Exception as e:   # noqa: BLE001 - a block with no pairs, or one that trains nothing
-            linker._settings_obj.core_model_settings = saved
-            notes.append(f"resolution: expectation maximisation in block {'+'.join(r)} was skipped "
-                         f"({type(e).__name__})")
-    model = linker.misc.save_model_to_json()
-    pred = linker.inference.predict(threshold_match_probability=None)
-    df = pred.as_pandas_dataframe()
-    levels, prior_w = _model_levels(model, present)
-    df = df[[c for c in out_cols if c in df.columns]]
-    _cleanup(db, cfg)
-    return _finish(df, present, levels, prior_w, model, notes, cfg.review)
+            notes.append(f"resolution: expectation maximisation in {name} was skipped ({type(e).__name__})")
+            continue
+        trained = trainer.misc.save_model_to_json()
+        for comp in trained["comparisons"]:
+            cname = comp.get("output_column_name")
+            if cname not in learn:
+                continue
+            for j, lv in enumerate(comp["comparison_levels"]):
+                m = lv.get("m_probability")
+                if not lv.get("is_null_level") and m is not None:
+                    estimates.setdefault((cname, j), []).append(float(m))
+        model = _with_means(base, estimates)      # the next block starts from the estimates so far
+    never = sorted({c.get("output_column_name") for c in model["comparisons"]}
+                   - {k[0] for k in estimates})
+    if never:
+        notes.append("resolution: no training block learnt the m probabilities of " + ", ".join(never)
+                     + " (Splink's starting values were kept); add a training block that leaves them free")
+    return model, notes
+
+
+def _with_means(base: dict, estimates: dict) -> dict:
+    """``base`` with each level's m probability the mean of its estimates (levels without one as in base)."""
+    import copy
+    model = copy.deepcopy(base)
+    for comp in model["comparisons"]:
+        name = comp.get("output_column_name")
+        for j, lv in enumerate(comp["comparison_levels"]):
+            if (name, j) in estimates:
+                lv["m_probability"] = float(np.mean(estimates[(name, j)]))
+    return model
 
 
 def _cleanup(db, cfg) -> None:
@@ -234,13 +306,16 @@ def _finish(df, present, levels, prior_w, model, notes, review: float = 0.0) -> 
                 else np.zeros(len(df)))
     mw = {c: col(f"mw_{c}") for c in present}
     tf = {c: np.nan_to_num(col(f"mw_tf_adj_{c}")) for c in present}
+    gam = {c: (df[f"gamma_{c}"].fillna(-1).to_numpy(dtype=np.int64).astype(np.int8) if f"gamma_{c}" in df and len(df)
+               else np.zeros(len(df), np.int8)) for c in present}
     w = np.full(len(df), round(prior_w, DECIMALS), dtype=np.float64)
     for c in present:
         w = w + mw[c] + tf[c]
     w = np.round(w, DECIMALS)
     p = np.round(1.0 / (1.0 + np.exp2(-w)), DECIMALS)
     pairs = pd.DataFrame({"person_a": lo, "person_b": hi, "match_weight": w, "match_probability": p,
-                          **{f"mw_{c}": mw[c] for c in present}, **{f"tf_{c}": tf[c] for c in present}})
+                          **{f"mw_{c}": mw[c] for c in present}, **{f"tf_{c}": tf[c] for c in present},
+                          **{f"gamma_{c}": gam[c] for c in present}})
     pairs = pairs[pairs["match_probability"] >= review]
     pairs = pairs.sort_values(["person_a", "person_b"], kind="stable").drop_duplicates(["person_a", "person_b"])
     return Linkage(pairs.reset_index(drop=True), list(present), levels, prior_w, _json_model(model), notes)

@@ -97,14 +97,10 @@ def waterfall_text(linkage: Linkage, rows: pd.DataFrame) -> pd.Series:
     for c in linkage.comparisons:
         w = rows[f"mw_{c}"].to_numpy(dtype=np.float64)
         tf = rows[f"tf_{c}"].to_numpy(dtype=np.float64)
-        table = sorted(((wt, lab) for lab, wt in linkage.levels.get(c, {}).values()))
-        ws = np.array([t[0] for t in table] + [0.0])
-        labs = np.array([t[1] for t in table] + ["missing"], dtype=object)
-        near = np.abs(w[:, None] - ws[None, :]).argmin(axis=1) if n else np.zeros(0, int)
-        near = np.where(w == 0.0, len(ws) - 1, near)
+        labs = linkage.level_labels(c, rows[f"gamma_{c}"].to_numpy())
         tot = pd.Series(w + tf, index=rows.index).map("{:+.2f}".format)
         tft = np.where(tf != 0, pd.Series(tf, index=rows.index).map(" (term frequency {:+.2f})".format), "")
-        out = out + "; " + c + " " + pd.Series(labs[near], index=rows.index) + " " + tot + tft
+        out = out + "; " + c + " " + pd.Series(labs, index=rows.index) + " " + tot + tft
     return out
 
 

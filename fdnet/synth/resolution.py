@@ -1,7 +1,8 @@
 """Names, birth dates and a second agency's records with duplicate identities, the truth kept apart.
 
 :func:`add_identities` gives every person of a synthetic city a first, middle and last name (drawn from
-Zipf-weighted lists: a few common names, a long tail of rare ones), a birth date in their birth year, and
+Zipf-weighted lists of common names and a long tail of rare ones, as common as in a US city: the
+commonest given name about 4% of men, the commonest surname about 1% of people, see ``FIRST_COMMON``), a birth date in their birth year, and
 ``source`` ``police``. A share ``duplicates`` of the people then also get a record from a second agency
 (``source`` ``probation``, a new ID ``Q…``) that copies the person with one error, as records clerks make
 them:
@@ -89,11 +90,34 @@ def _zipf(n: int, s: float = 1.05) -> np.ndarray:
     return w / w.sum()
 
 
+_FIRST_ENDS = ("on en an ius ell ique a ia ie ene ani ayla").split()
+
+#: the shares of people named from the common lists (the rest have rarer names, made up from syllables), and
+#: the Zipf exponents within them, so that the commonest names are about as common as in a US city: the
+#: commonest male given name about 4% of men (SSA), the commonest surname about 1% of people (Census 2010:
+#: Smith 0.8%, the top 300 surnames about 30%)
+FIRST_COMMON, FIRST_ZIPF = 0.75, 0.6
+LAST_COMMON, LAST_ZIPF = 0.3, 0.5
+
+
 def _rare_surnames(rng, k: int) -> np.ndarray:
     a = rng.choice(_SYLL, k)
     b = rng.choice(_SYLL, k)
     e = rng.choice(_ENDS, k)
     return np.unique(np.char.add(np.char.add(a, b), e))
+
+
+def _rare_first(rng, k: int) -> np.ndarray:
+    a = rng.choice(_SYLL, k)
+    e = rng.choice(_FIRST_ENDS, k)
+    return np.unique(np.char.add(a, e))
+
+
+def _names(rng, common: list[str], rare: np.ndarray, n: int, share: float, s: float) -> np.ndarray:
+    """``n`` names: a share ``share`` from ``common`` (Zipf-weighted, exponent ``s``), the rest from ``rare``."""
+    pool = np.concatenate([np.asarray(common, object), rare.astype(object)])
+    w = np.concatenate([_zipf(len(common), s) * share, np.full(len(rare), (1 - share) / max(len(rare), 1))])
+    return pool[rng.choice(len(pool), n, p=w / w.sum())]
 
 
 def _typo(names: np.ndarray, rng) -> np.ndarray:
@@ -135,15 +159,13 @@ def add_identities(city: SynthCity, *, duplicates: float = 0.2, move_share: floa
     persons = city.persons.copy()
     n = len(persons)
     male = (persons["sex"].astype(str) == "M").to_numpy()
-    first = np.where(male, np.asarray(_MALE, object)[rng.choice(len(_MALE), n, p=_zipf(len(_MALE)))],
-                     np.asarray(_FEMALE, object)[rng.choice(len(_FEMALE), n, p=_zipf(len(_FEMALE)))])
+    rare_first = _rare_first(rng, max(600, n // 40))
+    first = np.where(male, _names(rng, _MALE, rare_first, n, FIRST_COMMON, FIRST_ZIPF),
+                     _names(rng, _FEMALE, rare_first, n, FIRST_COMMON, FIRST_ZIPF))
     middle_pool = np.where(male, np.asarray(_MALE, object)[rng.choice(len(_MALE), n)],
                            np.asarray(_FEMALE, object)[rng.choice(len(_FEMALE), n)])
     middle = np.where(rng.random(n) < 0.6, middle_pool, "")
-    rare = _rare_surnames(rng, max(2000, n // 8))
-    pool = np.concatenate([np.asarray(_SURNAMES, object), rare.astype(object)])
-    w = np.concatenate([_zipf(len(_SURNAMES)) * 0.6, np.full(len(rare), 0.4 / len(rare))])
-    last = pool[rng.choice(len(pool), n, p=w / w.sum())]
+    last = _names(rng, _SURNAMES, _rare_surnames(rng, max(2000, n // 8)), n, LAST_COMMON, LAST_ZIPF)
     year = persons["birth_year"].to_numpy(dtype=np.int64)
     doy = rng.integers(0, 365, n)
     bd = ((year - 1970).astype("datetime64[Y]").astype("datetime64[D]") + doy.astype("timedelta64[D]")).astype(str)

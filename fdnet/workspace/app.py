@@ -118,6 +118,15 @@ class ListOut(BaseModel):
     rows: list[dict[str, Any]]
 
 
+class ResolutionIn(BaseModel):
+    """An analyst's decision on an uncertain pair of records (entity resolution)."""
+
+    person_a: str = Field(min_length=1, max_length=200)
+    person_b: str = Field(min_length=1, max_length=200)
+    decision: Literal["must_link", "cannot_link"]
+    reason: str = Field(min_length=1, max_length=4000)
+
+
 class ReviewIn(BaseModel):
     list: Literal["call_in", "custom_notifications", "service_referrals"]
     person_id: str = Field(min_length=1, max_length=512)
@@ -538,8 +547,11 @@ def create_app(runs: str | Path, audit_db: str | None = None, *, idle_minutes: f
             d = run.rf.table("disparity")
             if d is not None and len(d):
                 disparity = d[d["flag"].fillna("").astype(str) != ""].to_dict(orient="records")
+        resolution_pairs = None
+        if s.role in ("analyst", "auditor") and run.rf.has("resolution_review.csv"):
+            resolution_pairs = len(run.rf.table("resolution_review"))
         return ws.render("run.html", request, s, run=run, counts=counts, changes=changes, disparity=disparity,
-                         manifest=run.rf.manifest, title=f"Run {run.run_id}")
+                         resolution_pairs=resolution_pairs, manifest=run.rf.manifest, title=f"Run {run.run_id}")
 
     @app.get("/runs/{run_id}/lists/{list_name}", response_class=HTMLResponse, include_in_schema=False)
     def list_page(request: Request, run_id: str, list_name: str):
@@ -689,6 +701,84 @@ def create_app(runs: str | Path, audit_db: str | None = None, *, idle_minutes: f
                                           service=body.service, notes=body.notes, role=s.role)
         except UsageError as exc:
             raise Refused(400, str(exc)) from None
+
+    # -- clerical review of entity resolution -----------------------------------------------------------
+    @app.get("/runs/{run_id}/resolution", response_class=HTMLResponse, include_in_schema=False)
+    def resolution_page(request: Request, run_id: str, page: int = 0, recorded: int = 0):
+        from . import resolution as res
+        s = need(request, "analyst", "auditor")
+        run = run_of(run_id)
+        if not run.rf.has("resolution_review.csv"):
+            raise Refused(404, f"run {run_id} was made without entity resolution: no pairs to review")
+        pairs = res.review_pairs(run)
+        dec, problem = res.current_decisions(run)
+        decided = {(a, b): d for a, b, d in zip(dec["person_id_a"], dec["person_id_b"], dec["decision"])}
+        page = max(int(page), 0)
+        view = pairs.iloc[page * res.PAGE:(page + 1) * res.PAGE]
+        pseudo = ws.pseudo(s.role, run)
+        fields = res.FIELDS if s.role == "analyst" else res.AUDITOR_FIELDS
+        rows = []
+        for r in view.to_dict(orient="records"):          # one page of pairs (at most PAGE)
+            a, b = str(r["person_a"]), str(r["person_b"])
+            rows.append({
+                "a": a, "b": b, "shown_a": pseudo(a) if pseudo else a, "shown_b": pseudo(b) if pseudo else b,
+                "p": r.get("match_probability", ""), "w": r.get("match_weight", ""),
+                "fields": [(f, r.get(f"{f}_a", ""), r.get(f"{f}_b", "")) for f in fields
+                           if f"{f}_a" in r or f"{f}_b" in r],
+                "waterfall": res.split_waterfall(r.get("waterfall", "")),
+                "decided": decided.get((min(a, b), max(a, b)), ""),
+            })
+        ids = [x for r in rows for x in (r["a"], r["b"])]
+        release(s, run, ids, f"GET /runs/{run.run_id}/resolution", pseudo is not None)
+        pol = run.policy.resolution
+        return ws.render("resolution.html", request, s, run=run, rows=rows, total=len(pairs), page=page,
+                         pages=(len(pairs) + res.PAGE - 1) // res.PAGE, problem=problem, recorded=recorded,
+                         may_decide=s.role == "analyst" and not problem, high=pol.high, review=pol.review,
+                         decisions_file=f"{pol.decisions_file}.csv", n_decided=len(dec),
+                         title=f"Resolution review — {run.run_id}")
+
+    @app.post("/runs/{run_id}/resolution", include_in_schema=False)
+    async def resolution_form(request: Request, run_id: str):
+        form = await request.form()
+        s = need_write(request, str(form.get("csrf_token") or ""), "analyst")
+        from pydantic import ValidationError
+        try:
+            body = ResolutionIn.model_validate({k: form.get(k) or None for k in ("person_a", "person_b", "decision",
+                                                                                  "reason")})
+        except ValidationError as exc:
+            raise Refused(400, "; ".join(f"{'.'.join(str(x) for x in e.get('loc', ()))}: {e.get('msg')}"
+                                         for e in exc.errors())) from None
+        from starlette.concurrency import run_in_threadpool
+        await run_in_threadpool(_resolution, s, run_id, body)
+        return RedirectResponse(f"/runs/{quote(run_id, safe='')}/resolution?recorded=1", status_code=303)
+
+    def _resolution(s, run_id: str, body: "ResolutionIn"):
+        from . import resolution as res
+        run = run_of(run_id)
+        pairs = res.review_pairs(run)
+        a, b = min(body.person_a, body.person_b), max(body.person_a, body.person_b)
+        hit = pairs[(pairs["person_a"].astype(str) == a) & (pairs["person_b"].astype(str) == b)]
+        if not len(hit):
+            raise Refused(404, f"{a} and {b} are not an uncertain pair of run {run_id} (resolution_review.csv)")
+        dec, problem = res.current_decisions(run)
+        if problem:
+            raise Refused(409, problem)
+        if ((dec["person_id_a"] == a) & (dec["person_id_b"] == b)).any():
+            raise Refused(409, f"{a} and {b} are decided already")
+        path = res.decisions_path(run)
+        try:
+            p = float(hit["match_probability"].iloc[0])
+        except (TypeError, ValueError):
+            p = None
+        try:
+            entry = ws.log.record_resolution(run.path, a, b, body.decision, body.reason, reviewer=s.user,
+                                             role=s.role, decisions_file=str(path), match_probability=p)
+            res.append_decision(run, a, b, body.decision, s.user, ws.today(), body.reason)
+        except FileExistsError as exc:
+            raise Refused(409, str(exc)) from None
+        except UsageError as exc:
+            raise Refused(400, str(exc)) from None
+        return entry
 
     # -- the auditor's pages ---------------------------------------------------------------------------------
     @app.get("/audit", response_class=HTMLResponse, include_in_schema=False)

@@ -139,6 +139,35 @@ def test_explanations_show_the_records_and_the_waterfall(resolved):
     assert abs(total - link["match_weight"]) < 0.01
 
 
+def test_waterfall_levels_are_splinks_own_comparison_levels(resolved):
+    """Each step's level is the label Splink gave the level its comparison vector chose (not inferred from the
+    weight): equal folded first names are "exact", a swapped day and month is "day and month swapped"."""
+    from fdnet.resolution.prepare import comparable
+    r = resolved.run.resolution
+    p = r.linkage.pairs
+    tab = comparable(r.persons.reset_index()).set_index("unique_id")
+    splink_labels = {lv["label_for_charts"] for comp in r.linkage.model["comparisons"]
+                     for lv in comp["comparison_levels"]}
+    for c in r.linkage.comparisons:
+        labels = r.linkage.level_labels(c, p[f"gamma_{c}"].to_numpy())
+        assert set(labels) - {"missing"} <= splink_labels, c
+        a = tab[c].reindex(p["person_a"]).to_numpy(dtype=object)
+        b = tab[c].reindex(p["person_b"]).to_numpy(dtype=object)
+        missing = pd.isna(a) | pd.isna(b)
+        assert (labels[missing] == "missing").all(), c
+        same = ~missing & (a == b)
+        assert same.any() and (labels[same] == "exact").all(), c
+    a = pd.Series(tab["birth_date"].reindex(p["person_a"]).to_numpy(dtype=object), dtype=object)
+    b = pd.Series(tab["birth_date"].reindex(p["person_b"]).to_numpy(dtype=object), dtype=object)
+    swapped = (a.notna() & b.notna() & (a != b) & (a.str[:4] == b.str[:4]) & (a.str[5:7] == b.str[8:10])
+               & (a.str[8:10] == b.str[5:7])).to_numpy()
+    assert swapped.any()
+    assert (r.linkage.level_labels("birth_date", p["gamma_birth_date"].to_numpy())[swapped]
+            == "day and month swapped").all()
+    steps = r.linkage.waterfall(p.iloc[:50])
+    assert all([s["comparison"] for s in w] == ["prior"] + r.linkage.comparisons for w in steps)
+
+
 def test_same_inputs_give_byte_identical_outputs(resolved, city):
     again = compute_run(city[0], policy=ON)
     for name in ("resolution.csv", "resolution_review.csv", "call_in.csv", "scores.csv", "explanations.jsonl"):

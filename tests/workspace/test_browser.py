@@ -78,12 +78,19 @@ def server(runs_dir, tmp_path_factory):
     policy = root / "blind.yaml"
     policy.write_text("review: {blind: true}\n", encoding="utf-8")
     run(runs_dir.parent / "data", as_of="2025-12-31", policy=policy).write(runs / "r3")
+    # r4: entity resolution on a small city with a second agency's duplicate identities (its own data folder,
+    # where the resolution review writes its decisions)
+    from fdnet.synth import generate_city, write_city
+    from fdnet.synth.resolution import add_identities
+    resdata = root / "resdata"
+    write_city(add_identities(generate_city(1500, seed=7), duplicates=0.2, seed=3), resdata)
+    run(resdata, as_of="2025-12-31", policy={"resolution": {"enabled": True}}).write(runs / "r4")
     url = f"sqlite:///{root / 'audit.sqlite'}"
     for name, role in USERS + (("prosecutor2", "prosecutor"),):
         _add_user(url, name, role)
     from fdnet.workspace.server import serving
     with serving(runs, url, env=_env(), log_path=root / "server.log") as served:
-        yield {"base": served.base, "audit_db": url, "runs": runs}
+        yield {"base": served.base, "audit_db": url, "runs": runs, "resdata": resdata}
 
 
 class Browser:
@@ -332,6 +339,48 @@ def test_the_outreach_view(server, browsers, tmp_path):
         b.get(path, expect_status=True)
         assert b.drv.find_element(By.CSS_SELECTOR, "main h1").text == "403", path
         assert HOSTILE_CN not in b.text()
+
+
+# ---------------------------------------------------------------------------- resolution review
+
+def test_an_analyst_decides_an_uncertain_pair_in_the_resolution_review(server, browsers):
+    import pandas as pd
+    pairs = pd.read_csv(server["runs"] / "r4" / "resolution_review.csv", dtype=str, keep_default_na=False)
+    top = pairs.iloc[0]
+    b = browsers()
+    b.sign_in("analyst1")
+    b.get("/runs/r4")
+    b.click(b.drv.find_element(By.CSS_SELECTOR, "a[href='/runs/r4/resolution']"))
+    first = b.drv.find_element(By.CSS_SELECTOR, "section.pair")
+    assert f"{top['person_a']} — {top['person_b']}" in first.find_element(By.TAG_NAME, "h2").text
+    cells = [td.text for td in first.find_elements(By.CSS_SELECTOR, "table.sidebyside td")]
+    assert top["last_name_a"] in cells and top["last_name_b"] in cells
+    steps = [tr.find_elements(By.TAG_NAME, "td")[0].text
+             for tr in first.find_elements(By.CSS_SELECTOR, "table.waterfall tbody tr")]
+    assert steps[0] == "prior" and "first name" in steps
+    form = first.find_element(By.CSS_SELECTOR, "form.pair-decision")
+    form.find_element(By.CSS_SELECTOR, "input[value='must_link']").click()
+    form.find_element(By.NAME, "reason").send_keys("same booking photo and address")
+    b.click(form.find_element(By.CSS_SELECTOR, "button[type=submit]"))
+    assert "recorded=1" in b.drv.current_url and "Decision recorded" in b.text()
+    first = b.drv.find_element(By.CSS_SELECTOR, "section.pair")
+    assert "Decided: must link" in first.text and not first.find_elements(By.TAG_NAME, "form")
+    log = AuditLog(server["audit_db"])
+    mine = [e for e in log.entries(kind="resolution") if e.user == "analyst1"]
+    assert [(e.payload["person_id_a"], e.payload["decision"]) for e in mine] == [(top["person_a"], "must_link")]
+    assert log.verify().ok
+    dec = pd.read_csv(server["resdata"] / "resolution_decisions.csv", dtype=str)
+    assert dec[["person_id_a", "person_id_b", "decision"]].values.tolist() == [
+        [top["person_a"], top["person_b"], "must_link"]]
+    # an auditor reads the page (no form, no names); a prosecutor is refused
+    au = browsers()
+    au.sign_in("auditor1")
+    au.get("/runs/r4/resolution")
+    assert not au.drv.find_elements(By.CSS_SELECTOR, "form.pair-decision") and top["person_a"] not in au.text()
+    pr = browsers()
+    pr.sign_in("prosecutor1")
+    pr.get("/runs/r4/resolution", expect_status=True)
+    assert pr.drv.find_element(By.CSS_SELECTOR, "main h1").text == "403"
 
 
 def _xpath_literal(s: str) -> str:
