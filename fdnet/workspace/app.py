@@ -127,6 +127,17 @@ class ResolutionIn(BaseModel):
     reason: str = Field(min_length=1, max_length=4000)
 
 
+def _form_model(model, data: dict):
+    """A posted form's fields as ``model``: a field the model refuses is a 400 naming it, as the JSON API's
+    are (an HTML form's values are not checked by FastAPI, so pydantic's error would otherwise be a 500)."""
+    from pydantic import ValidationError
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise Refused(400, "; ".join(f"{'.'.join(str(x) for x in e.get('loc', ()))}: {e.get('msg')}"
+                                     for e in exc.errors())) from None
+
+
 class ReviewIn(BaseModel):
     list: Literal["call_in", "custom_notifications", "service_referrals"]
     person_id: str = Field(min_length=1, max_length=512)
@@ -657,8 +668,8 @@ def create_app(runs: str | Path, audit_db: str | None = None, *, idle_minutes: f
     async def review_form(request: Request, run_id: str):
         form = await request.form()
         s = need_write(request, str(form.get("csrf_token") or ""), "prosecutor", "supervisor")
-        body = ReviewIn.model_validate({k: form.get(k) or None for k in ("list", "person_id", "decision", "reason",
-                                                                          "reason_code")})
+        body = _form_model(ReviewIn, {k: form.get(k) or None for k in ("list", "person_id", "decision", "reason",
+                                                                       "reason_code")})
         from starlette.concurrency import run_in_threadpool
         await run_in_threadpool(_review, s, run_id, body)
         return RedirectResponse(f"/runs/{quote(run_id, safe='')}/person?id={quote(body.person_id, safe='')}"
@@ -668,8 +679,8 @@ def create_app(runs: str | Path, audit_db: str | None = None, *, idle_minutes: f
     async def outreach_form(request: Request, run_id: str):
         form = await request.form()
         s = need_write(request, str(form.get("csrf_token") or ""), "outreach")
-        body = OutreachIn.model_validate({k: form.get(k) or ("" if k in ("service", "notes") else None)
-                                          for k in ("person_id", "kind", "date", "service", "notes")})
+        body = _form_model(OutreachIn, {k: form.get(k) or ("" if k in ("service", "notes") else None)
+                                        for k in ("person_id", "kind", "date", "service", "notes")})
         from starlette.concurrency import run_in_threadpool
         await run_in_threadpool(_outreach, s, run_id, body)
         return RedirectResponse(f"/runs/{quote(run_id, safe='')}/lists/service_referrals?recorded=1",
@@ -741,13 +752,8 @@ def create_app(runs: str | Path, audit_db: str | None = None, *, idle_minutes: f
     async def resolution_form(request: Request, run_id: str):
         form = await request.form()
         s = need_write(request, str(form.get("csrf_token") or ""), "analyst")
-        from pydantic import ValidationError
-        try:
-            body = ResolutionIn.model_validate({k: form.get(k) or None for k in ("person_a", "person_b", "decision",
-                                                                                  "reason")})
-        except ValidationError as exc:
-            raise Refused(400, "; ".join(f"{'.'.join(str(x) for x in e.get('loc', ()))}: {e.get('msg')}"
-                                         for e in exc.errors())) from None
+        body = _form_model(ResolutionIn, {k: form.get(k) or None for k in ("person_a", "person_b", "decision",
+                                                                            "reason")})
         from starlette.concurrency import run_in_threadpool
         await run_in_threadpool(_resolution, s, run_id, body)
         return RedirectResponse(f"/runs/{quote(run_id, safe='')}/resolution?recorded=1", status_code=303)

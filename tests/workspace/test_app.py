@@ -401,3 +401,20 @@ def test_bad_query_values_are_clear_400s_not_500s(ws):
     r = a.get("/api/audit/entries?kind=nonsense")
     assert r.status_code == 400 and "kind" in r.json()["detail"]
     assert a.get("/api/audit/entries?limit=abc").status_code == 422
+
+
+def test_a_form_value_the_model_refuses_is_a_400_not_a_500(ws):
+    # an HTML form is not checked by FastAPI: a bad decision, kind or date must be refused by name
+    pid = _cn_person(ws)
+    c, t = sign_in(ws, "supervisor1")
+    r = c.post("/runs/r2/review", data={"csrf_token": t, "list": "custom_notifications", "person_id": pid,
+                                        "decision": "obliterate", "reason": "x"}, follow_redirects=False)
+    assert r.status_code == 400 and "decision" in r.text
+    o, ot = sign_in(ws, "outreach1")
+    rid = o.get("/api/runs/r2/lists/service_referrals").json()["rows"][0]["person_id"]
+    before = len(_log(ws).interventions())
+    for bad in ({"kind": "teleported", "date": "2026-01-09"}, {"kind": "outreach_contacted", "date": "yesterday"}):
+        r = o.post("/runs/r2/outreach", data={"csrf_token": ot, "person_id": rid, "service": "", "notes": "", **bad},
+                   follow_redirects=False)
+        assert r.status_code == 400, (bad, r.status_code)
+    assert len(_log(ws).interventions()) == before
