@@ -285,6 +285,22 @@ _PG_GUARDS = {
 
 # ---------------------------------------------------------------------------- the log
 
+def _decided(run_dir, decision, allowed, reason, no_reason: str):
+    """What a person's decision on a run is logged with: the run folder, its manifest's bytes and parse,
+    the decision (one of ``allowed``, case-folded) and its reason (required: ``no_reason`` says so)."""
+    run = _run_folder(run_dir)
+    mbytes = (run / "manifest.json").read_bytes()
+    manifest = _parse_manifest(run, mbytes)
+    d = str(decision or "").strip().lower()
+    if d not in allowed:
+        raise UsageError(f"decision must be one of {', '.join(allowed)}, not {decision!r}")
+    why = str(reason or "").strip()
+    if not why:
+        raise UsageError(no_reason)
+    _no_control(why, "the reason", allow_newlines=True)
+    return run, mbytes, manifest, d, why
+
+
 class AuditLog:
     """The audit log at ``url`` (see :func:`resolve_url`); opened lazily, created on first write.
 
@@ -589,17 +605,9 @@ class AuditLog:
         ``role`` (one of ROLES: the workspace role the reviewer acted in) and ``reason_code`` (one of
         the run policy's ``review.reason_codes[decision]``) are recorded when given.
         """
-        run = _run_folder(run_dir)
-        mbytes = (run / "manifest.json").read_bytes()
-        manifest = _parse_manifest(run, mbytes)
-        d = str(decision or "").strip().lower()
-        if d not in DECISIONS:
-            raise UsageError(f"decision must be one of {', '.join(DECISIONS)}, not {decision!r}")
-        why = str(reason or "").strip()
-        if not why:
-            raise UsageError("a review needs a reason (--reason): say why, in words another reviewer "
-                             "or an auditor can follow")
-        _no_control(why, "the reason", allow_newlines=True)
+        run, mbytes, manifest, d, why = _decided(
+            run_dir, decision, DECISIONS, reason,
+            "a review needs a reason (--reason): say why, in words another reviewer or an auditor can follow")
         pid = str(person_id or "")
         if not pid.strip():
             raise UsageError("a review needs a person ID")
@@ -691,23 +699,15 @@ class AuditLog:
                 raise UsageError(f"record_export details are not plain JSON data: {exc}") from None
         return self._append("export", str(run), payload, user)
 
-
     def record_resolution(self, run_dir: str | os.PathLike, person_a: str, person_b: str, decision: str,
                           reason: str, reviewer: str | None = None, *, role: str | None = None,
                           decisions_file: str = "", match_probability: float | None = None) -> Entry:
         """Log an analyst's clerical-review decision on an uncertain pair of a run's entity resolution:
         ``must_link`` or ``cannot_link``, with a reason, the run's manifest hash and the decisions file the
         workspace wrote it to (applied on the next run)."""
-        run = _run_folder(run_dir)
-        mbytes = (run / "manifest.json").read_bytes()
-        manifest = _parse_manifest(run, mbytes)
-        d = str(decision or "").strip().lower()
-        if d not in RESOLUTION_DECISIONS:
-            raise UsageError(f"decision must be one of {', '.join(RESOLUTION_DECISIONS)}, not {decision!r}")
-        why = str(reason or "").strip()
-        if not why:
-            raise UsageError("a decision needs a reason: say why, in words another reviewer or an auditor can follow")
-        _no_control(why, "the reason", allow_newlines=True)
+        run, mbytes, manifest, d, why = _decided(
+            run_dir, decision, RESOLUTION_DECISIONS, reason,
+            "a decision needs a reason: say why, in words another reviewer or an auditor can follow")
         a, b = str(person_a or ""), str(person_b or "")
         for x in (a, b):
             if not x.strip():
