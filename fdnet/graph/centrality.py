@@ -79,7 +79,7 @@ class Betweenness:
 
 
 def betweenness(layer: Layer | CSR, *, exact_work: float = EXACT_WORK, k: int = DEFAULT_PIVOTS,
-                seed: int = 42, alpha: float = 0.05, n_threads: int = 2) -> Betweenness:
+                seed: int = 42, alpha: float = 0.05, n_threads: int = 2, n_parts: int = 2) -> Betweenness:
     """Betweenness of every person (see module docstring).
 
     Shortest paths never leave a connected component, so betweenness is a
@@ -90,6 +90,10 @@ def betweenness(layer: Layer | CSR, *, exact_work: float = EXACT_WORK, k: int = 
     (Brandes and Pich 2007), an unbiased estimate. The Hoeffding bound
     ``eps`` (union over the nodes of each sampled component) holds for every
     person at once with probability ``1 - alpha``.
+
+    The sources are summed in ``n_parts`` parts run on ``n_threads``
+    threads; the values depend on ``n_parts`` only (the order of the
+    floating-point sums), never on ``n_threads``.
     """
     from scipy.sparse.csgraph import reverse_cuthill_mckee
 
@@ -107,7 +111,7 @@ def betweenness(layer: Layer | CSR, *, exact_work: float = EXACT_WORK, k: int = 
     in_big = np.isin(comp, big)
     small = np.flatnonzero(~in_big & (deg > 0))        # isolated people are no one's intermediary
     raw = _core.betweenness_sources(g.indptr, g.indices, small.astype(np.int32),
-                                    np.ones(len(small)), n_threads)
+                                    np.ones(len(small)), n_threads, n_parts)
     rng = np.random.default_rng(seed)
     eps = 0.0
     norm = (n - 1) * (n - 2)
@@ -125,7 +129,7 @@ def betweenness(layer: Layer | CSR, *, exact_work: float = EXACT_WORK, k: int = 
         inv = np.empty(n_c, dtype=np.int64)
         inv[perm] = np.arange(n_c)
         part = _core.betweenness_sources(sub.indptr.astype(np.int64), sub.indices.astype(np.int32),
-                                         np.sort(inv[piv]).astype(np.int32), np.full(k, n_c / k), n_threads)
+                                         np.sort(inv[piv]).astype(np.int32), np.full(k, n_c / k), n_threads, n_parts)
         raw[members[perm]] += part
         n_sources += k
         # each pivot's normalised term lies in [0, n_c (n_c - 2) / ((n-1)(n-2))]

@@ -258,6 +258,18 @@ def test_sampled_betweenness_within_its_error_bound():
     assert sampled.values.sum() == pytest.approx(exact.values.sum(), rel=0.03)
 
 
+def test_betweenness_bytes_depend_on_its_parts_not_its_threads():
+    # the run computes betweenness on one thread in the background: the same bytes as on two
+    G = nx.powerlaw_cluster_graph(3000, 2, 0.1, seed=21)
+    L, _ = layer_from_nx(G)
+    for kw in ({}, {"exact_work": 0, "k": 512, "seed": 5}):
+        two = cen.betweenness(L, n_threads=2, **kw).values
+        one = cen.betweenness(L, n_threads=1, **kw).values
+        assert two.tobytes() == one.tobytes()
+        # more parts sum in another order: equal to rounding, not necessarily to the bit
+        np.testing.assert_allclose(cen.betweenness(L, n_threads=1, n_parts=4, **kw).values, two, rtol=1e-12, atol=1e-15)
+
+
 def test_sampled_betweenness_unbiased_with_isolated_nodes():
     exact, sampled = _sampled_case(3000)
     assert sampled.values.sum() == pytest.approx(exact.values.sum(), rel=0.03)
