@@ -224,6 +224,7 @@ def disparity_table(scores: pd.DataFrame, lists: dict[str, pd.DataFrame], person
     everyone = everyone.combine_chunks() if isinstance(everyone, pa.ChunkedArray) else everyone
     net_last = _last_position(everyone, net_ids)
     factored: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    person_row = None        # each person's persons row: one hash join for every attribute (0.4 s each at 1M)
     for attr in cfg.attributes:
         if attr == "age_band":
             age = np.full(len(everyone), np.nan)
@@ -246,7 +247,9 @@ def disparity_table(scores: pd.DataFrame, lists: dict[str, pd.DataFrame], person
             else:
                 u = len(pnames)
                 pnames = np.append(pnames, np.array([UNKNOWN], dtype=object))
-            row = _last_position(everyone, _id_array(persons["person_id"]))
+            if person_row is None:
+                person_row = _last_position(everyone, _id_array(persons["person_id"]))
+            row = person_row
             codes = np.full(len(everyone), u, dtype=np.int64)
             codes[row >= 0] = pcodes[row[row >= 0]]
             factored[attr] = (codes, pnames)
