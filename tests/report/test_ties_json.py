@@ -44,3 +44,21 @@ def test_a_string_that_looks_like_a_placeholder_stays_a_string():
     t = TiesJSON.build([np.array([0])] * 4 + [np.array([1.0]), np.array([2.0])], ["fdnet-raw-json-0"])
     out = str(script_json({"a": "fdnet-raw-json-0", "edges": t}))
     assert json.loads(out) == {"a": "fdnet-raw-json-0", "edges": [[0, 0, 0, 0, 1, 2, "fdnet-raw-json-0"]]}
+
+
+def test_edge_view_from_a_network_has_the_adjacency_of_its_ties():
+    # the views' matrices share the network's CSR: the same 0/1 adjacency as rebuilt from the tie ends
+    import fdnet
+    from fdnet.report.networks import EdgeView
+    from fdnet.synth import generate_city, write_city
+    import pathlib
+    import tempfile
+
+    d = pathlib.Path(tempfile.mkdtemp())
+    write_city(generate_city(3000, seed=4), d / "c")
+    r = fdnet.run(d / "c")
+    ev = EdgeView.from_network(r.network)
+    for layer in (0, 1):
+        shared, rebuilt = ev.matrix(layer), ev._matrix(layer)
+        assert shared.nnz > 0 and (shared != rebuilt).nnz == 0
+        assert np.array_equal(shared.indices, r.network.layers[("co_offending", "victimization")[layer]].indices)
