@@ -185,8 +185,8 @@ class Run:
         the report rendered from this Run and those hashes, the manifest last. Returns the folder's path
         and fills ``manifest["outputs"]``. ``progress`` is called with "report", the last stage
         (:data:`STEPS`): serialising the tables, rendering the report and writing happen here."""
-        from .report.html import render_run_report
-        from .runfolder import FILES, EXPLANATIONS_FILE, TableFrames, explanations_bytes
+        from .report.html import run_report_pieces
+        from .runfolder import FILES, EXPLANATIONS_FILE, Pieces, TableFrames, explanations_bytes
         release_memory()
         if progress:
             progress("report")
@@ -204,7 +204,7 @@ class Run:
                 elif f.name == EXPLANATIONS_FILE:
                     yield f.name, explanations_bytes(self.explanations["json"])
             # every file above is written (and in stats) before the report is made
-            yield REPORT_FILE, render_run_report(self, dict(stats)).encode("utf-8")
+            yield REPORT_FILE, Pieces(run_report_pieces(self, dict(stats)))
 
         return write_run_folder(items(), self.manifest, out_dir, sign_key=sign_key, stats=stats)
 

@@ -34,7 +34,7 @@ import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator
 
 import pandas as pd
 
@@ -381,6 +381,14 @@ def file_stats(name: str, data: bytes) -> dict:
     return {"bytes": len(data), "rows": rows, "sha256": sha256_bytes(data)}
 
 
+class Pieces:
+    """A file given to :func:`write_run_folder` as an iterator of its bytes in pieces, made as they are
+    written (report.html: never the whole page in memory as text and as bytes)."""
+
+    def __init__(self, pieces: Iterable[bytes]):
+        self.pieces = pieces
+
+
 class TableFrames:
     """A table given to :func:`write_run_folder` as the frames of its rows in order, made again on each call
     of ``frames()`` (a file that turns out to need quoting is written a second time), so that no more than
@@ -396,8 +404,8 @@ def write_run_folder(files, manifest: dict, out_dir: str | Path, *, sign_key: by
     filled from the bytes written (and ``manifest.sig`` with a key); all or nothing
     (:class:`fdnet.atomic.StagedFolder`).
 
-    ``files`` yields (name, payload) pairs, made one at a time: ``payload`` is the file's bytes, or a
-    DataFrame (or :class:`TableFrames`), which is written as CSV piece by piece (:func:`fdnet.tables.csv_chunks`: the same bytes as
+    ``files`` yields (name, payload) pairs, made one at a time: ``payload`` is the file's bytes, its bytes
+    in :class:`Pieces`, or a DataFrame (or :class:`TableFrames`), which is written as CSV piece by piece (:func:`fdnet.tables.csv_chunks`: the same bytes as
     :func:`~fdnet.tables.csv_bytes`, never the whole text in memory). ``stats``, when given, is filled
     with each file's :func:`file_stats` as it is written (the report's inventory reads it).
     """
@@ -420,6 +428,12 @@ def write_run_folder(files, manifest: dict, out_dir: str | Path, *, sign_key: by
                 del frames
                 stats[name] = {"bytes": meta["bytes"], "rows": max(meta["newlines"] - 1, 0) if meta["bytes"] else 0,
                                "sha256": meta["sha256"]}
+                outputs[name] = {"sha256": meta["sha256"], "bytes": meta["bytes"]}
+            elif isinstance(payload, Pieces):
+                meta = st.write_iter(name, payload.pieces)
+                rows = (max(meta["newlines"] - 1, 0) if meta["bytes"] else 0) if name.endswith(".csv") \
+                    else meta["newlines"] if name.endswith(".jsonl") else None
+                stats[name] = {"bytes": meta["bytes"], "rows": rows, "sha256": meta["sha256"]}   # as file_stats
                 outputs[name] = {"sha256": meta["sha256"], "bytes": meta["bytes"]}
             else:
                 outputs[name] = st.write(name, payload)

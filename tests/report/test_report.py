@@ -292,3 +292,22 @@ def test_demographic_enforcement_is_none_by_default_and_a_justification_is_shown
     page = res.outputs["report.html"].decode()
     assert "<b>signed</b>" not in page and "&lt;b&gt;signed&lt;/b&gt;" in page
     assert "None: no demographic attribute" not in page
+
+
+def test_the_report_written_in_pieces_is_the_rendered_page(tmp_path, monkeypatch):
+    # Run.write streams report.html in pieces: the same bytes as the page rendered whole, at any piece size
+    import fdnet
+    from fdnet.report import html as report_html
+    from fdnet.synth import generate_city, write_city
+
+    write_city(generate_city(2000, seed=6), tmp_path / "c")
+    r = fdnet.run(tmp_path / "c")
+    stats = {"scores.csv": {"bytes": 10, "rows": 1, "sha256": "0" * 64}}
+    whole = report_html.render_run_report(r, dict(stats)).encode("utf-8")
+    for size in (1, 4096, 1 << 20):
+        monkeypatch.setattr(report_html, "PIECE_CHARS", size)
+        pieces = list(report_html.run_report_pieces(r, dict(stats)))
+        assert b"".join(pieces) == whole
+        assert len(pieces) > 1 or size == 1 << 20
+    out = r.write(tmp_path / "run")
+    assert (out / "report.html").read_bytes() == report_html.render_folder_report(fdnet.open_run(out)).encode("utf-8")
