@@ -7,7 +7,7 @@ a :class:`~fdnet.run.Run` with every table, nothing written), :meth:`Run.write`
 and :func:`open_run` (a finished run folder, checked against its manifest);
 :func:`study` stops at the scores.
 """
-__version__ = "0.7.0"
+__version__ = "0.7.1"
 
 __all__ = ["__version__", "run", "Run", "open_run", "RunFolder", "study", "Study", "compute_run",
            "load_records", "Policy"]

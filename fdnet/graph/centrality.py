@@ -91,53 +91,140 @@ def betweenness(layer: Layer | CSR, *, exact_work: float = EXACT_WORK, k: int = 
     ``eps`` (union over the nodes of each sampled component) holds for every
     person at once with probability ``1 - alpha``.
 
-    The sources are summed in ``n_parts`` parts run on ``n_threads``
-    threads; the values depend on ``n_parts`` only (the order of the
-    floating-point sums), never on ``n_threads``.
+    The sources are summed in ``n_parts`` parts (:class:`BetweennessJob`)
+    run on ``n_threads`` threads; the values depend on ``n_parts`` only (the
+    order of the floating-point sums), never on ``n_threads``.
     """
-    from scipy.sparse.csgraph import reverse_cuthill_mckee
+    job = BetweennessJob(layer, exact_work=exact_work, k=k, seed=seed, alpha=alpha, n_parts=n_parts)
+    return job.run(n_threads)
 
-    g = _graph(layer)
-    n = g.n
-    if n <= 2 or g.n_edges == 0:
-        return Betweenness(np.zeros(n), True, 0, 0.0, alpha)
-    A = g.pattern
-    _, comp = g.components()
-    sizes = np.bincount(comp)
-    deg = g.degree()
-    ties = np.bincount(comp, weights=deg) / 2
-    # a component no larger than k is cheaper exact than sampled
-    big = np.flatnonzero((sizes * (sizes + ties) > exact_work) & (sizes > k))
-    in_big = np.isin(comp, big)
-    small = np.flatnonzero(~in_big & (deg > 0))        # isolated people are no one's intermediary
-    raw = _core.betweenness_sources(g.indptr, g.indices, small.astype(np.int32),
-                                    np.ones(len(small)), n_threads, n_parts)
-    rng = np.random.default_rng(seed)
-    eps = 0.0
-    norm = (n - 1) * (n - 2)
-    n_sources = len(small)
-    for c in big.tolist():
-        members = np.flatnonzero(comp == c)
-        n_c = len(members)
-        piv = np.sort(rng.choice(n_c, size=k, replace=False))
-        # Brandes' passes are bound by memory latency: renumber the component in
-        # reverse Cuthill-McKee order so neighbours sit close in memory (2x faster
-        # on a 300k-person component)
-        sub = A[members][:, members].tocsr()
-        perm = reverse_cuthill_mckee(sub, symmetric_mode=True)
-        sub = sub[perm][:, perm].tocsr()
-        inv = np.empty(n_c, dtype=np.int64)
-        inv[perm] = np.arange(n_c)
-        part = _core.betweenness_sources(sub.indptr.astype(np.int64), sub.indices.astype(np.int32),
-                                         np.sort(inv[piv]).astype(np.int32), np.full(k, n_c / k), n_threads, n_parts)
-        raw[members[perm]] += part
-        n_sources += k
-        # each pivot's normalised term lies in [0, n_c (n_c - 2) / ((n-1)(n-2))]
-        rng_width = n_c * (n_c - 2) / norm
-        # union bound over the nodes of every sampled component: alpha split evenly
-        eps = max(eps, rng_width * math.sqrt(math.log(2 * n_c * len(big) / alpha) / (2 * k)))
-    # networkx, undirected, normalized: sum over all sources of delta_s(v) / ((n-1)(n-2))
-    return Betweenness(raw / norm, len(big) == 0, int(n_sources), float(eps), alpha, int(len(big)))
+
+class BetweennessJob:
+    """:func:`betweenness` as parts that any number of threads take in turn: the Brandes passes run in the
+    Cython core with the GIL released, so a thread that has finished its own work can call :meth:`work`
+    and share what is left. Each part is one call of
+    :func:`fdnet._core.betweenness_sources` on a contiguous slice of one component's sources; the parts'
+    sums are added in part order at the end, so the values depend on ``n_parts`` only, never on which
+    thread ran which part or how many threads there were.
+
+    >>> import numpy as np
+    >>> from fdnet.graph.csr import CSR
+    >>> g = CSR.from_edges(4, np.array([0, 1, 2]), np.array([1, 2, 3]))
+    >>> job = BetweennessJob(g, n_parts=2)
+    >>> job.work(); job.result().values.round(4).tolist()
+    [0.0, 0.6667, 0.6667, 0.0]
+    """
+
+    def __init__(self, layer: Layer | CSR, *, exact_work: float = EXACT_WORK, k: int = DEFAULT_PIVOTS,
+                 seed: int = 42, alpha: float = 0.05, n_parts: int = 2):
+        import threading
+
+        from scipy.sparse.csgraph import reverse_cuthill_mckee
+
+        g = _graph(layer)
+        n = g.n
+        self.n, self.alpha = n, alpha
+        self._parts: list[tuple] = []          # (target rows or None, indptr, indices, sources, scale)
+        self._lock = threading.Lock()
+        self._next = 0
+        self.eps, self.big = 0.0, 0
+        self.n_sources = 0
+        self._trivial = n <= 2 or g.n_edges == 0
+        if self._trivial:
+            self._done: list = []
+            return
+        A = g.pattern
+        _, comp = g.components()
+        sizes = np.bincount(comp)
+        deg = g.degree()
+        ties = np.bincount(comp, weights=deg) / 2
+        # a component no larger than k is cheaper exact than sampled
+        big = np.flatnonzero((sizes * (sizes + ties) > exact_work) & (sizes > k))
+        in_big = np.isin(comp, big)
+        small = np.flatnonzero(~in_big & (deg > 0)).astype(np.int32)   # isolated people are no one's intermediary
+        self._split(None, g.indptr, g.indices, small, np.ones(len(small)), n_parts)
+        rng = np.random.default_rng(seed)
+        norm = (n - 1) * (n - 2)
+        self.n_sources = len(small)
+        for c in big.tolist():
+            members = np.flatnonzero(comp == c)
+            n_c = len(members)
+            piv = np.sort(rng.choice(n_c, size=k, replace=False))
+            # Brandes' passes are bound by memory latency: renumber the component in
+            # reverse Cuthill-McKee order so neighbours sit close in memory (2x faster
+            # on a 300k-person component)
+            sub = A[members][:, members].tocsr()
+            perm = reverse_cuthill_mckee(sub, symmetric_mode=True)
+            sub = sub[perm][:, perm].tocsr()
+            inv = np.empty(n_c, dtype=np.int64)
+            inv[perm] = np.arange(n_c)
+            self._split(members[perm], sub.indptr.astype(np.int64), sub.indices.astype(np.int32),
+                        np.sort(inv[piv]).astype(np.int32), np.full(k, n_c / k), n_parts)
+            self.n_sources += k
+            # each pivot's normalised term lies in [0, n_c (n_c - 2) / ((n-1)(n-2))]
+            rng_width = n_c * (n_c - 2) / norm
+            # union bound over the nodes of every sampled component: alpha split evenly
+            self.eps = max(self.eps, rng_width * math.sqrt(math.log(2 * n_c * len(big) / alpha) / (2 * k)))
+        self.big = len(big)
+        self._done = [None] * len(self._parts)
+
+    def _split(self, rows, indptr, indices, sources, scale, n_parts):
+        # the kernel's own rule: fewer than 64 sources are one part
+        P = 1 if len(sources) < 64 else max(1, n_parts)
+        bounds = np.linspace(0, len(sources), P + 1).astype(np.intp)
+        for lo, hi in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
+            if hi > lo or P == 1:
+                self._parts.append((rows, indptr, indices, sources[lo:hi], scale[lo:hi]))
+
+    def work(self) -> None:
+        """Run parts until none is left (from any thread; returns when every part is taken)."""
+        while True:
+            with self._lock:
+                i = self._next
+                if i >= len(self._parts):
+                    return
+                self._next += 1
+            rows, indptr, indices, sources, scale = self._parts[i]
+            self._done[i] = _core.betweenness_sources(indptr, indices, sources, scale, 1, 1)
+
+    def run(self, n_threads: int = 1) -> Betweenness:
+        """Every part on ``n_threads`` threads (this one and ``n_threads - 1`` more), then :meth:`result`."""
+        import threading
+        extra = [threading.Thread(target=self.work, daemon=True) for _ in range(max(0, n_threads - 1))]
+        for t in extra:
+            t.start()
+        self.work()
+        for t in extra:
+            t.join()
+        return self.result()
+
+    def result(self) -> Betweenness:
+        """The values, once every part has run (call after :meth:`work` has returned in each thread)."""
+        n = self.n
+        if self._trivial:
+            return Betweenness(np.zeros(n), True, 0, 0.0, self.alpha)
+        if any(d is None for d in self._done):
+            raise RuntimeError("BetweennessJob.result before every part has run")
+        raw = np.zeros(n)
+        # parts in order: first the exact components' (over all people), then each sampled component's
+        # (over its members, renumbered); within a component the parts add up in order
+        i = 0
+        while i < len(self._parts):
+            rows = self._parts[i][0]
+            acc = self._done[i].copy()
+            j = i + 1
+            while j < len(self._parts) and self._parts[j][0] is rows:
+                acc += self._done[j]
+                j += 1
+            if rows is None:
+                raw += acc
+            else:
+                raw[rows] += acc
+            i = j
+        norm = (n - 1) * (n - 2)
+        # networkx, undirected, normalized: sum over all sources of delta_s(v) / ((n-1)(n-2))
+        return Betweenness(raw / norm, self.big == 0, int(self.n_sources), float(self.eps), self.alpha,
+                           int(self.big))
 
 
 def eigenvector(layer: Layer | CSR) -> np.ndarray:

@@ -72,6 +72,22 @@ def age_on(persons: pd.DataFrame | None, person_ids: np.ndarray, as_of: str) -> 
     return age
 
 
+def _iso_or_empty(days: np.ndarray) -> pd.Series:
+    """ISO dates of days since 1970-01-01, "" for a negative day (none), as a text column: each distinct day
+    formatted once in Arrow (formatting a million datetimes with NumPy took 0.5 s a column).
+
+    >>> _iso_or_empty(np.array([19000, -1, 0])).tolist()
+    ['2022-01-08', '', '1970-01-01']
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from ..graph.layers import iso_days
+    days = np.asarray(days, dtype=np.int64)
+    text = pc.if_else(pa.array(days >= 0), iso_days(np.maximum(days, 0)), pa.scalar("", pa.string()))
+    return text.to_pandas()         # pandas' own "str" column over the Arrow strings: no Python object per day
+
+
 def score_table(person_ids: np.ndarray, features: pd.DataFrame, policy: Policy,
                 persons: pd.DataFrame | None, primary_group: pd.Series, as_of: str,
                 analytics: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -104,11 +120,9 @@ def score_table(person_ids: np.ndarray, features: pd.DataFrame, policy: Policy,
         df[c] = take(pts, c)
     df["enforcement_score"] = np.round(pts[enf_cols].sum(axis=1).to_numpy(), 6)
     df["service_score"] = np.round(pts[svc_cols].sum(axis=1).to_numpy(), 6)
-    epoch = np.datetime64("1970-01-01", "D")
     for col, src in (("last_offending_date", "last_offending_day"),
                      ("last_victimization_date", "last_victimization_day")):
-        d = features[src].to_numpy()
-        df[col] = np.where(d >= 0, (epoch + np.maximum(d, 0).astype("timedelta64[D]")).astype(str), "")
+        df[col] = _iso_or_empty(features[src].to_numpy())
     # guardrails
     g = policy.guardrails
     age = features["age"].to_numpy(dtype=float) if "age" in features else age_on(persons, person_ids, as_of)

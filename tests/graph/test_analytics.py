@@ -26,6 +26,8 @@ from pathlib import Path
 
 import igraph as ig
 import networkx as nx
+import threading
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -266,6 +268,13 @@ def test_betweenness_bytes_depend_on_its_parts_not_its_threads():
         two = cen.betweenness(L, n_threads=2, **kw).values
         one = cen.betweenness(L, n_threads=1, **kw).values
         assert two.tobytes() == one.tobytes()
+        # the run's way: eight parts, taken by a background thread and this one in turn
+        job = cen.BetweennessJob(L, n_parts=8, **kw)
+        t = threading.Thread(target=job.work)
+        t.start()
+        job.work()
+        t.join()
+        assert job.result().values.tobytes() == cen.betweenness(L, n_threads=1, n_parts=8, **kw).values.tobytes()
         # more parts sum in another order: equal to rounding, not necessarily to the bit
         np.testing.assert_allclose(cen.betweenness(L, n_threads=1, n_parts=4, **kw).values, two, rtol=1e-12, atol=1e-15)
 
