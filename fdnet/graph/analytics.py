@@ -124,13 +124,7 @@ def analyze(net: Network, *, persons: pd.DataFrame | None, audit: pd.DataFrame |
 def _analyze(net: Network, *, persons, audit, relations, policy, previous_groups, as_of) -> Analytics:
     as_of = as_of or day_to_iso(net.as_of_day)
     co = net.layers["co_offending"]
-    n = net.n_persons
     ap = policy.analytics
-    I = net.incidence
-    inc = I.inc
-    off = (I.flags & FLAG_OFFENDING) != 0
-    vic = (I.flags & FLAG_VICTIM) != 0
-    shooting = net.shooting_incidents()
 
     # --- centrality -------------------------------------------------------------
     # Betweenness is most of this stage's work and runs in the Cython core with
@@ -143,6 +137,24 @@ def _analyze(net: Network, *, persons, audit, relations, policy, previous_groups
     bw_job = cen.BetweennessJob(co, exact_work=ap.betweenness_exact_work, k=ap.betweenness_pivots,
                                 seed=ap.seed, n_parts=BETWEENNESS_PARTS)
     bw_thread = _Background(bw_job.work)
+    try:
+        return _analyze_with(net, bw_job, bw_thread, persons=persons, audit=audit, relations=relations,
+                             policy=policy, previous_groups=previous_groups, as_of=as_of)
+    except BaseException:
+        bw_job.cancel()             # an error here: the background thread stops after its current part
+        raise
+
+
+def _analyze_with(net: Network, bw_job, bw_thread, *, persons, audit, relations, policy, previous_groups,
+                  as_of) -> Analytics:
+    co = net.layers["co_offending"]
+    n = net.n_persons
+    ap = policy.analytics
+    I = net.incidence
+    inc = I.inc
+    off = (I.flags & FLAG_OFFENDING) != 0
+    vic = (I.flags & FLAG_VICTIM) != 0
+    shooting = net.shooting_incidents()
     person = pd.DataFrame({"person_id": net.person_ids})
     person["degree"] = co.degree()
     person["weighted_degree"] = cen.weighted_degree(co)

@@ -127,6 +127,7 @@ class BetweennessJob:
         self._parts: list[tuple] = []          # (target rows or None, indptr, indices, sources, scale)
         self._lock = threading.Lock()
         self._next = 0
+        self._cancelled = False
         self.eps, self.big = 0.0, 0
         self.n_sources = 0
         self._trivial = n <= 2 or g.n_edges == 0
@@ -181,11 +182,16 @@ class BetweennessJob:
         while True:
             with self._lock:
                 i = self._next
-                if i >= len(self._parts):
+                if i >= len(self._parts) or self._cancelled:
                     return
                 self._next += 1
             rows, indptr, indices, sources, scale = self._parts[i]
             self._done[i] = _core.betweenness_sources(indptr, indices, sources, scale, 1, 1)
+
+    def cancel(self) -> None:
+        """Take no more parts (those running finish): for a caller that failed and will not read the result."""
+        with self._lock:
+            self._cancelled = True
 
     def run(self, n_threads: int = 1) -> Betweenness:
         """Every part on ``n_threads`` threads (this one and ``n_threads - 1`` more), then :meth:`result`."""

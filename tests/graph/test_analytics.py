@@ -917,3 +917,34 @@ def test_run_folder_doc_documents_every_person_column():
     section = text.split("## scores.csv", 1)[1].split("\n## ", 1)[0]
     missing = [c for c in PERSON_COLUMNS if f"`{c}`" not in section]
     assert missing == []
+
+
+def test_a_failed_analysis_stops_the_background_betweenness(monkeypatch):
+    # an error on the main thread cancels the job: the background thread takes no further part
+    from fdnet.graph import analytics as an_mod
+    from fdnet.policy import Policy
+    import tempfile
+    with tempfile.TemporaryDirectory() as d:
+        write_city(generate_city(3000, seed=3), d)
+        rec = load_records(d)
+    net = build_network(rec.incidents, rec.involvements, as_of_day=rec.as_of_day, window_days=1095,
+                        half_life_days=365)
+    jobs = []
+    real = an_mod.cen.BetweennessJob
+
+    class Spy(real):
+        def __init__(self, *a, **k):
+            super().__init__(*a, **k)
+            jobs.append(self)
+
+    def boom(*a, **k):
+        raise RuntimeError("groups failed")
+    monkeypatch.setattr(an_mod.cen, "BetweennessJob", Spy)
+    monkeypatch.setattr(an_mod, "merge_groups", boom)
+    pol = Policy.model_validate({"analytics": {"betweenness_exact_work": 1}})
+    with pytest.raises(RuntimeError, match="groups failed"):
+        an_mod.analyze(net, persons=None, audit=None, relations=None, policy=pol)
+    job = jobs[0]
+    assert job._cancelled and len(job._parts) > 1
+    job.work()                       # a cancelled job hands out nothing more
+    assert job._next <= len(job._parts)
