@@ -99,10 +99,22 @@ class Grid:
 
     def cell_of(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """Flat cell index (row-major) of each point; -1 outside the grid."""
-        c = np.floor((np.asarray(x) - self.x0) / self.cell_m).astype(np.int64)
-        r = np.floor((np.asarray(y) - self.y0) / self.cell_m).astype(np.int64)
+        # in place, the same operations (one float temporary per axis, not three: 14 MB each per 1.8M points)
+        c = self._index(x, self.x0)
+        r = self._index(y, self.y0)
         ok = (c >= 0) & (c < self.n_cols) & (r >= 0) & (r < self.n_rows)
-        return np.where(ok, r * self.n_cols + c, -1)
+        r *= self.n_cols
+        r += c
+        del c
+        r[~ok] = -1
+        return r
+
+    def _index(self, v, v0: float) -> np.ndarray:
+        """floor((v - v0) / cell_m) as int64."""
+        t = np.subtract(np.asarray(v), v0)
+        t /= self.cell_m
+        np.floor(t, out=t)
+        return t.astype(np.int64)
 
     def centres(self) -> tuple[np.ndarray, np.ndarray]:
         """Plane coordinates of every cell's centre, in flat order."""
