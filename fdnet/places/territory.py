@@ -52,18 +52,21 @@ def _first_rows(g: np.ndarray, inc: np.ndarray) -> np.ndarray:
     return rows
 
 
-def _distinct_pairs(g: np.ndarray, inc: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-    """The distinct (g, inc) sorted by (g, inc), when the rows are in incident order (the network's incidence
-    is): within each group that is the order of the groups' first rows, the only order the steps after
-    depend on (a centre's sum), and which duplicate is kept does not matter when x, y and cell are per
-    incident. One in-place sort of one int64 key, no permutation (26 MiB at the peak where the stable
-    argsort held 53 at a million people). None otherwise (then :func:`_first_rows`)."""
+def _distinct_pairs(box: list) -> tuple[np.ndarray, np.ndarray] | None:
+    """The distinct (g, inc) of ``box = [g, inc]`` sorted by (g, inc), when the rows are in incident order
+    (the network's incidence is): within each group that is the order of the groups' first rows, the only
+    order the steps after depend on (a centre's sum), and which duplicate is kept does not matter when x, y
+    and cell are per incident. One in-place sort of one int64 key, no permutation, and ``box`` is emptied
+    once the key is made, so that the inputs can go (at a million people this step's peak is 26 MiB; the
+    stable argsort of :func:`_first_rows` with its inputs held 53). None, ``box`` untouched, otherwise."""
+    g, inc = box
     if not np.issubdtype(inc.dtype, np.integer) or len(inc) < 2 or not (inc[1:] >= inc[:-1]).all():
         return None
     g_lo, g_hi, lo, hi = int(g.min()), int(g.max()), int(inc[0]), int(inc[-1])
     span = hi - lo + 1
     if (g_hi - g_lo + 1) * span >= 2 ** 62:
         return None
+    g_dtype, inc_dtype = g.dtype, inc.dtype
     key = g.astype(np.int64)
     if g_lo:
         key -= g_lo
@@ -71,6 +74,8 @@ def _distinct_pairs(g: np.ndarray, inc: np.ndarray) -> tuple[np.ndarray, np.ndar
     key += inc
     if lo:
         key -= lo
+    box.clear()
+    del g, inc
     key.sort()                                 # equal keys are equal: no stability needed
     keep = np.empty(len(key), dtype=bool)
     keep[0] = True
@@ -83,7 +88,7 @@ def _distinct_pairs(g: np.ndarray, inc: np.ndarray) -> tuple[np.ndarray, np.ndar
         key += lo
     if g_lo:
         gk += g_lo
-    return gk.astype(g.dtype), key.astype(inc.dtype)
+    return gk.astype(g_dtype), key.astype(inc_dtype)
 
 
 def territories(grid, group: np.ndarray, inc: np.ndarray, x: np.ndarray, y: np.ndarray, *,
@@ -109,12 +114,15 @@ def territories(grid, group: np.ndarray, inc: np.ndarray, x: np.ndarray, y: np.n
     # The steps below replace a DataFrame (group, inc, x, y), drop_duplicates, groupby (group, cell) and a
     # merge with the core cells: at a million people (1.7M involvements) they held 280 MiB at their peak.
     del group
-    pairs = _distinct_pairs(g, inc) if by_incident else None
-    if pairs is not None:                      # an incident counts once per group
-        del g, inc
+    box = [g, inc]                             # an incident counts once per group
+    del g, inc
+    pairs = _distinct_pairs(box) if by_incident else None
+    if pairs is not None:
         g, pt = pairs
         del pairs
     else:
+        g, inc = box
+        del box
         rows = _first_rows(g, inc)
         g = g[rows]
         pt = inc[rows] if by_incident else rows    # each row's point in x, y (and cell)
@@ -134,7 +142,7 @@ def territories(grid, group: np.ndarray, inc: np.ndarray, x: np.ndarray, y: np.n
     key *= n_cells
     key += c
     del c
-    order = np.argsort(key, kind="stable")
+    order = np.argsort(key, kind="stable").astype(np.int32)     # int32: fewer than 2**31 rows
     key = key[order]
     start = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
     key = key[start]
@@ -146,11 +154,12 @@ def territories(grid, group: np.ndarray, inc: np.ndarray, x: np.ndarray, y: np.n
     uc = key.astype(np.int32)
     del key
     # per group: most incidents first, ties by cell; the cells until the share is reached are its core
-    by = np.lexsort((uc, -count, ug))          # ug is sorted: the groups' blocks stay where they are
+    by = np.lexsort((uc, -count, ug)).astype(np.int32)      # ug is sorted: the groups' blocks stay put
     gstart = np.flatnonzero(np.r_[True, ug[1:] != ug[:-1]])
     size = np.diff(np.r_[gstart, len(ug)])
-    before = np.cumsum(count[by])              # int64
-    tot = before[np.r_[gstart[1:], len(ug)] - 1]
+    before = count[by]                         # int32: the sums are at most the rows
+    np.cumsum(before, out=before)              # in place (np.cumsum of int32 made two int64 arrays)
+    tot = before[np.r_[gstart[1:], len(ug)] - 1].astype(np.int64)
     tot[1:] -= tot[:-1].copy()                 # incidents per group
     before -= count[by]
     before -= np.repeat(before[gstart], size)
@@ -158,9 +167,8 @@ def territories(grid, group: np.ndarray, inc: np.ndarray, x: np.ndarray, y: np.n
     del before, size
     n_core = np.add.reduceat(is_core.astype(np.int64), gstart)
     groups = ug[gstart]
-    first = by[is_core]                        # the core cells in their order
-    core = pd.DataFrame({"group": ug[first].astype(np.int64), "cell": uc[first].astype(np.int64),
-                         "incidents": count[first].astype(np.int64)})
+    first = by[is_core]                        # the core cells in their order (the frame is made last)
+    core_g, core_c, core_n = ug[first], uc[first], count[first]
     del first, ug, uc
     # the rows in core cells, in their first order (the centre's mean adds them in the same order as the
     # merge did, so its floating-point sums are the same)
@@ -185,7 +193,9 @@ def territories(grid, group: np.ndarray, inc: np.ndarray, x: np.ndarray, y: np.n
     has = n_core > 0
     gg = groups[has]
     lat, lon = grid.unproject(cm["x"].to_numpy(), cm["y"].to_numpy())
-    core["group"] = names[core["group"].to_numpy()]
+    core = pd.DataFrame({"group": names[core_g], "cell": core_c.astype(np.int64),
+                         "incidents": core_n.astype(np.int64)})
+    del core_g, core_c, core_n
     out = pd.DataFrame({"group": names[gg], "territory_lat": np.round(lat, 6),
                         "territory_lon": np.round(lon, 6),
                         "territory_incidents": tot[has].astype(np.int64),
