@@ -88,18 +88,38 @@ def analyze_places(rec, net, analytics, policy) -> Places | None:
     if (~placed).any():
         notes.append(f"places: {int((~placed).sum())} of {len(placed)} incidents in the window have no lat/lon "
                      "and are not placed on the map")
-    x = np.full(len(lat), np.nan)
-    y = np.full(len(lat), np.nan)
+    every = bool(placed.all())      # the usual case: no copy of the coordinates for the placed ones
     if cfg.grid == "h3":
-        grid = H3Grid.covering(lat[placed], lon[placed], resolution=cfg.h3_resolution, max_cells=cfg.max_cells)
-        x[placed], y[placed] = grid.project(lat[placed], lon[placed])
-    else:   # the square grid's extent comes from the projected points: projected once
-        grid, x[placed], y[placed] = Grid.covering_points(lat[placed], lon[placed], cell_m=cfg.cell_m,
-                                                          max_cells=cfg.max_cells)
-    cell = np.full(len(lat), -1, dtype=np.int64)
-    cell[placed] = grid.cell_of(x[placed], y[placed])
+        grid = H3Grid.covering(lat if every else lat[placed], lon if every else lon[placed],
+                               resolution=cfg.h3_resolution, max_cells=cfg.max_cells)
+    if every:
+        if cfg.grid == "h3":
+            x, y = grid.project(lat, lon)
+        else:   # the square grid's extent comes from the projected points: projected once
+            grid, x, y = Grid.covering_points(lat, lon, cell_m=cfg.cell_m, max_cells=cfg.max_cells)
+    else:
+        x = np.full(len(lat), np.nan)
+        y = np.full(len(lat), np.nan)
+        if cfg.grid == "h3":
+            x[placed], y[placed] = grid.project(lat[placed], lon[placed])
+        else:
+            grid, x[placed], y[placed] = Grid.covering_points(lat[placed], lon[placed], cell_m=cfg.cell_m,
+                                                              max_cells=cfg.max_cells)
     shoot = net.shooting_incidents()
-    day = np.asarray(net.inc_day, np.int64)
+    day = net.inc_day               # int32 (no int64 copy per incident)
+    # the placed shootings' points now, so that lat and lon (14 MB each at a million people) are gone before
+    # the cells and the territories
+    sh_idx = np.flatnonzero(shoot & placed)
+    shoot_pts = pd.DataFrame({"incident_id": net.incident_ids[sh_idx], "day": day[sh_idx].astype(np.int64),
+                              "lat": lat[sh_idx], "lon": lon[sh_idx]})
+    del lat, lon
+    shoot_pts["date"] = (np.datetime64("1970-01-01", "D") + shoot_pts["day"].to_numpy()
+                         .astype("timedelta64[D]")).astype(str)
+    if every:
+        cell = grid.cell_of(x, y).astype(np.int32)      # int32: half the memory, the same counts
+    else:
+        cell = np.full(len(x), -1, dtype=np.int32)
+        cell[placed] = grid.cell_of(x[placed], y[placed])
     n = grid.n_cells
     shootings = grid.counts(cell[shoot])
     other = grid.counts(cell[~shoot])
@@ -134,15 +154,10 @@ def analyze_places(rec, net, analytics, policy) -> Places | None:
     place_list = _place_list(cells, fit, factors, kind_of, pf, grid, fx, fy, cfg)
     accuracy = _holdout(grid, cell, shoot, day, net, factors, kind_of, cfg, rec.as_of_day)
 
-    sh_idx = np.flatnonzero(shoot & placed)
-    kn = knox(x[sh_idx], y[sh_idx], day[sh_idx], cfg.knox_distance_m, cfg.knox_days,
+    kn = knox(x[sh_idx], y[sh_idx], day[sh_idx].astype(np.int64), cfg.knox_distance_m, cfg.knox_days,
               permutations=cfg.knox_permutations, seed=cfg.seed)
-    shoot_pts = pd.DataFrame({"incident_id": net.incident_ids[sh_idx], "day": day[sh_idx],
-                              "lat": lat[sh_idx], "lon": lon[sh_idx]})
-    shoot_pts["date"] = (np.datetime64("1970-01-01", "D") + shoot_pts["day"].to_numpy()
-                         .astype("timedelta64[D]")).astype(str)
 
-    terr, tcells, lines = _territories(grid, net, analytics, placed, x, y, cfg)
+    terr, tcells, lines = _territories(grid, net, analytics, placed, x, y, cell, cfg)
     summary = {
         "cell_m": float(cfg.cell_m) if grid.kind == "square" else round(grid.cell_m, 3), "crs": grid.crs,
         "rows": grid.n_rows, "columns": grid.n_cols, "cells": n,
@@ -210,20 +225,64 @@ def _holdout(grid, cell, shoot, day, net, factors, kind_of, cfg, as_of_day) -> d
     return out
 
 
-def _territories(grid, net, analytics, placed, x, y, cfg):
+def _group_codes(net, primary: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Each network person's primary group as an int32 code into the sorted names, -1 for none (not in
+    ``primary``, or ""). Only the people with a group are factorized, and they are found among the network's
+    people in Arrow: at a million people (325k with a group) the former reindex to every person and factorize
+    over them (most of them "") peaked at 86 MiB, this at 26 MiB, and keeps 4 MiB (the codes)."""
+    vals = primary.to_numpy(dtype=object)
+    named = ~pd.isna(vals)
+    named[named] = vals[named] != ""
+    sub = np.full(len(vals), -1, dtype=np.int32)
+    sub[named], names = pd.factorize(vals[named], sort=True)
+    del vals, named
+    names = np.asarray(names, dtype=object)
+    idx = primary.index
+    if len(idx) == len(net.person_ids) and idx.equals(pd.Index(net.person_ids)):   # the network's order
+        return sub, names
+    pos = _positions(net.person_ids_arrow(), idx)
+    if pos is None:                           # not strings: as before
+        return _group_codes(net, primary.reindex(net.person_ids))
+    code = np.full(len(pos), -1, dtype=np.int32)
+    hit = pos >= 0
+    code[hit] = sub[pos[hit]]
+    return code, names
+
+
+def _positions(ids, index: pd.Index) -> np.ndarray | None:
+    """Position in ``index`` (distinct) of each of the Arrow strings ``ids``, -1 when absent; None when the
+    index is not strings."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    try:
+        a = index.array
+        vs = pa.array(a) if hasattr(a, "__arrow_array__") else pa.array(index.to_numpy(dtype=object),
+                                                                          type=pa.string())
+        if isinstance(vs, pa.ChunkedArray):
+            vs = vs.combine_chunks()
+        if pa.types.is_large_string(vs.type):
+            vs = vs.cast(pa.string())
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, TypeError):
+        return None
+    if not pa.types.is_string(vs.type) or vs.null_count:
+        return None
+    return pc.fill_null(pc.index_in(ids, value_set=vs), -1).to_numpy(zero_copy_only=False).astype(np.int32,
+                                                                                                    copy=False)
+
+
+def _territories(grid, net, analytics, placed, x, y, cell, cfg):
     from ..graph.layers import FLAG_OFFENDING
     I = net.incidence
-    primary = analytics.groups.primary
-    if not primary.index.equals(pd.Index(net.person_ids)):       # the network's order, as analyze gives it
-        primary = primary.reindex(net.person_ids)
-    # groups as codes (one string per group, not one per involvement)
-    code, names = pd.factorize(primary.fillna("").to_numpy(dtype=object), sort=True)
-    named = np.asarray(pd.Index(names, dtype=object) != "", dtype=bool)
-    off = ((I.flags & FLAG_OFFENDING) != 0)
-    gc = code[I.person]
-    m = off & named[gc] & placed[I.inc]
-    terr, core = territories(grid, gc[m], I.inc[m], x[I.inc[m]], y[I.inc[m]], share=cfg.territory_share,
-                             names=np.asarray(names, dtype=object))
+    code, names = _group_codes(net, analytics.groups.primary)
+    # the qualifying involvements, found per person and per incident (no group code per involvement), and
+    # handed over as int32 group codes and incident indexes: territories reads x, y and cell by incident
+    # (no copy of them per involvement; 4M involvements, 1.7M qualifying at a million people)
+    m = (I.flags & FLAG_OFFENDING) != 0
+    m &= (code >= 0)[I.person]
+    m &= placed[I.inc]
+    terr, core = territories(grid, code[I.person[m]], I.inc[m], x, y, share=cfg.territory_share,
+                             names=np.asarray(names, dtype=object), cell=cell, by_incident=True)
+    del m, code
     ids = grid.cell_ids
     tcells = pd.DataFrame({"group": core["group"].to_numpy(dtype=object),
                            "cell_id": ids[core["cell"].to_numpy(dtype=np.int64)] if len(core) else [],

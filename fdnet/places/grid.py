@@ -19,6 +19,7 @@ True
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,6 +30,41 @@ from ..errors import UsageError
 def local_crs(lat0: float, lon0: float) -> str:
     """The PROJ string of the local azimuthal equidistant plane centred on (lat0, lon0), in metres."""
     return f"+proj=aeqd +lat_0={lat0:.6f} +lon_0={lon0:.6f} +datum=WGS84 +units=m +no_defs"
+
+
+_SPLIT = 200_000      # points from which a projection runs in two threads
+
+
+def _transform(crs_from: str, crs_to: str, a, b) -> tuple[np.ndarray, np.ndarray]:
+    """``Transformer.from_crs(crs_from, crs_to, always_xy=True).transform(a, b)``, with many points in two
+    halves, the second in a background thread: pyproj releases the GIL around PROJ and each point is
+    projected on its own, so the values are the same bits (checked on the 1.85M incidents at a million
+    people, 1.2 s on one core), and two free cores can share the work. Each thread has its own Transformer
+    (they are not thread-safe); the halves are projected in place in the copies pyproj would have made, so
+    the memory is the same."""
+    from pyproj import Transformer
+    a = np.asarray(a)
+    b = np.asarray(b)
+    if a.ndim != 1 or a.shape != b.shape or len(a) < _SPLIT or (os.cpu_count() or 1) < 2:
+        return Transformer.from_crs(crs_from, crs_to, always_xy=True).transform(a, b)
+    a = np.array(a, dtype=float, order="C")
+    b = np.array(b, dtype=float, order="C")
+    half = len(a) // 2
+    err = []
+
+    def part(lo, hi):
+        try:
+            Transformer.from_crs(crs_from, crs_to, always_xy=True).transform(a[lo:hi], b[lo:hi], inplace=True)
+        except BaseException as e:         # handed to the joining thread
+            err.append(e)
+    import threading
+    t = threading.Thread(target=part, args=(half, len(a)), name="fdnet-project", daemon=True)
+    t.start()
+    part(0, half)
+    t.join()
+    if err:
+        raise err[0]
+    return a, b
 
 
 @dataclass(frozen=True)
@@ -59,10 +95,7 @@ class Grid:
         lat = np.asarray(lat, float)
         lon = np.asarray(lon, float)
         crs = crs or local_crs(float(np.median(lat)), float(np.median(lon)))
-        from pyproj import Transformer
-        t = Transformer.from_crs("EPSG:4326", crs, always_xy=True)
-        x, y = t.transform(lon, lat)
-        x, y = np.asarray(x, float), np.asarray(y, float)
+        x, y = _transform("EPSG:4326", crs, lon, lat)
         x0 = np.floor(x.min() / cell_m) * cell_m
         y0 = np.floor(y.min() / cell_m) * cell_m
         n_cols = int(np.floor((x.max() - x0) / cell_m)) + 1
@@ -89,7 +122,7 @@ class Grid:
 
     def project(self, lat, lon) -> tuple[np.ndarray, np.ndarray]:
         """Metres (x east, y north) in the grid's plane."""
-        x, y = self._fwd().transform(np.asarray(lon, float), np.asarray(lat, float))
+        x, y = _transform("EPSG:4326", self.crs, np.asarray(lon, float), np.asarray(lat, float))
         return np.asarray(x, float), np.asarray(y, float)
 
     def unproject(self, x, y) -> tuple[np.ndarray, np.ndarray]:
@@ -99,10 +132,22 @@ class Grid:
 
     def cell_of(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """Flat cell index (row-major) of each point; -1 outside the grid."""
-        c = np.floor((np.asarray(x) - self.x0) / self.cell_m).astype(np.int64)
-        r = np.floor((np.asarray(y) - self.y0) / self.cell_m).astype(np.int64)
+        # in place, the same operations (one float temporary per axis, not three: 14 MB each per 1.8M points)
+        c = self._index(x, self.x0)
+        r = self._index(y, self.y0)
         ok = (c >= 0) & (c < self.n_cols) & (r >= 0) & (r < self.n_rows)
-        return np.where(ok, r * self.n_cols + c, -1)
+        r *= self.n_cols
+        r += c
+        del c
+        r[~ok] = -1
+        return r
+
+    def _index(self, v, v0: float) -> np.ndarray:
+        """floor((v - v0) / cell_m) as int64."""
+        t = np.subtract(np.asarray(v), v0)
+        t /= self.cell_m
+        np.floor(t, out=t)
+        return t.astype(np.int64)
 
     def centres(self) -> tuple[np.ndarray, np.ndarray]:
         """Plane coordinates of every cell's centre, in flat order."""

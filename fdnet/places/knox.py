@@ -33,11 +33,20 @@ def knox(x: np.ndarray, y: np.ndarray, day: np.ndarray, distance_m: list[float],
     dband = np.searchsorted(np.asarray(distance_m, float), dist, side="left")      # 0..len-1 (all <= dmax)
     tedges = np.asarray(days, float)
     nd, nt = len(distance_m), len(days)
+    # a pair's time band by a table lookup on its gap in days (the bands' searchsorted done once per gap up to
+    # the last edge, every longer gap past all edges), and its cell with one spare column per distance band
+    # for the pairs in no time band: no mask and no searchsorted per pair in each of the shuffles (the 100
+    # tables at a million people took 0.54 s); the counts are the same integers
+    k_max = int(np.floor(tedges.max())) + 1 if nt else 0
+    band_of_gap = np.searchsorted(tedges, np.arange(k_max + 1, dtype=float), side="left")
+    base = dband * (nt + 1)
 
     def table(dd: np.ndarray) -> np.ndarray:
-        tb = np.searchsorted(tedges, np.abs(dd[i] - dd[j]).astype(float), side="left")
-        ok = tb < nt
-        return np.bincount(dband[ok] * nt + tb[ok], minlength=nd * nt)
+        gap = np.abs(dd[i] - dd[j])
+        np.minimum(gap, k_max, out=gap)
+        gap = band_of_gap[gap]
+        gap += base
+        return np.bincount(gap, minlength=nd * (nt + 1)).reshape(nd, nt + 1)[:, :nt].ravel()
 
     day = np.asarray(day, np.int64)
     obs = table(day)
