@@ -206,10 +206,11 @@ class Run:
             # every file above is written (and in stats) before the report is made
             yield REPORT_FILE, Pieces(run_report_pieces(self, dict(stats)))
 
-        # the freed Arrow and C-library memory of each table's pieces goes back to the system before the next
-        # file (else the report's context, made last, came on top of it: 2,513 against 2,434 MiB at 1M people)
+        # the freed Arrow and C-library memory of each file (a table's pieces, explanations.jsonl's text) goes
+        # back to the system before the next (else the report's context, made last, came on top of it: 2,513
+        # against 2,434 MiB at 1M people)
         return write_run_folder(items(), self.manifest, out_dir, sign_key=sign_key, stats=stats,
-                                after_table=release_memory)
+                                after_file=release_memory)
 
 
 EDGE_LAYERS = ("co_offending", "victimization")

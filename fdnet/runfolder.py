@@ -400,7 +400,7 @@ class TableFrames:
 
 def write_run_folder(files, manifest: dict, out_dir: str | Path, *, sign_key: bytes | None = None,
                      what: str = "run folder", stats: dict | None = None,
-                     after_table: Callable[[], None] | None = None) -> Path:
+                     after_file: Callable[[], None] | None = None) -> Path:
     """Stream ``files`` into the new or empty folder ``out_dir``, then ``manifest`` with its ``outputs``
     filled from the bytes written (and ``manifest.sig`` with a key); all or nothing
     (:class:`fdnet.atomic.StagedFolder`).
@@ -408,8 +408,8 @@ def write_run_folder(files, manifest: dict, out_dir: str | Path, *, sign_key: by
     ``files`` yields (name, payload) pairs, made one at a time: ``payload`` is the file's bytes, its bytes
     in :class:`Pieces`, or a DataFrame (or :class:`TableFrames`), which is written as CSV piece by piece (:func:`fdnet.tables.csv_chunks`: the same bytes as
     :func:`~fdnet.tables.csv_bytes`, never the whole text in memory). ``stats``, when given, is filled
-    with each file's :func:`file_stats` as it is written (the report's inventory reads it). ``after_table``,
-    when given, is called after each table is written (:meth:`fdnet.run.Run.write` hands freed memory back).
+    with each file's :func:`file_stats` as it is written (the report's inventory reads it). ``after_file``,
+    when given, is called after each file is written (:meth:`fdnet.run.Run.write` hands freed memory back).
     """
     from .atomic import StagedFolder
     from .tables import NeedsQuoting, csv_frames
@@ -431,8 +431,6 @@ def write_run_folder(files, manifest: dict, out_dir: str | Path, *, sign_key: by
                 stats[name] = {"bytes": meta["bytes"], "rows": max(meta["newlines"] - 1, 0) if meta["bytes"] else 0,
                                "sha256": meta["sha256"]}
                 outputs[name] = {"sha256": meta["sha256"], "bytes": meta["bytes"]}
-                if after_table is not None:
-                    after_table()
             elif isinstance(payload, Pieces):
                 meta = st.write_iter(name, payload.pieces)
                 rows = (max(meta["newlines"] - 1, 0) if meta["bytes"] else 0) if name.endswith(".csv") \
@@ -443,6 +441,8 @@ def write_run_folder(files, manifest: dict, out_dir: str | Path, *, sign_key: by
                 outputs[name] = st.write(name, payload)
                 stats[name] = file_stats(name, payload)
             del payload
+            if after_file is not None:
+                after_file()
         manifest["outputs"] = dict(sorted(outputs.items()))
         mb = manifest_bytes(manifest)
         st.write(MANIFEST_FILE, mb)

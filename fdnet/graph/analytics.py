@@ -239,6 +239,7 @@ def _analyze_with(net: Network, bw_job, bw_thread, *, persons, audit, relations,
     table = _group_table(net, person, groups, primary, conflicts)
     info = {"exact": bw.exact, "sources": bw.pivots, "sampled_components": bw.sampled_components,
             "error_bound": bw.eps, "confidence": 1 - bw.alpha}
+    co.csr.drop_views()             # the views above are not read after the analytics
     return Analytics(person, groups, table, conflicts, fit, ev_frame, info, detection)
 
 

@@ -153,6 +153,18 @@ class CSR:
             self._cache["unweighted"] = u
         return self._cache["unweighted"]
 
+    def drop_views(self) -> None:
+        """Forget the cached SciPy views, unit-weight copy and entry rows (each is built again when next
+        asked for); the components stay. The run calls it when the analytics that use them are done: at a
+        million people they are about 35 MB that the later stages never read.
+
+        >>> g = CSR.from_edges(3, np.array([0]), np.array([1]))
+        >>> _ = g.pattern; g.drop_views(); sorted(g._cache)
+        []
+        """
+        for key in ("scipy", "pattern", "unweighted", "rows"):
+            self._cache.pop(key, None)
+
     def components(self) -> tuple[int, np.ndarray]:
         """Connected components: ``(count, label per node)`` (SciPy's, cached)."""
         if "components" not in self._cache:
