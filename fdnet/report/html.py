@@ -71,11 +71,27 @@ def script_json(obj) -> Markup:
     JavaScript line separators are escaped, so no value can close the script
     element or open an HTML comment.
     """
+    return Markup("".join(script_json_pieces(obj)))
+
+
+def script_json_pieces(obj) -> list[Markup]:
+    """:func:`script_json` as the pieces that join to it: the JSON around each value already written as JSON
+    (:class:`~fdnet.report.networks.TiesJSON`) and those values, each escaped on its own (the escapes are of
+    single characters, so piece by piece gives the same text). The report writes the pieces one after the
+    other: a page's largest value, its ego ties, is never copied into one string with the rest, which as
+    soon as any character of the rest lies beyond Latin-1 is held at two or four bytes a character.
+
+    >>> "".join(script_json_pieces({"a": "</x>"})) == script_json({"a": "</x>"})
+    True
+    """
     raw = _RawJSON()
-    s = raw.put_back(json.dumps(obj, ensure_ascii=False, separators=(",", ":"), allow_nan=False, default=raw.hold))
-    s = (s.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
-         .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
-    return Markup(s)
+    text = json.dumps(obj, ensure_ascii=False, separators=(",", ":"), allow_nan=False, default=raw.hold)
+    return [Markup(_escape_script(p)) for p in raw.pieces(text)]
+
+
+def _escape_script(s: str) -> str:
+    return (s.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+            .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
 
 
 class _RawJSON:
@@ -94,14 +110,22 @@ class _RawJSON:
         self._held[key] = o.text
         return key
 
-    def put_back(self, s: str) -> str:
+    def pieces(self, s: str) -> list[str]:
+        """``s`` cut at each placeholder, the held text in its place: pieces that join to the whole."""
         held, self._held = self._held, {}
+        at = []
         for key, text in held.items():
             quoted = json.dumps(key)
             if s.count(quoted) != 1:     # pragma: no cover  (a 128-bit token cannot be guessed)
                 raise ValueError("a raw JSON placeholder is not where it was put")
-            s = s.replace(quoted, text, 1)
-        return s
+            i = s.index(quoted)
+            at.append((i, i + len(quoted), text))
+        out, pos = [], 0
+        for i, j, text in sorted(at, key=lambda t: t[0]):
+            out += [s[pos:i], text]
+            pos = j
+        out.append(s[pos:])
+        return out
 
 
 
@@ -667,7 +691,7 @@ PIECE_CHARS = 1 << 20
 def _prepare(ctx: dict) -> dict:
     ctx["long_text"] = LONG_TEXT
     data = ctx.pop("data")
-    ctx["data_json"] = {k: script_json(v) for k, v in data.items()}
+    ctx["data_json"] = {k: script_json_pieces(v) for k, v in data.items()}
     ctx["has_net"] = {k: v is not None for k, v in data.items()}
     ctx["vis_js"] = Markup(vis_network_js() or "")
     ctx["has_vis"] = bool(ctx["vis_js"])
