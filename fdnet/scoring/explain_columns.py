@@ -452,7 +452,8 @@ class _Columns:
                  ', "value": ' + _jnum(v) + ', "rule": ' + rule + ', "points": ' +
                  _jfloat(rows[f"points_{name}"].to_numpy(dtype=float)) + ', "counts_for": ' +
                  json.dumps(counts_for) + ', "evidence": ' + ev[name] + "}")
-            comps = c if comps is None else comps + ", " + c
+            # the growing text is copied once per component, not twice (comps + ", " made a copy of its own)
+            comps = c if comps is None else comps + (", " + c)
         return comps
 
     def two_step(self, d_own, d_nb):
@@ -511,7 +512,7 @@ class _Columns:
         return head + ', "model": ' + model + ', "contributions": [' + _join(frag, own, L) + "]}"
 
     def groups(self):
-        ex, L, net = self.ex, self.L, self.net
+        ex, L = self.ex, self.L
         g = np.asarray(ex.primary, dtype=object)[self.P]
         g_js = _jstr(g)
         # group_violence: the group's shootings, less those counting only through the person's own victimization
@@ -656,7 +657,7 @@ class _Columns:
         return _round(total, 6)
 
     def off_list(self, rows: pd.DataFrame, lists: dict) -> np.ndarray:
-        pol, L, ex = self.pol, self.L, self.ex
+        pol, L = self.pol, self.L
         # candidate days: every expiry end after the as-of day, per owner, sorted and distinct
         own = np.concatenate([v[0] for v in self.expiry.values()]) if self.expiry else np.zeros(0, np.int64)
         end = np.concatenate([v[1] for v in self.expiry.values()]) if self.expiry else np.zeros(0, np.int64)
@@ -782,7 +783,10 @@ def explanation_lines(ex, pids: list[str], lists_of: list[list[str]], involvemen
     combos, which = np.unique(np.array(["\x1f".join(x) for x in lists_of], dtype=object), return_inverse=True)
     lists_js = np.array([json.dumps(c.split("\x1f") if c else []) for c in combos], dtype=object)[which]
     tf = np.array(["false", "true"], dtype=object)
-    return ('{"person_id": ' + _jstr(cols.pids) + ', "lists": ' + lists_js + ', "score": ' +
+    # the components (most of the text: 61 MB at a million people) are copied into the lines once, with the
+    # small head and tail made first (one long chain copied them at every "+" after them)
+    tail = '], "off_list": ' + off + "}"
+    head = ('{"person_id": ' + _jstr(cols.pids) + ', "lists": ' + lists_js + ', "score": ' +
             _jfloat(r["score"].to_numpy(dtype=float)) + ', "probability_shooting": ' + prob +
             ', "enforcement_score": ' + _jfloat(r["enforcement_score"].to_numpy(dtype=float)) +
             ', "service_score": ' + _jfloat(r["service_score"].to_numpy(dtype=float)) +
@@ -790,4 +794,7 @@ def explanation_lines(ex, pids: list[str], lists_of: list[list[str]], involvemen
             ', "guardrails": {"enforcement_eligible": ' + tf[r["enforcement_eligible"].to_numpy(dtype=bool).astype(int)] +
             ', "exclusion": ' + _jval(r["enforcement_exclusion"].to_numpy(dtype=object)) +
             ', "juvenile": ' + tf[r["juvenile"].to_numpy(dtype=bool).astype(int)] + ', "age": ' + age_js +
-            '}, "components": [' + comps + '], "off_list": ' + off + "}")
+            '}, "components": [')
+    lines = head + comps
+    del comps, head
+    return lines + tail
