@@ -132,6 +132,33 @@ def _clean_array(values: pd.Series) -> np.ndarray:
     return text
 
 
+# the characters Python's str.strip() removes from ASCII text (str.isspace): Arrow's utf8_trim with these is
+# the same strip on ASCII
+_ASCII_SPACE = " \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f"
+
+
+def _factorize_clean(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """``pd.factorize(_clean_array(values), sort=False)``: codes in order of first appearance and the names.
+    A column of ASCII text is cleaned and encoded in Arrow (no Python string per person: a persons column
+    at a million people was about 60 MB of them, for a handful of categories); any other column as before.
+
+    >>> c, n = _factorize_clean(pd.Series([" b", None, "a", "", "b "], dtype="str"))
+    >>> c.tolist(), n.tolist()
+    ([0, 1, 2, 1, 0], ['b', 'unknown', 'a'])
+    """
+    if isinstance(values.dtype, pd.StringDtype) and values.dtype.storage == "pyarrow":
+        arr = pa.array(values.array)
+        arr = arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
+        if len(arr) and pc.all(pc.string_is_ascii(arr)).as_py() is not False:
+            text = pc.utf8_trim(arr, characters=_ASCII_SPACE)
+            text = pc.if_else(pc.fill_null(pc.equal(text, ""), True), pa.scalar(UNKNOWN, text.type), text)
+            enc = pc.dictionary_encode(text)
+            return (enc.indices.to_numpy(zero_copy_only=False).astype(np.int64),
+                    np.asarray(enc.dictionary.to_pylist(), dtype=object))
+    codes, names = pd.factorize(pd.Series(_clean_array(values), dtype=object), sort=False)
+    return codes, np.asarray(names, dtype=object)
+
+
 def _clean(values) -> list[str]:
     """Attribute values as category names; empty or missing is ``unknown``."""
     out = []
@@ -222,16 +249,25 @@ def disparity_table(scores: pd.DataFrame, lists: dict[str, pd.DataFrame], person
     everyone = pc.unique(pa.chunked_array([net_ids, *listed_ids.values()], type=pa.string())) if listed_ids \
         else pc.unique(net_ids)
     everyone = everyone.combine_chunks() if isinstance(everyone, pa.ChunkedArray) else everyone
-    net_last = _last_position(everyone, net_ids)
+    # the run's scores hold each person once: `everyone` (distinct values in order of first appearance) then
+    # begins with them, so their positions are the identity and no hash join over a million IDs is needed
+    # (two of them took 1.1 s and about 80 MB at a million people)
+    n_ids = len(net_ids)
+    identity = len(everyone) >= n_ids and pc.count_distinct(net_ids).as_py() == n_ids
+    net_last = np.where(np.arange(len(everyone)) < n_ids, np.arange(len(everyone)), -1) if identity \
+        else _last_position(everyone, net_ids)
     factored: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     person_row = None        # each person's persons row: one hash join for every attribute (0.4 s each at 1M)
     for attr in cfg.attributes:
         if attr == "age_band":
             age = np.full(len(everyone), np.nan)
             age[net_last >= 0] = ages[net_last[net_last >= 0]]
-            bands = pd.Series(age_bands(age), dtype=object)
-            codes, names = pd.factorize(bands, sort=False)
-            factored[attr] = (codes, np.asarray(names, dtype=object))
+            # pd.factorize(age_bands(age)) on the bands' numbers, not a million Python strings (135 MB at the
+            # peak at a million people): the same codes, in order of first appearance, and the same names
+            a = np.asarray(age, dtype=float)
+            band = np.select([a < 18, a < 25, a < 35, a < 45, a >= 45], [0, 1, 2, 3, 4], 5)
+            codes, seen = pd.factorize(band, sort=False)
+            factored[attr] = (codes, np.asarray(list(AGE_BANDS[:5]) + [UNKNOWN], dtype=object)[seen])
         elif persons is None:
             continue
         elif attr not in persons.columns:
@@ -239,7 +275,7 @@ def disparity_table(scores: pd.DataFrame, lists: dict[str, pd.DataFrame], person
         else:
             # each person's category as a code: the persons table's rows factorized once (few categories),
             # the last row of a repeated person_id, `unknown` for people with no row
-            pcodes, pnames = pd.factorize(pd.Series(_clean_array(persons[attr]), dtype=object), sort=False)
+            pcodes, pnames = _factorize_clean(persons[attr])
             pnames = np.asarray(pnames, dtype=object)
             unknown = np.flatnonzero(pnames == UNKNOWN)
             if len(unknown):
@@ -253,7 +289,7 @@ def disparity_table(scores: pd.DataFrame, lists: dict[str, pd.DataFrame], person
             codes = np.full(len(everyone), u, dtype=np.int64)
             codes[row >= 0] = pcodes[row[row >= 0]]
             factored[attr] = (codes, pnames)
-    net_pos = _positions(net_ids, everyone)
+    net_pos = np.arange(n_ids, dtype=np.int64) if identity else _positions(net_ids, everyone)
     list_pos = {name: _positions(ids, everyone) for name, ids in listed_ids.items()}
     if persons is None:
         wanted = [a for a in cfg.attributes if a != "age_band"]

@@ -218,3 +218,47 @@ def test_a_justified_demographic_component_is_named_with_its_justification():
     assert s["demographic_enforcement"] == [{"component": "age", "counts_for": ["enforcement", "service"],
                                              "max_points": 6.0, "justification": WHY}]
     assert any(WHY in n and "up to 6 points" in n for n in s["notes"])
+
+
+def test_distinct_scores_ids_take_the_identity_positions_the_hash_joins_give():
+    # disparity_table skips two hash joins when scores hold each person once: the identity it uses instead
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from fdnet.lists.disparity import _last_position, _positions
+    rng = np.random.default_rng(1)
+    for _ in range(300):
+        n = int(rng.integers(0, 50))
+        net = pa.array(rng.permutation(1000)[:n].astype(str))
+        extra = pa.array(rng.integers(0, 1200, size=int(rng.integers(0, 20))).astype(str))
+        every = pc.unique(pa.chunked_array([net, extra], type=pa.string()))
+        every = every.combine_chunks() if isinstance(every, pa.ChunkedArray) else every
+        at = np.arange(len(every))
+        assert np.array_equal(np.where(at < n, at, -1), _last_position(every, net))
+        assert np.array_equal(np.arange(n), _positions(net, every))
+
+
+def test_arrow_factorize_of_a_persons_column_is_pandas_factorize_of_the_cleaned_values():
+    from fdnet.lists.disparity import _clean_array, _factorize_clean
+    rng = np.random.default_rng(3)
+    alphabet = ["", " ", "a", "B", " a", "a ", "\x1c", "\x1fb", "\t", "x y", "UNKNOWN", "unknown", "é", None]
+    for _ in range(500):
+        vals = [alphabet[i] for i in rng.integers(0, len(alphabet), size=int(rng.integers(0, 30)))]
+        for s in (pd.Series(vals, dtype="str"), pd.Series(vals, dtype=object)):
+            codes, names = _factorize_clean(s)
+            want_codes, want_names = pd.factorize(pd.Series(_clean_array(s), dtype=object), sort=False)
+            assert codes.tolist() == want_codes.tolist() and list(names) == list(want_names), vals
+
+
+def test_age_band_codes_are_the_factorized_band_names():
+    # disparity_table factorizes the bands' numbers: the same codes and names as factorizing age_bands' text
+    from fdnet.lists.disparity import AGE_BANDS, UNKNOWN, age_bands
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        a = rng.uniform(5, 90, size=int(rng.integers(0, 40)))
+        a[rng.random(len(a)) < 0.2] = np.nan
+        want_codes, want_names = pd.factorize(pd.Series(age_bands(a), dtype=object), sort=False)
+        band = np.select([a < 18, a < 25, a < 35, a < 45, a >= 45], [0, 1, 2, 3, 4], 5)
+        codes, seen = pd.factorize(band, sort=False)
+        assert codes.tolist() == want_codes.tolist()
+        assert list(np.asarray(list(AGE_BANDS[:5]) + [UNKNOWN], dtype=object)[seen]) == list(want_names)
