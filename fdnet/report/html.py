@@ -100,29 +100,29 @@ class _RawJSON:
     A placeholder carries a fresh random token, so no input string can pose as one."""
 
     def __init__(self):
-        self._held: dict[str, str] = {}
+        self._held: dict[str, list[str]] = {}
 
     def hold(self, o):
         from .networks import TiesJSON
         if not isinstance(o, TiesJSON):
             raise TypeError(f"Object of type {type(o).__name__} is not JSON serializable")
         key = f"fdnet-raw-json-{secrets.token_hex(16)}"
-        self._held[key] = o.text
+        self._held[key] = o.pieces
         return key
 
     def pieces(self, s: str) -> list[str]:
-        """``s`` cut at each placeholder, the held text in its place: pieces that join to the whole."""
+        """``s`` cut at each placeholder, the held text's pieces in its place: pieces that join to the whole."""
         held, self._held = self._held, {}
         at = []
-        for key, text in held.items():
+        for key, pieces in held.items():
             quoted = json.dumps(key)
             if s.count(quoted) != 1:     # pragma: no cover  (a 128-bit token cannot be guessed)
                 raise ValueError("a raw JSON placeholder is not where it was put")
             i = s.index(quoted)
-            at.append((i, i + len(quoted), text))
+            at.append((i, i + len(quoted), pieces))
         out, pos = [], 0
-        for i, j, text in sorted(at, key=lambda t: t[0]):
-            out += [s[pos:i], text]
+        for i, j, pieces in sorted(at, key=lambda t: t[0]):
+            out += [s[pos:i], *pieces]
             pos = j
         out.append(s[pos:])
         return out

@@ -377,11 +377,18 @@ class TiesJSON:
     [1, 2, 1, 3, None, 2, 'a"b\\c é']
     """
 
-    __slots__ = ("text", "n")
+    __slots__ = ("pieces", "n")
     PIECE = 1 << 16          # rows written at a time
 
-    def __init__(self, text: str, n: int):
-        self.text, self.n = text, n
+    def __init__(self, pieces: list[str], n: int):
+        # the text is kept as the pieces that join to it: the report writes them one after the other, so the
+        # whole text (34 MB of ego ties at a million people) is never made, nor copied again by a join
+        self.pieces, self.n = pieces, n
+
+    @property
+    def text(self) -> str:
+        """The whole JSON array (joined on each call)."""
+        return "".join(self.pieces)
 
     @classmethod
     def build(cls, numbers: list[np.ndarray], evidence) -> "TiesJSON":
@@ -389,12 +396,15 @@ class TiesJSON:
 
         n = len(evidence)
         if n == 0:
-            return cls("[]", 0)
+            return cls(["[]"], 0)
         ev = evidence if isinstance(evidence, (pa.Array, pa.ChunkedArray)) else pa.array(list(evidence), pa.large_string())
         numbers = [np.asarray(x) for x in numbers]
         # a piece of rows at a time, so that the Arrow intermediates stay small next to the text
-        text = [cls._rows(numbers, ev, lo, min(lo + cls.PIECE, n)) for lo in range(0, n, cls.PIECE)]
-        return cls("[" + ",".join(text) + "]", n)
+        pieces = ["["]
+        for lo in range(0, n, cls.PIECE):
+            pieces += [cls._rows(numbers, ev, lo, min(lo + cls.PIECE, n)), ","]
+        pieces[-1] = "]"
+        return cls(pieces, n)
 
     @staticmethod
     def _rows(numbers: list[np.ndarray], ev, lo: int, hi: int) -> str:
