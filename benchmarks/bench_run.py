@@ -717,7 +717,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _title(machine: dict) -> str:
     return (f"fdnet code {machine.get('fdnet_code') or machine.get('git', '?')}, {machine.get('started', '')[:16]} UTC; "
-            f"{machine.get('nproc')} cores, {machine.get('mem_bytes', 0) / 2**30:.0f} GiB, shared (loaded) machine")
+            f"{machine.get('nproc')} cores, {machine.get('mem_bytes', 0) / 2**30:.0f} GiB, "
+            f"load average at the end {machine.get('load_at_end', '?')}")
 
 
 if __name__ == "__main__":
