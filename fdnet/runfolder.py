@@ -372,13 +372,22 @@ def iter_tables(run: "Run") -> Iterator[tuple[str, bytes]]:
 
 def file_stats(name: str, data: bytes) -> dict:
     """Size, rows and SHA-256 of one output file, as the report's inventory shows them."""
+    return {"bytes": len(data), "rows": _rows(name, data.count(b"\n"), len(data)), "sha256": sha256_bytes(data)}
+
+
+def _streamed_stats(name: str, meta: dict) -> dict:
+    """:func:`file_stats` of a file written piece by piece, from :meth:`fdnet.atomic.StagedFolder.write_iter`'s
+    counts."""
+    return {"bytes": meta["bytes"], "rows": _rows(name, meta["newlines"], meta["bytes"]), "sha256": meta["sha256"]}
+
+
+def _rows(name: str, newlines: int, size: int) -> int | None:
+    """Data rows of an output file: a CSV's lines but its header, a JSON Lines file's lines, else None."""
     if name.endswith(".csv"):
-        rows = max(data.count(b"\n") - 1, 0) if data else 0
-    elif name.endswith(".jsonl"):
-        rows = data.count(b"\n")
-    else:
-        rows = None
-    return {"bytes": len(data), "rows": rows, "sha256": sha256_bytes(data)}
+        return max(newlines - 1, 0) if size else 0
+    if name.endswith(".jsonl"):
+        return newlines
+    return None
 
 
 class Pieces:
@@ -428,14 +437,11 @@ def write_run_folder(files, manifest: dict, out_dir: str | Path, *, sign_key: by
                 except ValueError:   # a column of mixed types: one piece of text, as csv_bytes writes it
                     meta = st.write_iter(name, [csv_bytes(pd.concat(list(frames()), ignore_index=True))])
                 del frames
-                stats[name] = {"bytes": meta["bytes"], "rows": max(meta["newlines"] - 1, 0) if meta["bytes"] else 0,
-                               "sha256": meta["sha256"]}
+                stats[name] = _streamed_stats(name, meta)
                 outputs[name] = {"sha256": meta["sha256"], "bytes": meta["bytes"]}
             elif isinstance(payload, Pieces):
                 meta = st.write_iter(name, payload.pieces)
-                rows = (max(meta["newlines"] - 1, 0) if meta["bytes"] else 0) if name.endswith(".csv") \
-                    else meta["newlines"] if name.endswith(".jsonl") else None
-                stats[name] = {"bytes": meta["bytes"], "rows": rows, "sha256": meta["sha256"]}   # as file_stats
+                stats[name] = _streamed_stats(name, meta)
                 outputs[name] = {"sha256": meta["sha256"], "bytes": meta["bytes"]}
             else:
                 outputs[name] = st.write(name, payload)
