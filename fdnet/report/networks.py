@@ -285,12 +285,8 @@ class EdgeView:
         self.a = np.concatenate([L.src for L in layers]).astype(np.int32)
         self.b = np.concatenate([L.dst for L in layers]).astype(np.int32)
         self.layer = np.concatenate([np.full(L.n_edges, i, dtype=np.int8) for i, L in enumerate(layers)])
-        self.inc = np.concatenate([L.n_incidents for L in layers]).astype(np.int32)
-        shift = date(1970, 1, 1).toordinal() - BASE_DAY
-        first = np.concatenate([L.first_day for L in layers]).astype(np.int32)
-        last = np.concatenate([L.last_day for L in layers]).astype(np.int32)
-        self.first = first + np.int32(shift)
-        self.span = last - first
+        # incidents, first day and span are gathered from the layers for the rows a view draws
+        # (:meth:`_counts_days`), like the evidence: 24 MB less at a million people
         self.n = len(self.a)
         # the evidence IDs are joined only for the ties a view draws, not for all of them: at a million
         # people the whole column is about 200 MB of strings, and the views draw a fifth of the ties
@@ -299,7 +295,7 @@ class EdgeView:
         # directions) instead of being rebuilt from the ends through COO: about 40 MB less at the
         # report's peak at a million people
         n = len(self.ids)
-        self._matrices = {i: sp.csr_matrix((np.ones(len(L.indices), dtype=np.int32), L.indices, L.indptr),
+        self._matrices = {i: sp.csr_matrix((np.ones(len(L.indices), dtype=np.int8), L.indices, L.indptr),
                                            shape=(n, n))
                           for i, L in enumerate(layers) if L.indptr is not None and len(L.indptr) == n + 1}
         return self
@@ -356,12 +352,32 @@ class EdgeView:
         a, b = index_of[self.a[rows]], index_of[self.b[rows]]
         order = np.lexsort((self.layer[rows], b, a))
         rows, a, b = rows[order], a[order], b[order]
-        first, span = self.first[rows], self.span[rows]
+        inc, first, span = self._counts_days(rows)
         if as_json:
-            return TiesJSON.build([a, b, self.layer[rows], self.inc[rows], first, span], self.evidence_arrow(rows))
+            return TiesJSON.build([a, b, self.layer[rows], inc, first, span], self.evidence_arrow(rows))
         # tuples: the page's JSON writes them as arrays, like lists
-        return list(zip(a.tolist(), b.tolist(), self.layer[rows].tolist(), self.inc[rows].tolist(),
+        return list(zip(a.tolist(), b.tolist(), self.layer[rows].tolist(), inc.tolist(),
                         _ints_or_none(first), _ints_or_none(span), self.evidence_of(rows)))
+
+    def _counts_days(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Incidents, first date (days after :data:`BASE`) and span of these rows: from the view's arrays,
+        or (a view made :meth:`from_network`) from the layers' (32-bit, as the network holds them)."""
+        if "_net" not in self.__dict__:
+            return self.inc[rows], self.first[rows], self.span[rows]
+        inc = np.empty(len(rows), dtype=np.int32)
+        first = np.empty(len(rows), dtype=np.int32)
+        span = np.empty(len(rows), dtype=np.int32)
+        shift = np.int32(date(1970, 1, 1).toordinal() - BASE_DAY)
+        lo = 0
+        for L in self._layers:
+            sel = (rows >= lo) & (rows < lo + L.n_edges)
+            r = rows[sel] - lo
+            f = L.first_day[r].astype(np.int32)
+            inc[sel] = L.n_incidents[r]
+            first[sel] = f + shift
+            span[sel] = L.last_day[r].astype(np.int32) - f
+            lo += L.n_edges
+        return inc, first, span
 
 
 class TiesJSON:
