@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from .. import _core
+from ..background import Background
 from ..records.validate import day_to_iso
 from . import centrality as cen
 from .contagion import HawkesFit, current_hazard, fit_hawkes
@@ -136,7 +137,7 @@ def _analyze(net: Network, *, persons, audit, relations, policy, previous_groups
     # in series, 18.4 s with one background thread and no sharing.
     bw_job = cen.BetweennessJob(co, exact_work=ap.betweenness_exact_work, k=ap.betweenness_pivots,
                                 seed=ap.seed, n_parts=BETWEENNESS_PARTS)
-    bw_thread = _Background(bw_job.work)
+    bw_thread = Background(bw_job.work)
     try:
         return _analyze_with(net, bw_job, bw_thread, persons=persons, audit=audit, relations=relations,
                              policy=policy, previous_groups=previous_groups, as_of=as_of)
@@ -241,36 +242,6 @@ def _analyze_with(net: Network, bw_job, bw_thread, *, persons, audit, relations,
             "error_bound": bw.eps, "confidence": 1 - bw.alpha}
     co.csr.drop_views()             # the views above are not read after the analytics
     return Analytics(person, groups, table, conflicts, fit, ev_frame, info, detection)
-
-
-class _Background:
-    """``fn(*args, **kwargs)`` in a daemon thread; :meth:`result` joins it and returns or re-raises.
-
-    A daemon thread, not a ``concurrent.futures`` pool, so that an interrupted
-    run (Ctrl-C, SIGTERM) exits at once instead of waiting for the work at
-    interpreter exit.
-
-    >>> _Background(divmod, 7, 2).result()
-    (3, 1)
-    """
-
-    def __init__(self, fn, *args, **kwargs):
-        import threading
-        self._value = self._error = None
-
-        def work():
-            try:
-                self._value = fn(*args, **kwargs)
-            except BaseException as e:       # handed to the joining thread
-                self._error = e
-        self._thread = threading.Thread(target=work, name=f"fdnet-{getattr(fn, '__name__', 'job')}", daemon=True)
-        self._thread.start()
-
-    def result(self):
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-        return self._value
 
 
 def _conflicts(net: Network, primary: np.ndarray, relations: pd.DataFrame | None,

@@ -195,13 +195,11 @@ class BetweennessJob:
 
     def run(self, n_threads: int = 1) -> Betweenness:
         """Every part on ``n_threads`` threads (this one and ``n_threads - 1`` more), then :meth:`result`."""
-        import threading
-        extra = [threading.Thread(target=self.work, daemon=True) for _ in range(max(0, n_threads - 1))]
-        for t in extra:
-            t.start()
+        from ..background import Background
+        extra = [Background(self.work) for _ in range(max(0, n_threads - 1))]
         self.work()
         for t in extra:
-            t.join()
+            t.result()              # re-raises a failure of that thread's parts
         return self.result()
 
     def result(self) -> Betweenness:

@@ -49,21 +49,16 @@ def _transform(crs_from: str, crs_to: str, a, b) -> tuple[np.ndarray, np.ndarray
         return Transformer.from_crs(crs_from, crs_to, always_xy=True).transform(a, b)
     a = np.array(a, dtype=float, order="C")
     b = np.array(b, dtype=float, order="C")
+    from ..background import Background
     half = len(a) // 2
-    err = []
 
     def part(lo, hi):
-        try:
-            Transformer.from_crs(crs_from, crs_to, always_xy=True).transform(a[lo:hi], b[lo:hi], inplace=True)
-        except BaseException as e:         # handed to the joining thread
-            err.append(e)
-    import threading
-    t = threading.Thread(target=part, args=(half, len(a)), name="fdnet-project", daemon=True)
-    t.start()
-    part(0, half)
-    t.join()
-    if err:
-        raise err[0]
+        Transformer.from_crs(crs_from, crs_to, always_xy=True).transform(a[lo:hi], b[lo:hi], inplace=True)
+    second = Background(part, half, len(a), name="fdnet-project")
+    try:
+        part(0, half)
+    finally:
+        second.result()             # joined either way; its error is raised when the first half went well
     return a, b
 
 

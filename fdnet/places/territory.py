@@ -23,6 +23,27 @@ import pandas as pd
 TERRITORY_COLUMNS = ("territory_lat", "territory_lon", "territory_incidents", "territory_cells", "territory_km2")
 
 
+def _pair_key(major: np.ndarray, major_lo: int, minor: np.ndarray, minor_lo: int, span: int) -> np.ndarray:
+    """One int64 key per row, ``(major - major_lo) * span + (minor - minor_lo)``, made in place in a single
+    array (``span`` more than the largest ``minor - minor_lo``, the product under 2**62)."""
+    key = major.astype(np.int64)
+    if major_lo:
+        key -= major_lo
+    key *= span
+    key += minor
+    if minor_lo:
+        key -= minor_lo
+    return key
+
+
+def _run_starts(key: np.ndarray) -> np.ndarray:
+    """True at the first entry of each run of equal values of the sorted ``key`` (``len(key) >= 1``)."""
+    first = np.empty(len(key), dtype=bool)
+    first[0] = True
+    np.not_equal(key[1:], key[:-1], out=first[1:])
+    return first
+
+
 def _first_rows(g: np.ndarray, inc: np.ndarray) -> np.ndarray:
     """Rows (ascending) of the first occurrence of each distinct (g, inc): pandas' drop_duplicates(keep="first")
     on one int64 key, incident-major so that rows nearly in incident order sort quickly, without the
@@ -34,18 +55,9 @@ def _first_rows(g: np.ndarray, inc: np.ndarray) -> np.ndarray:
     lo, hi = int(inc.min()), int(inc.max())
     if (hi - lo + 1) * n_g >= 2 ** 62:       # cannot happen with incident indexes; stay exact anyway
         inc, lo, hi = pd.factorize(inc)[0], 0, len(inc)
-    key = inc.astype(np.int64)
-    if lo:
-        key -= lo
-    key *= n_g
-    key += g
-    if g_lo:
-        key -= g_lo
+    key = _pair_key(inc, lo, g, g_lo, n_g)
     order = np.argsort(key, kind="stable")     # stable: the first of equal keys is the first row
-    key = key[order]
-    first = np.empty(len(key), dtype=bool)
-    first[0] = True
-    np.not_equal(key[1:], key[:-1], out=first[1:])
+    first = _run_starts(key[order])
     del key
     rows = order[first]
     rows.sort()
@@ -67,21 +79,11 @@ def _distinct_pairs(box: list) -> tuple[np.ndarray, np.ndarray] | None:
     if (g_hi - g_lo + 1) * span >= 2 ** 62:
         return None
     g_dtype, inc_dtype = g.dtype, inc.dtype
-    key = g.astype(np.int64)
-    if g_lo:
-        key -= g_lo
-    key *= span
-    key += inc
-    if lo:
-        key -= lo
+    key = _pair_key(g, g_lo, inc, lo, span)
     box.clear()
     del g, inc
     key.sort()                                 # equal keys are equal: no stability needed
-    keep = np.empty(len(key), dtype=bool)
-    keep[0] = True
-    np.not_equal(key[1:], key[:-1], out=keep[1:])
-    key = key[keep]
-    del keep
+    key = key[_run_starts(key)]
     gk = key // span
     key -= gk * span
     if lo:
@@ -139,13 +141,11 @@ def territories(grid, group: np.ndarray, inc: np.ndarray, x: np.ndarray, y: np.n
     # as many (group, cell) pairs as rows (0.9M of 1.2M at a million people): the arrays per pair are int32
     # and each goes once used.
     n_cells = int(grid.n_cells)
-    key = g.astype(np.int64)
-    key *= n_cells
-    key += c
+    key = _pair_key(g, 0, c, 0, n_cells)
     del c
     order = np.argsort(key, kind="stable").astype(np.int32)     # int32: fewer than 2**31 rows
     key = key[order]
-    start = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+    start = np.flatnonzero(_run_starts(key))
     key = key[start]
     count = np.diff(np.r_[start, len(order)]).astype(np.int32)
     del start

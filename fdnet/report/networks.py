@@ -311,13 +311,21 @@ class EdgeView:
         rows = np.asarray(rows, dtype=np.int64)
         if "_net" not in self.__dict__:
             return pa.array(self.evidence[rows], type=pa.large_string())
-        parts, where, lo, got = [], np.empty(len(rows), dtype=np.int64), 0, 0
+        parts, where, got = [], np.empty(len(rows), dtype=np.int64), 0
+        for L, sel, r in self._per_layer(rows):
+            parts.append(pa.array(L.evidence_text(self._net, r), type=pa.large_string()))
+            where[sel] = got + np.arange(len(sel))
+            got += len(sel)
+        return pa.concat_arrays(parts).take(pa.array(where))
+
+    def _per_layer(self, rows: np.ndarray):
+        """For each layer of a view made :meth:`from_network`: (layer, the positions in ``rows`` of its ties,
+        those ties' rows in the layer)."""
+        lo = 0
         for L in self._layers:
             sel = np.flatnonzero((rows >= lo) & (rows < lo + L.n_edges))
-            parts.append(pa.array(L.evidence_text(self._net, rows[sel] - lo), type=pa.large_string()))
-            where[sel] = got + np.arange(len(sel))
-            lo, got = lo + L.n_edges, got + len(sel)
-        return pa.concat_arrays(parts).take(pa.array(where))
+            yield L, sel, rows[sel] - lo
+            lo += L.n_edges
 
     def code(self, people) -> np.ndarray:
         """Codes of ``people`` in :attr:`ids` (-1 for people with no tie)."""
@@ -368,15 +376,11 @@ class EdgeView:
         first = np.empty(len(rows), dtype=np.int32)
         span = np.empty(len(rows), dtype=np.int32)
         shift = np.int32(date(1970, 1, 1).toordinal() - BASE_DAY)
-        lo = 0
-        for L in self._layers:
-            sel = (rows >= lo) & (rows < lo + L.n_edges)
-            r = rows[sel] - lo
+        for L, sel, r in self._per_layer(rows):
             f = L.first_day[r].astype(np.int32)
             inc[sel] = L.n_incidents[r]
             first[sel] = f + shift
             span[sel] = L.last_day[r].astype(np.int32) - f
-            lo += L.n_edges
         return inc, first, span
 
 
